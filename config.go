@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// config is every setting of the process. Each comes from a flag, whose
+// default is taken from an environment variable when that is set, so a
+// container is configured by env and a developer by flags; -h lists them all.
+type config struct {
+	Addr          string
+	RedisURL      string
+	OpenAIKey     string
+	OpenAIBaseURL string
+	Model         string
+	SystemPrompt  string
+	DemoTPS       float64
+	DemoTokens    int
+
+	MaxMessageBytes int
+	MaxBodyBytes    int
+	MaxAnswerBytes  int
+	MaxViewers      int
+	MaxGenerations  int
+	ViewerQueue     int
+	LogMaxLen       int
+
+	FlushInterval     time.Duration
+	LeaseTTL          time.Duration
+	SweepInterval     time.Duration
+	ConversationTTL   time.Duration
+	Heartbeat         time.Duration
+	ShutdownTimeout   time.Duration
+	MaxAnswerDuration time.Duration
+	ModelIdleTimeout  time.Duration
+
+	LogLevel  string
+	LogFormat string
+}
+
+// parseConfig reads flags from args and defaults from getenv.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var envErrs []error
+
+	str := func(p *string, name, env, def, usage string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" (env "+env+")")
+	}
+	integer := func(p *int, name, env string, def int, usage string) {
+		if v := getenv(env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: not a whole number", env, v))
+			}
+			def = n
+		}
+		fs.IntVar(p, name, def, usage+" (env "+env+")")
+	}
+	float := func(p *float64, name, env string, def float64, usage string) {
+		if v := getenv(env); v != "" {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: not a number", env, v))
+			}
+			def = n
+		}
+		fs.Float64Var(p, name, def, usage+" (env "+env+")")
+	}
+	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
+		if v := getenv(env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: not a duration like 10s or 500ms", env, v))
+			}
+			def = d
+		}
+		fs.DurationVar(p, name, def, usage+" (env "+env+")")
+	}
+
+	str(&c.Addr, "addr", "PARLEY_ADDR", "localhost:8080", "address to listen on")
+	str(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty starts an embedded in-memory Redis")
+	c.OpenAIKey = getenv("OPENAI_API_KEY") // a secret: env only, never a flag or a log line
+	str(&c.OpenAIBaseURL, "openai-base-url", "OPENAI_BASE_URL", "", "OpenAI-compatible API base URL (OpenAI, Ollama, vLLM, llama.cpp); with OPENAI_API_KEY or this set, answers come from that model")
+	str(&c.Model, "model", "PARLEY_MODEL", "", "model name for the OpenAI-compatible API (default gpt-4o-mini); 'demo' forces the offline demo model")
+	str(&c.SystemPrompt, "system-prompt", "PARLEY_SYSTEM_PROMPT", "", "system prompt sent before every conversation")
+	float(&c.DemoTPS, "demo-tokens-per-second", "PARLEY_DEMO_TPS", 30, "speed of the offline demo model")
+	integer(&c.DemoTokens, "demo-tokens", "PARLEY_DEMO_TOKENS", 150, "approximate answer length of the demo model, in tokens")
+
+	integer(&c.MaxMessageBytes, "max-message-bytes", "PARLEY_MAX_MESSAGE_BYTES", 32<<10, "largest user message")
+	integer(&c.MaxBodyBytes, "max-body-bytes", "PARLEY_MAX_BODY_BYTES", 64<<10, "largest request body")
+	integer(&c.MaxAnswerBytes, "max-answer-bytes", "PARLEY_MAX_ANSWER_BYTES", 256<<10, "largest answer; longer ones are cut off and marked failed")
+	integer(&c.MaxViewers, "max-viewers", "PARLEY_MAX_VIEWERS", 10000, "live streams per process")
+	integer(&c.MaxGenerations, "max-generations", "PARLEY_MAX_GENERATIONS", 64, "answers written at once per process")
+	integer(&c.ViewerQueue, "viewer-queue", "PARLEY_VIEWER_QUEUE", 64, "frames queued per viewer before a slow one is fast-forwarded")
+	integer(&c.LogMaxLen, "log-max-len", "PARLEY_LOG_MAX_LEN", 10000, "approximate events kept per conversation log (older cursors get a full refresh)")
+
+	duration(&c.FlushInterval, "flush-interval", "PARLEY_FLUSH_INTERVAL", 25*time.Millisecond, "tokens are batched this long per Redis round trip")
+	duration(&c.LeaseTTL, "lease-ttl", "PARLEY_LEASE_TTL", 10*time.Second, "a generation that stops renewing for this long is ended as interrupted")
+	duration(&c.SweepInterval, "sweep-interval", "PARLEY_SWEEP_INTERVAL", 2*time.Second, "how often to look for generations whose process died")
+	duration(&c.ConversationTTL, "conversation-ttl", "PARLEY_CONVERSATION_TTL", 30*24*time.Hour, "idle conversations expire after this; 0 keeps them")
+	duration(&c.Heartbeat, "heartbeat", "PARLEY_HEARTBEAT", 15*time.Second, "keepalive comment interval on quiet streams (proxies cut idle connections at ~60s)")
+	duration(&c.ShutdownTimeout, "shutdown-timeout", "PARLEY_SHUTDOWN_TIMEOUT", 25*time.Second, "graceful shutdown bound; keep it below the platform's kill timeout")
+	duration(&c.MaxAnswerDuration, "max-answer-duration", "PARLEY_MAX_ANSWER_DURATION", 10*time.Minute, "answers are cut off after this long")
+	duration(&c.ModelIdleTimeout, "model-idle-timeout", "PARLEY_MODEL_IDLE_TIMEOUT", 60*time.Second, "an answer fails when the model sends nothing for this long")
+
+	str(&c.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "text", "text or json")
+
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := errors.Join(envErrs...); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	var errs []error
+	positive := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	positive("max-message-bytes", c.MaxMessageBytes)
+	positive("max-body-bytes", c.MaxBodyBytes)
+	positive("max-answer-bytes", c.MaxAnswerBytes)
+	positive("max-viewers", c.MaxViewers)
+	positive("max-generations", c.MaxGenerations)
+	positive("viewer-queue", c.ViewerQueue)
+	positive("log-max-len", c.LogMaxLen)
+	if c.MaxBodyBytes < c.MaxMessageBytes {
+		errs = append(errs, fmt.Errorf("max-body-bytes (%d) must be at least max-message-bytes (%d)", c.MaxBodyBytes, c.MaxMessageBytes))
+	}
+	for name, d := range map[string]time.Duration{
+		"flush-interval": c.FlushInterval, "lease-ttl": c.LeaseTTL, "sweep-interval": c.SweepInterval,
+		"heartbeat": c.Heartbeat, "shutdown-timeout": c.ShutdownTimeout, "model-idle-timeout": c.ModelIdleTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if c.LeaseTTL < 3*c.FlushInterval {
+		errs = append(errs, fmt.Errorf("lease-ttl (%s) must be much longer than flush-interval (%s)", c.LeaseTTL, c.FlushInterval))
+	}
+	if c.DemoTPS <= 0 {
+		errs = append(errs, fmt.Errorf("demo-tokens-per-second must be positive, got %g", c.DemoTPS))
+	}
+	return errors.Join(errs...)
+}

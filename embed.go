@@ -1,0 +1,16 @@
+package main
+
+import (
+	"embed"
+	"io/fs"
+)
+
+// staticFiles holds the CSS and the vendored Datastar client, so the binary
+// is all a deployment needs. go:embed can only fill a package variable; it is
+// read once, in run, and passed on from there.
+//
+//go:embed static
+var staticFiles embed.FS
+
+// staticFS returns the embedded static directory.
+func staticFS() (fs.FS, error) { return fs.Sub(staticFiles, "static") }

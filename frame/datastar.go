@@ -1,0 +1,107 @@
+// Package frame writes Datastar server-sent events. It is the one place that
+// knows which Datastar client the page runs: the vendored browser client is
+// 1.0.0-beta.11 (the only official build the npm registry serves), whose event
+// is "datastar-merge-fragments", while the Go SDK speaks Datastar v1. The SDK
+// still does the SSE framing, headers and flushing; this file only picks the
+// event names and data lines that beta.11 understands. Moving to a v1 client
+// changes this file (and attribute names in views), nothing else.
+package frame
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"github.com/starfederation/datastar-go/datastar"
+)
+
+// Event names of the beta.11 client.
+const (
+	eventMergeFragments = "datastar-merge-fragments"
+	eventMergeSignals   = "datastar-merge-signals"
+)
+
+// Heartbeat is an SSE comment. Proxies (Fly.io, Cloudflare, nginx) close
+// connections that stay quiet for about a minute; the client ignores comments.
+var heartbeat = []byte(": keepalive\n\n")
+
+// Heartbeat returns the bytes of one keepalive comment.
+func Heartbeat() []byte { return heartbeat }
+
+// Merge renders one event that morphs each top-level element of fragments into
+// the element of the page with the same id. id becomes the SSE event id, which
+// the client sends back as Last-Event-ID when it reconnects. The bytes are
+// built once and may be written to any number of viewers.
+func Merge(id string, fragments string) []byte {
+	var buf bytes.Buffer
+	sse := datastar.NewSSE(&bufferWriter{buf: &buf}, bareRequest())
+	var opts []datastar.SSEEventOption
+	if id != "" {
+		opts = append(opts, datastar.WithSSEEventId(id))
+	}
+	// Send only fails when writing fails, and a bytes.Buffer does not.
+	_ = sse.Send(eventMergeFragments, dataLines("fragments", fragments), opts...)
+	return buf.Bytes()
+}
+
+// MergeSignals renders one event that merges a JSON object into the page's signals.
+func MergeSignals(signalsJSON string) []byte {
+	var buf bytes.Buffer
+	sse := datastar.NewSSE(&bufferWriter{buf: &buf}, bareRequest())
+	_ = sse.Send(eventMergeSignals, dataLines("signals", signalsJSON))
+	return buf.Bytes()
+}
+
+// Open starts an event-stream response with status (200 for a stream; a 4xx
+// for a rejected action whose body explains why in the page: the beta.11 client
+// applies events from any status and never retries a POST that got an answer).
+// Intermediaries must neither buffer nor transform the stream.
+func Open(w http.ResponseWriter, r *http.Request, status int) *datastar.ServerSentEventGenerator {
+	h := w.Header()
+	h.Set("X-Accel-Buffering", "no")
+	if status != http.StatusOK {
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache, no-transform")
+		w.WriteHeader(status)
+	}
+	sse := datastar.NewSSE(w, r)
+	// NewSSE sets "no-cache"; add no-transform for proxies that would compress.
+	if status == http.StatusOK {
+		h.Set("Cache-Control", "no-cache, no-transform")
+	}
+	return sse
+}
+
+// dataLines splits a payload into the "key value" data lines beta.11 expects;
+// the client joins lines of one key with "\n". Carriage returns would end an
+// SSE line early, so they are folded into newlines first.
+func dataLines(key, payload string) []string {
+	payload = strings.ReplaceAll(payload, "\r\n", "\n")
+	payload = strings.ReplaceAll(payload, "\r", "\n")
+	lines := strings.Split(payload, "\n")
+	for i, l := range lines {
+		lines[i] = key + " " + l
+	}
+	return lines
+}
+
+// bufferWriter lets the SDK's generator write an event into memory, so that a
+// frame is rendered once per room rather than once per viewer.
+type bufferWriter struct {
+	buf    *bytes.Buffer
+	header http.Header
+}
+
+func (b *bufferWriter) Header() http.Header {
+	if b.header == nil {
+		b.header = http.Header{}
+	}
+	return b.header
+}
+func (b *bufferWriter) Write(p []byte) (int, error) { return b.buf.Write(p) }
+func (b *bufferWriter) WriteHeader(int)             {}
+func (b *bufferWriter) Flush()                      {}
+
+func bareRequest() *http.Request {
+	return &http.Request{ProtoMajor: 1, Header: http.Header{}}
+}

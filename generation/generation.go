@@ -1,0 +1,415 @@
+// Package generation runs answers: it reads tokens from a model and appends
+// them to the conversation in small batches, detached from the request that
+// asked for the answer and from whoever is watching. Each generation holds a
+// lease in Redis; a sweeper in every process ends the answers of generations
+// whose process died, so no message stays "streaming" forever.
+package generation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/llm"
+	"github.com/parley-chat/parley/store"
+)
+
+// ErrAtCapacity means this process runs as many generations as it may.
+var ErrAtCapacity = errors.New("this server is writing as many answers as it can")
+
+// Causes a generation's context can end with.
+var (
+	errStopped  = errors.New("stopped by a person")
+	errStale    = errors.New("lease lost")
+	errShutdown = errors.New("server shutting down")
+	errFull     = errors.New("answer reached its size limit")
+	errTimeout  = errors.New("answer took too long")
+)
+
+// Texts people see under an answer that did not finish normally.
+const (
+	shutdownText = "The server restarted while writing this answer; the text so far is kept."
+	readFailText = "The conversation could not be read to write an answer. Please try again."
+)
+
+// Config holds the generation limits and timings.
+type Config struct {
+	FlushInterval time.Duration // tokens are batched for this long before one Redis round trip
+	MaxConcurrent int           // generations per process
+	LeaseTTL      time.Duration // renewed every third of it
+	SweepInterval time.Duration // how often dead generations are looked for
+	MaxDuration   time.Duration // an answer is cut off after this long
+	SystemPrompt  string        // sent before the conversation, when set
+}
+
+// Stopper delivers stop requests from any process (live.Hub implements it).
+type Stopper interface {
+	OnStop(ctx context.Context, conv, gen string, stop func()) (release func(), err error)
+}
+
+// Manager starts and supervises the generations of this process.
+type Manager struct {
+	store   *store.Store
+	stopper Stopper
+	model   llm.Model
+	log     *slog.Logger
+	cfg     Config
+
+	slots      chan struct{}
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+	wg         sync.WaitGroup
+
+	mu      sync.Mutex
+	closing bool
+}
+
+// New returns a Manager.
+func New(st *store.Store, stopper Stopper, model llm.Model, log *slog.Logger, cfg Config) *Manager {
+	base, cancel := context.WithCancelCause(context.Background())
+	return &Manager{
+		store: st, stopper: stopper, model: model, log: log, cfg: cfg,
+		slots: make(chan struct{}, cfg.MaxConcurrent),
+		base:  base, cancelBase: cancel,
+	}
+}
+
+// Model returns the model answers are written with.
+func (m *Manager) Model() llm.Model { return m.model }
+
+// Slot is a reserved place for one generation.
+type Slot struct {
+	m    *Manager
+	once sync.Once
+}
+
+// Release gives the place back when the generation was not started.
+func (s *Slot) Release() { s.once.Do(func() { <-s.m.slots }) }
+
+// Reserve takes a place for a generation before the message is stored, so a
+// post is refused with a clear error instead of storing a message nobody
+// will answer.
+func (m *Manager) Reserve() (*Slot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return nil, ErrAtCapacity
+	}
+	select {
+	case m.slots <- struct{}{}:
+		m.wg.Add(1)
+		return &Slot{m: m}, nil
+	default:
+		return nil, ErrAtCapacity
+	}
+}
+
+// Start runs generation gen of conv in the background, in slot.
+func (m *Manager) Start(slot *Slot, conv, gen string) {
+	go func() {
+		defer m.wg.Done()
+		defer slot.Release()
+		m.run(conv, gen)
+	}()
+}
+
+// Abandon gives back a slot that was reserved but not started.
+func (m *Manager) Abandon(slot *Slot) {
+	slot.Release()
+	m.wg.Done()
+}
+
+// Shutdown stops taking generations and lets the running ones finish until
+// ctx is done; those still running then end as interrupted, keeping their
+// text. It returns when all have written their end.
+func (m *Manager) Shutdown(ctx context.Context) {
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	m.cancelBase(errShutdown)
+	select {
+	case <-done:
+	case <-time.After(m.cfg.LeaseTTL):
+		m.log.Error("generations did not end after shutdown; the sweeper of another process will end them")
+	}
+}
+
+// RunSweeper ends, every SweepInterval, the answers whose generation lost its
+// lease (its process died). Every process runs one; the script makes sure
+// each answer is ended once.
+func (m *Manager) RunSweeper(ctx context.Context) {
+	t := time.NewTicker(m.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids, err := m.store.ExpiredLeases(ctx, time.Now(), 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("sweep generations", "err", err)
+			}
+			continue
+		}
+		for _, conv := range ids {
+			ended, err := m.store.Expire(ctx, conv)
+			if err != nil {
+				m.log.Warn("end a dead generation", "conversation", conv, "err", err)
+				continue
+			}
+			if ended {
+				m.log.Info("ended the answer of a generation whose process went away", "conversation", conv)
+			}
+		}
+	}
+}
+
+// writeTimeout bounds each Redis write of a generation.
+const writeTimeout = 5 * time.Second
+
+// run is one generation, from reading the conversation to its end event.
+func (m *Manager) run(conv, gen string) {
+	log := m.log.With("conversation", conv, "generation", gen)
+	ctx, cancel := context.WithCancelCause(m.base)
+	defer cancel(nil)
+	if m.cfg.MaxDuration > 0 {
+		var stopTimer context.CancelFunc
+		ctx, stopTimer = context.WithTimeoutCause(ctx, m.cfg.MaxDuration, errTimeout)
+		defer stopTimer()
+	}
+
+	release, err := m.stopper.OnStop(ctx, conv, gen, func() { cancel(errStopped) })
+	if err != nil {
+		// The stored stop flag is still read on every lease renewal.
+		log.Warn("listen for stop; relying on the stored flag", "err", err)
+	} else {
+		defer release()
+	}
+
+	w := &writer{m: m, conv: conv, gen: gen, log: log}
+	history, err := m.history(ctx, conv)
+	if err != nil {
+		log.Error("read conversation for the model", "err", err)
+		w.finish(store.StatusFailed, readFailText)
+		return
+	}
+
+	modelDone := make(chan error, 1)
+	go func() {
+		modelDone <- m.model.Stream(ctx, history, w.add)
+	}()
+
+	flush := time.NewTicker(m.cfg.FlushInterval)
+	defer flush.Stop()
+	renew := time.NewTicker(m.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	var modelErr error
+loop:
+	for {
+		select {
+		case <-flush.C:
+			if cause := w.flush(); cause != nil {
+				cancel(cause)
+			}
+		case <-renew.C:
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+			stop, err := m.store.Renew(rctx, conv, gen)
+			rcancel()
+			switch {
+			case errors.Is(err, store.ErrStale):
+				cancel(errStale)
+			case err != nil:
+				log.Warn("renew lease", "err", err)
+			case stop:
+				cancel(errStopped)
+			}
+		case modelErr = <-modelDone:
+			break loop
+		}
+	}
+
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errStopped):
+		w.finish(store.StatusStopped, "")
+	case errors.Is(cause, errStale):
+		log.Warn("generation lost its lease; another process ends the answer")
+	case errors.Is(cause, errFull):
+		w.finish(store.StatusFailed, fmt.Sprintf("The answer reached the size limit (%d KB) and was cut off.", m.store.Config().MaxAnswerBytes/1024))
+	case errors.Is(cause, errShutdown):
+		if w.drain() {
+			w.finish(store.StatusInterrupted, shutdownText)
+		}
+	case errors.Is(cause, errTimeout):
+		if w.drain() {
+			w.finish(store.StatusFailed, fmt.Sprintf("The answer took longer than %s and was cut off.", m.cfg.MaxDuration))
+		}
+	case modelErr == nil:
+		if w.drain() {
+			w.finish(store.StatusDone, "")
+		}
+	default:
+		if w.drain() {
+			w.finish(store.StatusFailed, modelErrorText(modelErr))
+		}
+		log.Warn("model failed", "err", modelErr)
+	}
+}
+
+func modelErrorText(err error) string {
+	var le *llm.Error
+	if errors.As(err, &le) && le.Message != "" {
+		return le.Message
+	}
+	return "The model failed while writing this answer."
+}
+
+// history is the conversation as the model sees it: every message but the
+// answer being written, and failed or empty answers left out.
+func (m *Manager) history(ctx context.Context, conv string) ([]llm.Message, error) {
+	snap, err := m.store.Snapshot(ctx, conv, store.ID{})
+	if err != nil {
+		return nil, err
+	}
+	var msgs []llm.Message
+	if m.cfg.SystemPrompt != "" {
+		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: m.cfg.SystemPrompt})
+	}
+	for _, msg := range snap.Messages {
+		if msg.Status == store.StatusStreaming || msg.Text == "" {
+			continue
+		}
+		role := llm.RoleUser
+		if msg.Role == "assistant" {
+			role = llm.RoleAssistant
+		}
+		msgs = append(msgs, llm.Message{Role: role, Content: msg.Text})
+	}
+	return msgs, nil
+}
+
+// writer batches a generation's text and writes it to the store.
+type writer struct {
+	m    *Manager
+	conv string
+	gen  string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	pending strings.Builder
+
+	failing bool // a Redis write failed; logged once until one succeeds
+}
+
+// add is the model's emit callback: it only buffers, so a slow Redis never
+// slows the model's stream, and many tokens share one round trip.
+func (w *writer) add(text string) error {
+	w.mu.Lock()
+	w.pending.WriteString(text)
+	w.mu.Unlock()
+	return nil
+}
+
+// flush appends what is pending. It returns a cause to end the generation
+// with, or nil to go on. On a Redis error the text stays pending and is
+// retried on the next tick: nothing is dropped while the lease holds.
+func (w *writer) flush() error {
+	w.mu.Lock()
+	text := w.pending.String()
+	w.mu.Unlock()
+	if text == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	res, _, err := w.m.store.Append(ctx, w.conv, w.gen, text)
+	switch {
+	case errors.Is(err, store.ErrStale):
+		return errStale
+	case err != nil:
+		if !w.failing {
+			w.log.Warn("append to answer; will retry", "err", err)
+			w.failing = true
+		}
+		return nil
+	}
+	w.failing = false
+	switch res {
+	case store.StopRequested:
+		return errStopped
+	case store.Full:
+		return errFull
+	}
+	w.mu.Lock()
+	rest := w.pending.String()[len(text):]
+	w.pending.Reset()
+	w.pending.WriteString(rest)
+	w.mu.Unlock()
+	return nil
+}
+
+// drain writes all pending text before the end event, retrying for up to one
+// lease. It reports whether the generation still owns its answer.
+func (w *writer) drain() bool {
+	deadline := time.Now().Add(w.m.cfg.LeaseTTL)
+	for {
+		w.mu.Lock()
+		empty := w.pending.Len() == 0
+		w.mu.Unlock()
+		if empty {
+			return true
+		}
+		if cause := w.flush(); cause != nil {
+			// Stopped or full: keep what was written, end accordingly.
+			switch {
+			case errors.Is(cause, errStopped):
+				w.finish(store.StatusStopped, "")
+			case errors.Is(cause, errFull):
+				w.finish(store.StatusFailed, fmt.Sprintf("The answer reached the size limit (%d KB) and was cut off.", w.m.store.Config().MaxAnswerBytes/1024))
+			}
+			return false
+		}
+		if time.Now().After(deadline) {
+			w.log.Error("could not write the end of an answer; the sweeper will end it as interrupted")
+			return false
+		}
+		if w.failing {
+			time.Sleep(w.m.cfg.FlushInterval * 4)
+		}
+	}
+}
+
+// finish writes the end event, retrying while Redis is unreachable and the
+// lease could still be ours.
+func (w *writer) finish(status, errText string) {
+	deadline := time.Now().Add(w.m.cfg.LeaseTTL)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := w.m.store.Finish(ctx, w.conv, w.gen, status, errText)
+		cancel()
+		switch {
+		case err == nil:
+			w.log.Info("answer ended", "status", status)
+			return
+		case errors.Is(err, store.ErrStale):
+			w.log.Info("answer was already ended elsewhere", "status", status)
+			return
+		case time.Now().After(deadline):
+			w.log.Error("could not end an answer; the sweeper will end it as interrupted", "err", err)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

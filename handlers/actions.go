@@ -1,0 +1,203 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/a-h/templ"
+
+	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/generation"
+	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/views"
+)
+
+// requestError is a client's mistake, with words for a person.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(status int, format string, args ...any) error {
+	return &requestError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps every error an action can meet to an HTTP status and a
+// message a person can act on. Internal errors are logged here, once.
+func statusOf(d Deps, err error) (int, string) {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return re.status, re.msg
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "This conversation does not exist (it may have expired)."
+	case errors.Is(err, store.ErrBusy):
+		return http.StatusConflict, "An answer is still being written. Wait for it to finish, or press Stop."
+	case errors.Is(err, generation.ErrAtCapacity):
+		return http.StatusServiceUnavailable, "The server is busy writing other answers. Try again in a few seconds."
+	}
+	d.Log.Error("request failed", "err", err)
+	return http.StatusServiceUnavailable, "Something went wrong on our side and nothing was saved. Try again in a few seconds."
+}
+
+// isDatastar reports whether the request came from the Datastar client, which
+// wants its answer as events that patch the page.
+func isDatastar(r *http.Request) bool { return r.Header.Get("Datastar-Request") == "true" }
+
+// readMessage reads and checks the message text of a post. Forms come
+// urlencoded (plain HTML) or multipart (Datastar's form content type).
+func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, err error) {
+	r.Body = http.MaxBytesReader(w, r.Body, d.Limits.MaxBodyBytes)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(d.Limits.MaxBodyBytes)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", badRequest(http.StatusRequestEntityTooLarge,
+				"The request is larger than %s. Shorten your message.", kb(int(d.Limits.MaxBodyBytes)))
+		}
+		return "", badRequest(http.StatusBadRequest, "The form could not be read (%v). Reload the page and try again.", err)
+	}
+	text = strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
+	switch {
+	case !utf8.ValidString(text):
+		return "", badRequest(http.StatusBadRequest, "The message is not valid UTF-8 text.")
+	case strings.TrimSpace(text) == "":
+		return "", badRequest(http.StatusBadRequest, "Type a message before sending.")
+	case len(text) > d.Limits.MaxMessageBytes:
+		return "", badRequest(http.StatusRequestEntityTooLarge,
+			"Your message is %s; the limit is %s. Shorten it or split it into several messages.",
+			kb(len(text)), kb(d.Limits.MaxMessageBytes))
+	}
+	return text, nil
+}
+
+func kb(n int) string {
+	if n < 1024 {
+		return strconv.Itoa(n) + " bytes"
+	}
+	return strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + " KB"
+}
+
+// post stores a message and starts its answer. A duplicate (same key) starts
+// nothing and is not an error: it is the same post, retried.
+func post(ctx context.Context, d Deps, conv, text, key string, create bool) error {
+	slot, err := d.Gen.Reserve()
+	if err != nil {
+		return err
+	}
+	gen := store.NewID()
+	res, err := d.Store.Post(ctx, conv, text, key, gen, create)
+	if err != nil || res.Duplicate {
+		d.Gen.Abandon(slot)
+		return err
+	}
+	d.Gen.Start(slot, conv, gen)
+	return nil
+}
+
+// handleCreate serves POST /c: the home form. The conversation ID comes
+// from the form the server rendered, so a double submit finds the
+// conversation it already created and starts no second answer.
+func handleCreate(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		text, err := readMessage(d, w, r)
+		id := r.PostFormValue("id")
+		if err == nil && !store.ValidConversationID(id) {
+			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			err = post(ctx, d, id, text, "first", true)
+			if errors.Is(err, store.ErrExists) {
+				err = nil // the same form, submitted twice
+			}
+		}
+		if err != nil {
+			status, msg := statusOf(d, err)
+			render(w, r, status, views.ErrorPage(d.Assets, "Your message was not sent", msg))
+			return
+		}
+		http.Redirect(w, r, "/c/"+id, http.StatusSeeOther)
+	})
+}
+
+// handlePost serves POST /c/{id}/messages: the next message of a conversation.
+func handlePost(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		text, err := readMessage(d, w, r)
+		key := r.PostFormValue("key")
+		if err == nil && !store.ValidConversationID(id) {
+			err = store.ErrNotFound
+		}
+		if err == nil && !store.ValidConversationID(key) {
+			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			err = post(ctx, d, id, text, key, false)
+		}
+		respond(d, w, r, "/c/"+id, err, views.Composer(id, store.NewID(), ""))
+	})
+}
+
+// handleStop serves POST /c/{id}/stop. Any viewer may stop the answer; the
+// request is stored in Redis and reaches the generation wherever it runs.
+func handleStop(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var err error
+		if !store.ValidConversationID(id) {
+			err = store.ErrNotFound
+		} else {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			defer cancel()
+			_, err = d.Store.Stop(ctx, id)
+		}
+		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
+	})
+}
+
+// respond answers an action. Datastar gets events (the fragment on success,
+// the error in the composer otherwise, with the error's status); a plain
+// form gets a redirect back or an error page.
+func respond(d Deps, w http.ResponseWriter, r *http.Request, back string, err error, ok templ.Component) {
+	status, msg := http.StatusOK, ""
+	if err != nil {
+		status, msg = statusOf(d, err)
+	}
+	if !isDatastar(r) {
+		if err != nil {
+			render(w, r, status, views.ErrorPage(d.Assets, "That did not work", msg))
+			return
+		}
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	var sb strings.Builder
+	c := ok
+	if err != nil {
+		c = views.ComposerError(msg)
+	}
+	_ = c.Render(r.Context(), &sb)
+	sse := frame.Open(w, r, status)
+	_ = sse // the generator flushed the headers; the event bytes go out below
+	_, _ = w.Write(frame.Merge("", sb.String()))
+	if f, canFlush := w.(http.Flusher); canFlush {
+		f.Flush()
+	}
+}

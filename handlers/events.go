@@ -1,0 +1,71 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/store"
+)
+
+// handleEvents serves GET /c/{id}/events: the live stream of a conversation.
+// The cursor is the Last-Event-ID header on a reconnect, else the "after"
+// parameter the page was rendered with. A cursor that is malformed, forged or
+// trimmed from the log is not an error: the viewer gets the current state of
+// everything, which is always correct.
+func handleEvents(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if !store.ValidConversationID(id) {
+			http.Error(w, "There is no conversation at this address.", http.StatusNotFound)
+			return
+		}
+		raw := r.Header.Get("Last-Event-ID")
+		if raw == "" {
+			raw = r.URL.Query().Get("after")
+		}
+		cursor, err := store.ParseID(raw)
+		if err != nil {
+			cursor = store.ID{}
+		}
+		started := false
+		err = d.Hub.Watch(r.Context(), id, cursor, func() (live.Stream, error) {
+			frame.Open(w, r, http.StatusOK)
+			started = true
+			return responseStream{rc: http.NewResponseController(w), w: w}, nil
+		})
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, store.ErrNotFound):
+			http.Error(w, "There is no conversation at this address.", http.StatusNotFound)
+			return
+		case started || isDatastar(r):
+			// The beta.11 client does not reconnect after a clean end of the
+			// response, whatever its status. Aborting the connection makes it
+			// retry (on another process, behind a load balancer) with its
+			// Last-Event-ID, and lose nothing.
+			panic(http.ErrAbortHandler)
+		case errors.Is(err, live.ErrTooManyViewers):
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "This server is at its limit of live viewers. Try again shortly.", http.StatusServiceUnavailable)
+		default:
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "Live updates are unavailable right now. Try again shortly.", http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// responseStream writes frames to an SSE response.
+type responseStream struct {
+	rc *http.ResponseController
+	w  http.ResponseWriter
+}
+
+func (s responseStream) Write(p []byte) error {
+	_, err := s.w.Write(p)
+	return err
+}
+
+func (s responseStream) Flush() error { return s.rc.Flush() }

@@ -1,0 +1,95 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/views"
+)
+
+// handleHome serves GET /: the composer that starts a conversation.
+func handleHome(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, http.StatusOK, views.Home(d.Assets, store.NewID(), d.Gen.Model().Name()))
+	})
+}
+
+// handleConversation serves GET /c/{id}: the whole conversation rendered on the
+// server as of one log position, which the page's live stream resumes from.
+func handleConversation(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if !store.ValidConversationID(id) {
+			notFound(d, w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		snap, err := d.Store.Snapshot(ctx, id, store.ID{})
+		if errors.Is(err, store.ErrNotFound) {
+			notFound(d, w, r)
+			return
+		}
+		if err != nil {
+			d.Log.Error("render conversation", "conversation", id, "err", err)
+			render(w, r, http.StatusServiceUnavailable, views.ErrorPage(d.Assets, "Temporarily unavailable",
+				"The conversation store is not answering. Reload the page in a few seconds."))
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		render(w, r, http.StatusOK, views.ConversationPage(d.Assets, views.Conversation{
+			ID:          id,
+			Title:       snap.Title,
+			Cursor:      snap.Last.String(),
+			Messages:    live.MessageViews(d.MD, snap.Messages),
+			Streaming:   snap.Active != "",
+			ComposerKey: store.NewID(),
+			Model:       d.Gen.Model().Name(),
+		}))
+	})
+}
+
+func handleNotFound(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { notFound(d, w, r) })
+}
+
+func notFound(d Deps, w http.ResponseWriter, r *http.Request) {
+	render(w, r, http.StatusNotFound, views.ErrorPage(d.Assets, "Not found",
+		"There is no conversation at this address. It may have expired, or the link may be incomplete."))
+}
+
+func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	// A failed write means the client went away; there is nobody to tell.
+	_ = c.Render(r.Context(), w)
+}
+
+// handleHealth serves GET /healthz: the process is up.
+func handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}
+
+// handleReady serves GET /readyz: the process can serve, Redis answers.
+func handleReady(ready func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+}

@@ -1,0 +1,402 @@
+// Package live fans a conversation's events out to the people watching it.
+//
+// Each process holds ONE Redis subscription, whatever the number of viewers
+// and conversations. Notices from it go to the local room of their
+// conversation; a room renders each batch of events into one frame and hands
+// the same bytes to every viewer. Pub/sub is only a doorbell: every notice
+// carries its log ID and the ID before it, and a room that sees a hole, or
+// whose subscription was (re)confirmed, re-reads the conversation from Redis.
+// Nothing here ever blocks on a viewer.
+package live
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/store"
+)
+
+// Errors Watch returns before a stream starts, or when it ends.
+var (
+	ErrTooManyViewers = errors.New("this server is at its viewer limit")
+	ErrUnavailable    = errors.New("live updates are unavailable right now")
+	ErrShutdown       = errors.New("server shutting down")
+)
+
+// Config holds the hub's limits and timings.
+type Config struct {
+	ViewerQueue      int           // frames queued per viewer before it is fast-forwarded
+	MaxViewers       int           // live streams per process
+	Heartbeat        time.Duration // SSE comment interval on a quiet stream
+	SubscribeTimeout time.Duration // how long a join waits for SUBSCRIBE to be confirmed
+	ProbeInterval    time.Duration // how often the subscription is proven alive; 0 disables
+	Sharded          bool          // SSUBSCRIBE (Redis Cluster) instead of SUBSCRIBE
+}
+
+// Stats are counters for tests and metrics.
+type Stats struct {
+	Rooms          int64
+	Viewers        int64
+	Frames         int64 // frames rendered by rooms
+	FastForwards   int64 // viewers that fell behind and were brought to current state
+	Resyncs        int64 // rooms that re-read Redis after a hole or a resubscription
+	Subscriptions  int64 // channels subscribed now (one per room, plus the probe)
+	ProbeFailures  int64
+}
+
+// Hub owns the process's Redis subscription and its rooms.
+type Hub struct {
+	rdb   redis.UniversalClient
+	store *store.Store
+	md    *markdown.Renderer
+	log   *slog.Logger
+	cfg   Config
+	probe string // this process's probe channel
+
+	started chan struct{}
+	ctx     context.Context // Run's context; rooms live inside it
+
+	mu    sync.Mutex
+	ps    *redis.PubSub
+	rooms map[string]*Room
+	ops   []subOp
+	opsC  chan struct{}
+
+	probeSeen chan struct{}
+	viewers   atomic.Int64
+	frames    atomic.Int64
+	ffwds     atomic.Int64
+	resyncs   atomic.Int64
+	subs      atomic.Int64
+	probeFail atomic.Int64
+}
+
+type subOp struct {
+	subscribe bool
+	channel   string
+}
+
+// NewHub returns a hub; call Run before Watch.
+func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, log *slog.Logger, cfg Config) *Hub {
+	return &Hub{
+		rdb: rdb, store: st, md: md, log: log, cfg: cfg,
+		probe:     "parley:probe:" + store.NewID(),
+		started:   make(chan struct{}),
+		rooms:     map[string]*Room{},
+		opsC:      make(chan struct{}, 1),
+		probeSeen: make(chan struct{}, 1),
+	}
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	rooms := int64(len(h.rooms))
+	h.mu.Unlock()
+	return Stats{
+		Rooms: rooms, Viewers: h.viewers.Load(), Frames: h.frames.Load(),
+		FastForwards: h.ffwds.Load(), Resyncs: h.resyncs.Load(),
+		Subscriptions: h.subs.Load(), ProbeFailures: h.probeFail.Load(),
+	}
+}
+
+// Run receives notices until ctx is done. Rooms and streams end with it.
+func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	h.ctx = ctx
+	h.ps = h.newPubSub(ctx)
+	h.mu.Unlock()
+	close(h.started)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { h.runOps(ctx) })
+	if h.cfg.ProbeInterval > 0 {
+		wg.Go(func() { h.runProbe(ctx) })
+	}
+	h.receive(ctx)
+	wg.Wait()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.ps.Close(); err != nil {
+		h.log.Debug("close subscription", "err", err)
+	}
+	return nil
+}
+
+func (h *Hub) newPubSub(ctx context.Context) *redis.PubSub {
+	var ps *redis.PubSub
+	if h.cfg.Sharded {
+		ps = h.rdb.SSubscribe(ctx, h.probe)
+	} else {
+		ps = h.rdb.Subscribe(ctx, h.probe)
+	}
+	h.subs.Store(1)
+	return ps
+}
+
+// receive is the one reader of the subscription. It never blocks on a room:
+// a full room inbox makes the room re-read Redis instead.
+func (h *Hub) receive(ctx context.Context) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		h.mu.Lock()
+		ps := h.ps
+		h.mu.Unlock()
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// go-redis reconnects and resubscribes on the next Receive; every
+			// room will see its channel confirmed again and re-read the log.
+			h.log.Warn("redis subscription interrupted", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+				h.confirmed(m.Channel)
+			}
+		case *redis.Message:
+			if m.Channel == h.probe {
+				select {
+				case h.probeSeen <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			h.notice(m.Channel, m.Payload)
+		}
+	}
+}
+
+func (h *Hub) roomOf(channel string) *Room {
+	conv, ok := store.ConversationOf(channel)
+	if !ok {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rooms[conv]
+}
+
+func (h *Hub) notice(channel, payload string) {
+	if r := h.roomOf(channel); r != nil {
+		r.deliver(payload)
+	}
+}
+
+// confirmed handles a SUBSCRIBE confirmation. The first one lets waiting
+// joins read the log; any later one follows a reconnect, during which notices
+// were lost, so the room re-reads the log.
+func (h *Hub) confirmed(channel string) {
+	if channel == h.probe {
+		return
+	}
+	r := h.roomOf(channel)
+	if r == nil {
+		return
+	}
+	if r.confirmOnce.CompareAndSwap(false, true) {
+		close(r.confirmed)
+		return
+	}
+	r.requestResync()
+}
+
+// runOps applies subscription changes in the order rooms were opened and
+// closed, so an UNSUBSCRIBE can never overtake the SUBSCRIBE of a room that
+// reopened the same conversation.
+func (h *Hub) runOps(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.opsC:
+		}
+		for {
+			h.mu.Lock()
+			if len(h.ops) == 0 {
+				h.mu.Unlock()
+				break
+			}
+			op := h.ops[0]
+			h.ops = h.ops[1:]
+			ps := h.ps
+			h.mu.Unlock()
+			var err error
+			switch {
+			case op.subscribe && h.cfg.Sharded:
+				err = ps.SSubscribe(ctx, op.channel)
+			case op.subscribe:
+				err = ps.Subscribe(ctx, op.channel)
+			case h.cfg.Sharded:
+				err = ps.SUnsubscribe(ctx, op.channel)
+			default:
+				err = ps.Unsubscribe(ctx, op.channel)
+			}
+			if op.subscribe {
+				h.subs.Add(1)
+			} else {
+				h.subs.Add(-1)
+			}
+			// go-redis remembers the channel set and replays it on reconnect,
+			// so a failed write is healed by the next reconnection.
+			if err != nil && ctx.Err() == nil {
+				h.log.Warn("redis subscription change failed", "channel", op.channel, "subscribe", op.subscribe, "err", err)
+			}
+		}
+	}
+}
+
+// enqueue must be called with h.mu held.
+func (h *Hub) enqueue(op subOp) {
+	h.ops = append(h.ops, op)
+	select {
+	case h.opsC <- struct{}{}:
+	default:
+	}
+}
+
+// runProbe publishes to this process's own probe channel now and then. A
+// subscription can look healthy (after a failover behind a proxy, say) and
+// receive nothing; if our own message does not come back, the subscription is
+// rebuilt and every room re-reads the log.
+func (h *Hub) runProbe(ctx context.Context) {
+	t := time.NewTicker(h.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		select { // forget a late answer to an earlier probe
+		case <-h.probeSeen:
+		default:
+		}
+		pub := h.rdb.Publish
+		if h.cfg.Sharded {
+			pub = h.rdb.SPublish
+		}
+		if err := pub(ctx, h.probe, "ping").Err(); err != nil {
+			continue // Redis is unreachable: receive sees it too
+		}
+		wait := time.NewTimer(min(h.cfg.ProbeInterval, 5*time.Second))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-h.probeSeen:
+			wait.Stop()
+		case <-wait.C:
+			h.probeFail.Add(1)
+			h.log.Warn("redis subscription is silent; rebuilding it")
+			h.rebuild(ctx)
+		}
+	}
+}
+
+// rebuild replaces the subscription with a new connection that subscribes to
+// every open room's channel; their confirmations make each room resync.
+func (h *Hub) rebuild(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.ps
+	h.ps = h.newPubSub(ctx)
+	h.ops = h.ops[:0]
+	for conv := range h.rooms {
+		h.enqueue(subOp{subscribe: true, channel: store.Channel(conv)})
+	}
+	if err := old.Close(); err != nil {
+		h.log.Debug("close old subscription", "err", err)
+	}
+}
+
+// join opens (or shares) the room of conv and waits until its subscription
+// is confirmed: only then is it safe to read the log, since every event
+// written afterwards will also be noticed.
+func (h *Hub) join(ctx context.Context, conv string) (*Room, error) {
+	select {
+	case <-h.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	h.mu.Lock()
+	if h.ctx.Err() != nil {
+		h.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	r := h.rooms[conv]
+	if r == nil {
+		r = newRoom(h, conv)
+		h.rooms[conv] = r
+		h.enqueue(subOp{subscribe: true, channel: store.Channel(conv)})
+		go r.run()
+	}
+	r.refs++
+	h.mu.Unlock()
+
+	t := time.NewTimer(h.cfg.SubscribeTimeout)
+	defer t.Stop()
+	select {
+	case <-r.confirmed:
+		return r, nil
+	case <-ctx.Done():
+		h.leave(r)
+		return nil, ctx.Err()
+	case <-h.ctx.Done():
+		h.leave(r)
+		return nil, ErrShutdown
+	case <-t.C:
+		h.leave(r)
+		h.log.Warn("redis subscribe not confirmed in time", "conversation", conv, "timeout", h.cfg.SubscribeTimeout)
+		return nil, ErrUnavailable
+	}
+}
+
+// leave drops one reference to r; the last one closes the room and releases
+// its subscription.
+func (h *Hub) leave(r *Room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.refs--
+	if r.refs > 0 {
+		return
+	}
+	if h.rooms[r.conv] == r {
+		delete(h.rooms, r.conv)
+		h.enqueue(subOp{subscribe: false, channel: store.Channel(r.conv)})
+	}
+	r.cancel()
+}
+
+// OnStop calls stop when a stop of generation gen of conv is requested from
+// any process. The generation must also check the stored flag (Store.Renew):
+// a notice can be lost, or come before this subscription exists.
+func (h *Hub) OnStop(ctx context.Context, conv, gen string, stop func()) (release func(), err error) {
+	r, err := h.join(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	id := r.addStopper(gen, stop)
+	return func() {
+		r.removeStopper(id)
+		h.leave(r)
+	}, nil
+}

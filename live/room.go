@@ -1,0 +1,324 @@
+package live
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/store"
+)
+
+// inboxSize bounds the notices a room holds while it is busy. Overflow is not
+// an error: the room marks itself for a resync and reads Redis instead.
+const inboxSize = 512
+
+// Room is one conversation as seen by this process: its viewers, the
+// generations listening for stop, and (while anyone watches) the rendered
+// state that frames are computed from.
+type Room struct {
+	hub  *Hub
+	conv string
+
+	// Guarded by hub.mu.
+	refs int
+
+	confirmed   chan struct{}
+	confirmOnce atomic.Bool
+	ctx         context.Context
+	cancel      context.CancelFunc
+
+	inbox   chan string
+	wake    chan struct{}
+	resync  atomic.Bool
+	retryAt atomic.Bool // a retry timer is pending
+
+	mu       sync.Mutex
+	viewers  map[*viewer]struct{}
+	stoppers map[int]stopper
+	nextStop int
+
+	// Owned by the run goroutine.
+	state *convState
+}
+
+type stopper struct {
+	gen  string
+	stop func()
+}
+
+// convState is the conversation as of log position last.
+type convState struct {
+	last store.ID
+	msgs []*msgState
+}
+
+func newRoom(h *Hub, conv string) *Room {
+	ctx, cancel := context.WithCancel(h.ctx)
+	return &Room{
+		hub: h, conv: conv,
+		confirmed: make(chan struct{}),
+		ctx:       ctx, cancel: cancel,
+		inbox:    make(chan string, inboxSize),
+		wake:     make(chan struct{}, 1),
+		viewers:  map[*viewer]struct{}{},
+		stoppers: map[int]stopper{},
+	}
+}
+
+// deliver hands a notice to the room without ever blocking the subscription.
+func (r *Room) deliver(payload string) {
+	select {
+	case r.inbox <- payload:
+	default:
+		r.requestResync()
+	}
+}
+
+func (r *Room) requestResync() {
+	r.resync.Store(true)
+	r.poke()
+}
+
+func (r *Room) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Room) addViewer(v *viewer) {
+	r.mu.Lock()
+	r.viewers[v] = struct{}{}
+	first := len(r.viewers) == 1
+	r.mu.Unlock()
+	if first {
+		r.poke() // load the state frames are computed from
+	}
+}
+
+func (r *Room) removeViewer(v *viewer) {
+	r.mu.Lock()
+	delete(r.viewers, v)
+	r.mu.Unlock()
+}
+
+func (r *Room) hasViewers() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.viewers) > 0
+}
+
+func (r *Room) addStopper(gen string, stop func()) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextStop++
+	r.stoppers[r.nextStop] = stopper{gen: gen, stop: stop}
+	return r.nextStop
+}
+
+func (r *Room) removeStopper(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.stoppers, id)
+}
+
+// broadcast gives f to every viewer. A viewer whose queue is full is not
+// waited for: it is marked to be fast-forwarded to the current state.
+func (r *Room) broadcast(f *Frame) {
+	r.hub.frames.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for v := range r.viewers {
+		v.offer(f)
+	}
+}
+
+func (r *Room) run() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case p := <-r.inbox:
+			batch := []string{p}
+		drain:
+			for len(batch) < inboxSize {
+				select {
+				case p := <-r.inbox:
+					batch = append(batch, p)
+				default:
+					break drain
+				}
+			}
+			r.handle(batch)
+		case <-r.wake:
+			r.handle(nil)
+		}
+	}
+}
+
+// handle applies a batch of notices and broadcasts one frame for all of them.
+func (r *Room) handle(batch []string) {
+	var events []store.Event
+	for _, p := range batch {
+		ev, err := store.DecodeEvent(p)
+		if err != nil {
+			r.hub.log.Warn("malformed notice; re-reading the log", "conversation", r.conv, "err", err)
+			r.resync.Store(true)
+			continue
+		}
+		if ev.Type == store.EventStop {
+			r.stop(ev.Gen)
+			continue
+		}
+		events = append(events, ev)
+	}
+	if !r.hasViewers() {
+		r.state = nil // nobody to render for; reload when someone comes
+		return
+	}
+	if r.state == nil {
+		if !r.load() {
+			return
+		}
+	}
+	if r.resync.Swap(false) {
+		if !r.refresh() {
+			return
+		}
+	}
+	from := r.state.last
+	ch := newChanges()
+	for _, ev := range events {
+		id, err := store.ParseID(ev.ID)
+		if err != nil || !r.state.last.Less(id) {
+			continue // already applied (the load or a resync read it)
+		}
+		if prev, err := store.ParseID(ev.Prev); err != nil || prev != r.state.last || !r.state.apply(r, ev, ch) {
+			// A notice was lost (or the log was trimmed): the log is the
+			// truth, so send what we have, then re-read from our position.
+			r.emit(from, ch)
+			if !r.refresh() {
+				return // retried by a timer; the refresh will cover these events
+			}
+			from, ch = r.state.last, newChanges()
+			continue
+		}
+		r.state.last = id
+	}
+	r.emit(from, ch)
+}
+
+func (r *Room) emit(from store.ID, ch *changes) {
+	if ch.empty() || from == r.state.last {
+		return
+	}
+	data := frame.Merge(r.state.last.String(), ch.render(r.state.msgs))
+	r.broadcast(&Frame{From: from, ID: r.state.last, Data: data})
+}
+
+func (r *Room) stop(gen string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.stoppers {
+		if s.gen == gen {
+			s.stop()
+		}
+	}
+}
+
+// load reads the whole conversation; frames are computed from it from now on.
+func (r *Room) load() bool {
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	snap, err := r.hub.store.Snapshot(ctx, r.conv, store.ID{})
+	if err != nil {
+		r.retryLater(err)
+		return false
+	}
+	st := &convState{last: snap.Last}
+	for _, m := range snap.Messages {
+		st.msgs = append(st.msgs, newMsgState(r.hub.md, m))
+	}
+	r.state = st
+	r.resync.Store(false)
+	return true
+}
+
+// refresh re-reads every message changed since the room's position and
+// broadcasts them as one frame.
+func (r *Room) refresh() bool {
+	r.hub.resyncs.Add(1)
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	snap, err := r.hub.store.Snapshot(ctx, r.conv, r.state.last)
+	if err != nil {
+		r.resync.Store(true)
+		r.retryLater(err)
+		return false
+	}
+	if snap.Last == r.state.last {
+		return true
+	}
+	from := r.state.last
+	msgs := r.state.msgs[:min(snap.From, len(r.state.msgs))]
+	for _, m := range snap.Messages {
+		msgs = append(msgs, newMsgState(r.hub.md, m))
+	}
+	r.state.msgs = msgs
+	r.state.last = snap.Last
+	r.broadcast(CatchUp(r.hub.md, from, snap))
+	return true
+}
+
+// retryLater wakes the room again after a failed Redis read, so a room never
+// stays stale after an outage even if no notice arrives.
+func (r *Room) retryLater(err error) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	r.hub.log.Warn("room could not read the conversation; retrying", "conversation", r.conv, "err", err)
+	if !r.retryAt.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(time.Second, func() {
+		r.retryAt.Store(false)
+		r.poke()
+	})
+}
+
+// apply changes the state by one event and records what changed. It reports
+// false when the event does not fit the state, which calls for a resync.
+func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
+	switch ev.Type {
+	case store.EventMessage:
+		if ev.Msg != len(s.msgs) {
+			return false
+		}
+		s.msgs = append(s.msgs,
+			newMsgState(r.hub.md, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text}),
+			newMsgState(r.hub.md, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming}))
+		if ch.newFrom < 0 {
+			ch.newFrom = ev.Msg
+		}
+	case store.EventDelta:
+		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || s.msgs[ev.Msg].doc == nil {
+			return false
+		}
+		first := s.msgs[ev.Msg].doc.Append(ev.Text)
+		if cur, ok := ch.blocks[ev.Msg]; !ok || first < cur {
+			ch.blocks[ev.Msg] = first
+		}
+	case store.EventEnd:
+		if ev.Msg < 0 || ev.Msg >= len(s.msgs) {
+			return false
+		}
+		m := s.msgs[ev.Msg]
+		m.status, m.errText = ev.Status, ev.Error
+		ch.foot[ev.Msg] = true
+	default:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,178 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/store"
+)
+
+// viewer is one live stream. Its queue holds pointers to frames shared with
+// the rest of the room, so its memory is bounded by the queue length.
+type viewer struct {
+	queue  chan *Frame
+	lagged atomic.Bool
+	kick   chan struct{}
+}
+
+// offer queues f without blocking. When the queue is full the viewer is
+// marked lagged: it will drop what it has and jump to the current state.
+func (v *viewer) offer(f *Frame) {
+	if v.lagged.Load() {
+		return
+	}
+	select {
+	case v.queue <- f:
+	default:
+		v.lagged.Store(true)
+		select {
+		case v.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stream is where a viewer's frames go: an SSE response.
+type Stream interface {
+	Write(p []byte) error // write without flushing
+	Flush() error
+}
+
+// Watch streams conversation conv to one viewer whose page is at position
+// cursor (the zero ID when unknown), until ctx is done or the hub shuts down.
+// It joins the room first, then reads what changed after the cursor, then
+// forwards live frames newer than what it sent: no gap, no duplicate.
+//
+// open is called once the conversation is known to exist, to start the
+// response; errors returned before that (ErrTooManyViewers, ErrUnavailable,
+// store.ErrNotFound) can still become an HTTP status.
+func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func() (Stream, error)) error {
+	if n := h.viewers.Add(1); h.cfg.MaxViewers > 0 && n > int64(h.cfg.MaxViewers) {
+		h.viewers.Add(-1)
+		return ErrTooManyViewers
+	}
+	defer h.viewers.Add(-1)
+
+	r, err := h.join(ctx, conv)
+	if err != nil {
+		return err
+	}
+	defer h.leave(r)
+	v := &viewer{queue: make(chan *Frame, h.cfg.ViewerQueue), kick: make(chan struct{}, 1)}
+	r.addViewer(v)
+	defer r.removeViewer(v)
+
+	snap, err := h.store.Snapshot(ctx, conv, cursor)
+	if errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err != nil {
+		h.log.Warn("read conversation for a viewer", "conversation", conv, "err", err)
+		return ErrUnavailable
+	}
+	out, err := open()
+	if err != nil {
+		return err
+	}
+	sent := cursor
+	if !snap.CursorValid || snap.Last != cursor {
+		if err := out.Write(CatchUp(h.md, cursor, snap).Data); err != nil {
+			return nil
+		}
+		sent = snap.Last
+	}
+	if err := out.Flush(); err != nil {
+		return nil
+	}
+
+	heartbeat := time.NewTicker(h.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	var retry <-chan time.Time // set while a fast-forward waits for Redis
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.ctx.Done():
+			return ErrShutdown
+		case <-heartbeat.C:
+			if err := out.Write(frame.Heartbeat()); err != nil {
+				return nil
+			}
+			if err := out.Flush(); err != nil {
+				return nil
+			}
+		case f := <-v.queue:
+			gap := false
+			for f != nil {
+				if sent.Less(f.ID) {
+					if sent.Less(f.From) {
+						gap = true // frames we never got: take the current state
+						break
+					}
+					if err := out.Write(f.Data); err != nil {
+						return nil
+					}
+					sent = f.ID
+				}
+				select { // write whatever else is queued, then flush once
+				case f = <-v.queue:
+				default:
+					f = nil
+				}
+			}
+			if err := out.Flush(); err != nil {
+				return nil
+			}
+			if gap {
+				v.lagged.Store(true)
+				retry = h.fastForward(ctx, conv, v, &sent, out)
+			}
+		case <-v.kick:
+			retry = h.fastForward(ctx, conv, v, &sent, out)
+		case <-retry:
+			retry = h.fastForward(ctx, conv, v, &sent, out)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// fastForward brings a viewer that fell behind to the current state in one
+// frame, dropping what it had queued. It returns a timer channel when Redis
+// could not be read, to try again.
+func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *store.ID, out Stream) <-chan time.Time {
+	if !v.lagged.Load() {
+		return nil
+	}
+	h.ffwds.Add(1)
+	for drained := false; !drained; {
+		select {
+		case <-v.queue:
+		default:
+			drained = true
+		}
+	}
+	// Clear the mark before reading: frames queued from now on are newer than
+	// or covered by the snapshot, and are filtered by id as usual.
+	v.lagged.Store(false)
+	snap, err := h.store.Snapshot(ctx, conv, *sent)
+	if err != nil {
+		v.lagged.Store(true)
+		h.log.Warn("fast-forward a viewer", "conversation", conv, "err", err)
+		return time.After(time.Second)
+	}
+	if snap.Last != *sent || !snap.CursorValid {
+		if err := out.Write(CatchUp(h.md, *sent, snap).Data); err != nil {
+			return nil
+		}
+		*sent = snap.Last
+	}
+	if err := out.Flush(); err != nil {
+		return nil
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DemoConfig tunes the demo model.
+type DemoConfig struct {
+	TokensPerSecond float64 // default 30 when <= 0
+	Tokens          int     // approximate reply length in tokens (words/pieces); default 120 when <= 0
+}
+
+// Demo is an offline model that streams canned but varied Markdown, so the
+// service can be developed, demonstrated and load tested without a provider.
+//
+// Its reply depends only on the conversation (a hash of the last user message
+// and the number of messages), so the same conversation always gets the same
+// reply, byte for byte; [Demo.Reply] returns it in full. The reply contains a
+// heading, a paragraph quoting the question, a bulleted and a numbered list, a
+// fenced Go code block, bold and inline code, and a closing paragraph,
+// stretched to about DemoConfig.Tokens pieces.
+//
+// Two markers in the last user message exercise the failure paths:
+//
+//   - [[fail]]: the demo emits about a third of the reply, then returns an
+//     *Error of kind Failed.
+//   - [[slow]]: the demo paces at 2 tokens per second, whatever the config.
+type Demo struct {
+	tokensPerSecond float64
+	tokens          int
+}
+
+// NewDemo returns a demo model, filling in defaults for unset fields.
+func NewDemo(cfg DemoConfig) *Demo {
+	d := &Demo{tokensPerSecond: cfg.TokensPerSecond, tokens: cfg.Tokens}
+	if d.tokensPerSecond <= 0 {
+		d.tokensPerSecond = 30
+	}
+	if d.tokens <= 0 {
+		d.tokens = 120
+	}
+	return d
+}
+
+// Name returns "demo".
+func (d *Demo) Name() string { return "demo" }
+
+// The markers that switch the demo into its failure-path behaviours.
+const (
+	demoFailMarker = "[[fail]]"
+	demoSlowMarker = "[[slow]]"
+	demoSlowRate   = 2
+)
+
+// Stream emits Reply(msgs) piece by piece at the configured pace. See [Demo]
+// for the [[fail]] and [[slow]] markers.
+func (d *Demo) Stream(ctx context.Context, msgs []Message, emit func(text string) error) error {
+	prompt := lastUserMessage(msgs)
+	pieces := splitPieces(d.Reply(msgs))
+
+	rate := d.tokensPerSecond
+	if strings.Contains(prompt, demoSlowMarker) {
+		rate = demoSlowRate
+	}
+	fail := strings.Contains(prompt, demoFailMarker)
+	if fail {
+		pieces = pieces[:max(1, len(pieces)/3)]
+	}
+
+	// A ticker keeps a steady pace even when emit takes a while; at rates too
+	// high to tick we emit as fast as the receiver takes the pieces.
+	var tick <-chan time.Time
+	if interval := time.Duration(float64(time.Second) / rate); interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for i, piece := range pieces {
+		if i > 0 && tick != nil {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("demo stream: %w", ctx.Err())
+			case <-tick:
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("demo stream: %w", err)
+		}
+		if err := emit(piece); err != nil {
+			return err
+		}
+	}
+	if fail {
+		return &Error{
+			Kind:    Failed,
+			Message: "the demo model failed on purpose ([[fail]] in the prompt)",
+			Err:     errors.New("demo: [[fail]] marker in the last user message"),
+		}
+	}
+	return nil
+}
+
+// Reply returns the full reply the demo streams for msgs. It is deterministic:
+// the same conversation always gives the same text.
+func (d *Demo) Reply(msgs []Message) string {
+	prompt := lastUserMessage(msgs)
+	h := fnv.New64a()
+	h.Write([]byte(prompt))
+	rng := rand.New(rand.NewPCG(h.Sum64(), uint64(len(msgs))))
+	txt := newDemoText()
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s\n\n", pick(rng, txt.titles))
+	fmt.Fprintf(&b, "Your question was \"%s\", and %s\n\n", quote(prompt), pick(rng, txt.intros))
+	for _, item := range pickN(rng, txt.bullets, 3+rng.IntN(2)) {
+		fmt.Fprintf(&b, "- %s\n", item)
+	}
+	b.WriteString("\n")
+	for i, step := range pickN(rng, txt.steps, 3) {
+		fmt.Fprintf(&b, "%d. %s\n", i+1, step)
+	}
+	fmt.Fprintf(&b, "\n%s\n\n```go\n%s```\n\n", pick(rng, txt.codeIntros), pick(rng, txt.code))
+	closing := pick(rng, txt.closings) + "\n"
+
+	// Stretch with filler paragraphs until the reply reaches the target;
+	// a piece is a word plus its trailing space, so counting words counts pieces.
+	count := len(strings.Fields(b.String())) + len(strings.Fields(closing))
+	for n := 0; count < d.tokens; n++ {
+		s := pick(rng, txt.fillers)
+		b.WriteString(s)
+		count += len(strings.Fields(s))
+		if n%3 == 2 || count >= d.tokens {
+			b.WriteString("\n\n")
+		} else {
+			b.WriteString(" ")
+		}
+	}
+	b.WriteString(closing)
+	return b.String()
+}
+
+// lastUserMessage returns the content of the last user message, or "" if there is none.
+func lastUserMessage(msgs []Message) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == RoleUser {
+			return msgs[i].Content
+		}
+	}
+	return ""
+}
+
+// quote shortens the question to one line of at most 80 characters for echoing.
+func quote(prompt string) string {
+	q := strings.Join(strings.Fields(prompt), " ")
+	if q == "" {
+		return "(nothing)"
+	}
+	if utf8.RuneCountInString(q) > 80 {
+		q = string([]rune(q)[:79]) + "…"
+	}
+	return q
+}
+
+// splitPieces cuts text the way a tokenizer streams it: each piece is a word
+// followed by its whitespace. Joining the pieces gives back text exactly.
+func splitPieces(text string) []string {
+	var pieces []string
+	start, word, space := 0, false, false
+	for i, r := range text {
+		if unicode.IsSpace(r) {
+			space = true
+			continue
+		}
+		if word && space {
+			pieces = append(pieces, text[start:i])
+			start = i
+		}
+		word, space = true, false
+	}
+	if start < len(text) {
+		pieces = append(pieces, text[start:])
+	}
+	return pieces
+}
+
+func pick(rng *rand.Rand, from []string) string { return from[rng.IntN(len(from))] }
+
+// pickN returns n distinct items of from, in their original order.
+func pickN(rng *rand.Rand, from []string, n int) []string {
+	idx := rng.Perm(len(from))[:n]
+	keep := make([]bool, len(from))
+	for _, i := range idx {
+		keep[i] = true
+	}
+	out := make([]string, 0, n)
+	for i, s := range from {
+		if keep[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// demoText holds the fragments the demo builds replies from. They are built by a
+// function rather than kept in package variables so the package has no mutable globals.
+type demoText struct {
+	titles, intros, bullets, steps, codeIntros, code, fillers, closings []string
+}
+
+func newDemoText() demoText {
+	return demoText{
+		titles: []string{
+			"A quick answer",
+			"Here is how I would approach it",
+			"The short version",
+			"Thinking it through",
+			"An overview",
+			"Let's break it down",
+		},
+		intros: []string{
+			"the answer depends a little on the details.",
+			"there are a few moving parts, so let's take them one at a time.",
+			"the idea is simpler than it first looks.",
+			"I'll sketch the main points first and then show some code.",
+			"most of the work is in getting the structure right.",
+		},
+		bullets: []string{
+			"**Keep it simple**: start with the smallest thing that works.",
+			"Measure before optimising; `pprof` will tell you where the time goes.",
+			"Prefer **plain data** over clever abstractions.",
+			"Handle errors where you have the context to explain them.",
+			"Use `context.Context` to bound every call that can block.",
+			"Write the test first when the behaviour is subtle.",
+			"Name things after what they **mean**, not how they work.",
+			"Log at the edges, with enough detail to act on.",
+		},
+		steps: []string{
+			"Write down what *done* looks like.",
+			"Sketch the data flowing through the system.",
+			"Build the simplest version end to end.",
+			"Add tests for the tricky cases.",
+			"Measure it under a realistic load.",
+			"Remove whatever turned out not to be needed.",
+		},
+		codeIntros: []string{
+			"Here is a small example; run it with `go run`:",
+			"In Go, that could look like this (check it with `go vet`):",
+			"A minimal sketch, using only the `std` library:",
+		},
+		code: []string{
+			"package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfor i := range 3 {\n\t\tfmt.Println(\"hello\", i)\n\t}\n}\n",
+			"func sum(xs []int) int {\n\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn total\n}\n",
+			"ctx, cancel := context.WithTimeout(ctx, 5*time.Second)\ndefer cancel()\nif err := work(ctx); err != nil {\n\treturn fmt.Errorf(\"work: %w\", err)\n}\n",
+			"type Cache struct {\n\tmu sync.Mutex\n\tm  map[string]string\n}\n\nfunc (c *Cache) Get(k string) (string, bool) {\n\tc.mu.Lock()\n\tdefer c.mu.Unlock()\n\tv, ok := c.m[k]\n\treturn v, ok\n}\n",
+		},
+		fillers: []string{
+			"In practice the details matter more than the grand design.",
+			"It helps to try the idea on a small example before committing to it.",
+			"Each step should leave the system in a working state.",
+			"When something surprises you, write a test that captures the surprise.",
+			"The cost of a change is mostly in understanding the code around it.",
+			"Small, boring pieces compose better than large, clever ones.",
+			"Keep an eye on the failure cases, because users will find them first.",
+			"A clear name often removes the need for a comment.",
+			"Latency adds up quickly when calls are made one after another.",
+			"Sometimes the best optimisation is to not do the work at all.",
+		},
+		closings: []string{
+			"I hope this helps; ask again if you want **more detail** on any step.",
+			"That should be **enough to get started**. Good luck!",
+			"Let me know if you would like a **longer example**.",
+			"**In short:** start small, measure, and iterate.",
+		},
+	}
+}

@@ -1,0 +1,174 @@
+package markdown
+
+import (
+	"bytes"
+	"html"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/microcosm-cc/bluemonday"
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer"
+	"github.com/yuin/goldmark/util"
+)
+
+// Renderer turns Markdown into sanitised HTML. Safe for concurrent use.
+//
+// It holds the configured goldmark converter and bluemonday policy so they are
+// built once per process rather than once per token; both are stateless after
+// construction and may be shared by goroutines.
+type Renderer struct {
+	md     goldmark.Markdown
+	policy *bluemonday.Policy
+}
+
+// NewRenderer returns a Renderer for GitHub-flavoured Markdown whose output is
+// safe to insert into a page: raw HTML in the source is shown as escaped text,
+// never passed through, and the generated HTML is filtered again by a
+// bluemonday allow-list, so a model (or a prompt injection it repeats) cannot
+// run script in the browser.
+func NewRenderer() *Renderer {
+	md := goldmark.New(
+		goldmark.WithExtensions(
+			// The GFM set, spelled out so table alignment can use the align
+			// attribute: the default style attribute is removed by the
+			// sanitiser.
+			extension.Linkify,
+			extension.NewTable(extension.WithTableCellAlignMethod(extension.TableCellAlignAttribute)),
+			extension.Strikethrough,
+			extension.TaskList,
+		),
+		// No html.WithUnsafe: raw HTML is never passed through. goldmark
+		// would drop it silently; rawHTMLAsText shows it as text instead.
+		goldmark.WithRendererOptions(
+			renderer.WithNodeRenderers(util.Prioritized(rawHTMLAsText{}, 100)),
+		),
+	)
+
+	p := bluemonday.UGCPolicy()
+	// Keep the language of fenced code for client-side syntax highlighting.
+	p.AllowAttrs("class").Matching(regexp.MustCompile(`^language-[a-zA-Z0-9_+-]+$`)).OnElements("code")
+	// A numbered list cut into blocks by blank lines renders its later
+	// chunks as <ol start="N">; UGCPolicy would drop start and renumber.
+	p.AllowAttrs("start").Matching(bluemonday.Integer).OnElements("ol")
+	// Task list items render as disabled checkboxes.
+	p.AllowAttrs("type").Matching(regexp.MustCompile(`^checkbox$`)).OnElements("input")
+	p.AllowAttrs("checked", "disabled").Matching(regexp.MustCompile(`^$`)).OnElements("input")
+	// Links open in a new tab that gets no window.opener handle on the chat
+	// (noopener) and no search ranking from us (nofollow).
+	p.RequireNoFollowOnLinks(true)
+	p.AddTargetBlankToFullyQualifiedLinks(true)
+	// Only absolute http(s) and mailto URLs. Relative URLs would point into
+	// our own application (and would not get target/rel), and "https:path"
+	// without a host is resolved by browsers as relative, so require a host.
+	p.AllowRelativeURLs(false)
+	hasHost := func(u *url.URL) bool { return u.Host != "" }
+	p.AllowURLSchemeWithCustomPolicy("http", hasHost)
+	p.AllowURLSchemeWithCustomPolicy("https", hasHost)
+	p.AllowURLSchemes("mailto")
+
+	return &Renderer{md: md, policy: p}
+}
+
+// Render renders one block (or any Markdown) to sanitised HTML with
+// surrounding whitespace trimmed. "\r\n" line endings are treated as "\n".
+func (r *Renderer) Render(src string) string {
+	src = validUTF8(src)
+	if strings.IndexByte(src, '\r') >= 0 {
+		src = strings.ReplaceAll(src, "\r\n", "\n")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(src) + len(src)/4 + 16)
+	if err := r.md.Convert([]byte(src), bufWriter{&buf}); err != nil {
+		// Converting into a bytes.Buffer cannot fail with a write error, and
+		// goldmark reports no parse errors; show the text rather than nothing.
+		return "<p>" + html.EscapeString(src) + "</p>"
+	}
+	return string(bytes.TrimSpace(r.policy.SanitizeBytes(buf.Bytes())))
+}
+
+// bufWriter lets goldmark write straight into a bytes.Buffer. Without it
+// goldmark wraps the buffer in a 4 KiB bufio.Writer on every call, which was
+// a third of the bytes allocated per streamed token.
+type bufWriter struct{ *bytes.Buffer }
+
+// Buffered implements util.BufWriter: nothing is held back.
+func (bufWriter) Buffered() int { return 0 }
+
+// Flush implements util.BufWriter: there is nothing to flush.
+func (bufWriter) Flush() error { return nil }
+
+// validUTF8 drops an incomplete UTF-8 sequence at the end of s and replaces
+// any other invalid bytes with U+FFFD. A streamed token may end in the middle
+// of a rune; the growing last block is rendered without the half rune instead
+// of with a replacement character that flickers away on the next token, and
+// the HTML handed to the transport is always valid UTF-8.
+func validUTF8(s string) string {
+	for i := 1; i <= utf8.UTFMax-1 && i <= len(s); i++ {
+		b := s[len(s)-i]
+		if b < utf8.RuneSelf {
+			break
+		}
+		if utf8.RuneStart(b) {
+			if !utf8.FullRuneInString(s[len(s)-i:]) {
+				s = s[:len(s)-i]
+			}
+			break
+		}
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+// rawHTMLAsText renders raw HTML found in the Markdown (blocks and inline
+// tags) as escaped text. A model that writes "<br>" or "<script>" outside a
+// code span means the characters, and dropping them (goldmark's safe
+// default) would lose part of the answer; passing them through would be
+// unsafe.
+type rawHTMLAsText struct{}
+
+// RegisterFuncs implements renderer.NodeRenderer.
+func (rawHTMLAsText) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
+	reg.Register(ast.KindHTMLBlock, renderHTMLBlockAsText)
+	reg.Register(ast.KindRawHTML, renderRawHTMLAsText)
+}
+
+// renderHTMLBlockAsText writes an HTML block as an escaped paragraph.
+func renderHTMLBlockAsText(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+	if !entering {
+		return ast.WalkContinue, nil
+	}
+	n := node.(*ast.HTMLBlock)
+	var text []byte
+	for i := range n.Lines().Len() {
+		seg := n.Lines().At(i)
+		text = append(text, seg.Value(source)...)
+	}
+	if n.HasClosure() {
+		text = append(text, n.ClosureLine.Value(source)...)
+	}
+	text = bytes.TrimRight(text, " \t\n")
+	_, _ = w.WriteString("<p>")
+	_, _ = w.Write(util.EscapeHTML(text))
+	_, _ = w.WriteString("</p>\n")
+	return ast.WalkSkipChildren, nil
+}
+
+// renderRawHTMLAsText writes an inline HTML tag as escaped text.
+func renderRawHTMLAsText(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+	if !entering {
+		return ast.WalkSkipChildren, nil
+	}
+	n := node.(*ast.RawHTML)
+	for i := range n.Segments.Len() {
+		seg := n.Segments.At(i)
+		_, _ = w.Write(util.EscapeHTML(seg.Value(source)))
+	}
+	return ast.WalkSkipChildren, nil
+}

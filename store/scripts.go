@@ -1,0 +1,195 @@
+package store
+
+import "github.com/redis/go-redis/v9"
+
+// Every script that writes a conversation takes the same first keys and
+// arguments, so that the shared Lua below can append to the log, publish the
+// notice and refresh expiry the same way everywhere:
+//
+//	KEYS: meta, msgs, log, lease
+//	ARGV: publish command (PUBLISH or SPUBLISH), channel, log MAXLEN,
+//	      conversation TTL in ms (0 keeps it forever), then the script's own.
+//
+// All keys of one conversation share the hash tag {c:ID}, so each script runs on
+// one Redis Cluster slot, and so does its notice when it is sharded.
+const prelude = `
+local meta, msgs, log, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local pubcmd, channel, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+
+-- emit appends one event to the log and publishes it, carrying its own id and
+-- the id before it, so that a room can tell when it missed a notice.
+local function emit(fields, ev)
+  local prev = redis.call('HGET', meta, 'last') or '0-0'
+  local id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  redis.call('HSET', meta, 'last', id)
+  ev.i = id
+  ev.p = prev
+  redis.call(pubcmd, channel, cjson.encode(ev))
+  return id
+end
+
+local function touch()
+  if ttl > 0 then
+    redis.call('PEXPIRE', meta, ttl)
+    redis.call('PEXPIRE', msgs, ttl)
+    redis.call('PEXPIRE', log, ttl)
+  end
+end
+
+-- finish ends generation gen of assistant message n with a final status.
+local function finish(n, gen, status, err)
+  local id = emit({'t', 'end', 'm', n, 's', status, 'e', err, 'g', gen},
+    {t = 'end', m = tonumber(n), s = status, e = err, g = gen})
+  redis.call('HSET', msgs, n .. '.status', status, n .. '.error', err, n .. '.rev', id)
+  redis.call('HSET', meta, 'active', '', 'amsg', '', 'stop', '')
+  redis.call('DEL', lease)
+  touch()
+  return id
+end
+`
+
+// postScript stores a user message and an empty assistant message, appends the
+// message event and takes the generation lease: one atomic step, so a viewer
+// never sees a user message without its answer slot, and a double submit (same
+// idempotency key) or a post during a running answer cannot start a second
+// generation.
+//
+// KEYS[5]: idempotency key. ARGV[5]: "1" to create the conversation, [6] text,
+// [7] generation ID, [8] lease ms, [9] idempotency TTL ms, [10] now (ms),
+// [11] error text for an answer whose generation died.
+var postScript = redis.NewScript(prelude + `
+local idem = KEYS[5]
+local create = ARGV[5] == '1'
+local exists = redis.call('EXISTS', meta) == 1
+if create and exists then return {'exists'} end
+if not create and not exists then return {'notfound'} end
+local seen = redis.call('GET', idem)
+if seen then return {'dup', seen} end
+local active = redis.call('HGET', meta, 'active') or ''
+if active ~= '' then
+  if redis.call('EXISTS', lease) == 1 then return {'busy'} end
+  finish(redis.call('HGET', meta, 'amsg'), active, 'interrupted', ARGV[11])
+end
+local n = tonumber(redis.call('HGET', meta, 'count') or '0')
+local a = n + 1
+local text, gen = ARGV[6], ARGV[7]
+local id = emit({'t', 'message', 'm', n, 'x', text, 'g', gen}, {t = 'message', m = n, x = text, g = gen})
+redis.call('HSET', msgs,
+  n .. '.role', 'user', n .. '.text', text, n .. '.status', 'done', n .. '.error', '', n .. '.rev', id,
+  a .. '.role', 'assistant', a .. '.text', '', a .. '.status', 'streaming', a .. '.error', '', a .. '.rev', id,
+  a .. '.gen', gen)
+redis.call('HSET', meta, 'count', a + 1, 'active', gen, 'amsg', a, 'stop', '')
+if create then redis.call('HSET', meta, 'created', ARGV[10]) end
+redis.call('SET', lease, gen, 'PX', ARGV[8])
+redis.call('SET', idem, n, 'PX', ARGV[9])
+touch()
+return {'ok', tostring(n), id}
+`)
+
+// appendScript appends text to the answer of generation ARGV[5] and renews its
+// lease. A stale generation (lease lost, or superseded) is refused here, in the
+// same step that would append, so it can never write after another process
+// has ended its message.
+//
+// ARGV[5] generation ID, [6] text, [7] max answer bytes, [8] lease ms.
+var appendScript = redis.NewScript(prelude + `
+local gen = ARGV[5]
+if redis.call('HGET', meta, 'active') ~= gen or redis.call('GET', lease) ~= gen then return {'stale'} end
+if redis.call('HGET', meta, 'stop') == gen then return {'stop'} end
+local n = redis.call('HGET', meta, 'amsg')
+local cur = redis.call('HGET', msgs, n .. '.text') or ''
+local text = ARGV[6]
+if #cur + #text > tonumber(ARGV[7]) then return {'full'} end
+local id = emit({'t', 'delta', 'm', n, 'x', text}, {t = 'delta', m = tonumber(n), x = text})
+redis.call('HSET', msgs, n .. '.text', cur .. text, n .. '.rev', id)
+redis.call('PEXPIRE', lease, ARGV[8])
+return {'ok', id}
+`)
+
+// finishScript ends generation ARGV[5] with status ARGV[6] and error ARGV[7],
+// unless something else (stop of a dead generation, the sweeper) ended it first.
+var finishScript = redis.NewScript(prelude + `
+local gen = ARGV[5]
+if redis.call('HGET', meta, 'active') ~= gen then return {'stale'} end
+local id = finish(redis.call('HGET', meta, 'amsg'), gen, ARGV[6], ARGV[7])
+return {'ok', id}
+`)
+
+// renewScript extends the lease of generation ARGV[5] by ARGV[6] ms and tells
+// it whether a stop was requested: the stop flag is read on every renewal, so a
+// stop is seen even if its notice was lost or came before the generation
+// listened for it.
+var renewScript = redis.NewScript(prelude + `
+local gen = ARGV[5]
+if redis.call('HGET', meta, 'active') ~= gen or redis.call('GET', lease) ~= gen then return 'stale' end
+redis.call('PEXPIRE', lease, ARGV[6])
+if redis.call('HGET', meta, 'stop') == gen then return 'stop' end
+return 'ok'
+`)
+
+// stopScript records a stop request for the running generation and rings its
+// doorbell. When the generation has no lease any more (its process died), there
+// is nobody to obey, so the answer is ended here and now.
+var stopScript = redis.NewScript(prelude + `
+if redis.call('EXISTS', meta) == 0 then return 'notfound' end
+local active = redis.call('HGET', meta, 'active') or ''
+if active == '' then return 'idle' end
+if redis.call('EXISTS', lease) == 0 then
+  finish(redis.call('HGET', meta, 'amsg'), active, 'stopped', '')
+  return 'stopped'
+end
+redis.call('HSET', meta, 'stop', active)
+redis.call(pubcmd, channel, cjson.encode({t = 'stop', g = active}))
+return 'requested'
+`)
+
+// expireScript ends the running generation as interrupted when its lease is
+// gone: its process died or lost Redis for longer than the lease. The text
+// written so far is kept. ARGV[5]: the error shown to people.
+var expireScript = redis.NewScript(prelude + `
+local active = redis.call('HGET', meta, 'active') or ''
+if active == '' then return 'idle' end
+if redis.call('EXISTS', lease) == 1 then return 'alive' end
+finish(redis.call('HGET', meta, 'amsg'), active, 'interrupted', ARGV[5])
+return 'interrupted'
+`)
+
+// snapshotScript reads a conversation as of one log position, atomically: the
+// position, whether cursor ARGV[1] is an entry of the log, and every message
+// changed after the cursor (all of them when the cursor is "" or unknown).
+// Messages change in index order (a message's rev is never older than the
+// one before it), so the changed ones are a suffix found by scanning back.
+//
+// KEYS: meta, msgs, log. Returns nil when the conversation does not exist, else
+// {last, count, active, valid, from, title, then role, status, text, error, rev
+// for each message from "from" on}.
+var snapshotScript = redis.NewScript(`
+local meta, msgs, log = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', meta) == 0 then return false end
+local m = redis.call('HMGET', meta, 'last', 'count', 'active', 'title')
+local last, count, active, title = m[1] or '0-0', tonumber(m[2] or '0'), m[3] or '', m[4] or ''
+local cursor = ARGV[1]
+local valid = 0
+if cursor ~= '' and (cursor == last or #redis.call('XRANGE', log, cursor, cursor) > 0) then valid = 1 end
+local function split(id)
+  local d = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, d - 1)), tonumber(string.sub(id, d + 1))
+end
+local from = 0
+if valid == 1 then
+  local cm, cs = split(cursor)
+  from = count
+  while from > 0 do
+    local rev = redis.call('HGET', msgs, (from - 1) .. '.rev') or '0-0'
+    local rm, rs = split(rev)
+    if rm < cm or (rm == cm and rs <= cs) then break end
+    from = from - 1
+  end
+end
+local out = {last, tostring(count), active, tostring(valid), tostring(from), title}
+for i = from, count - 1 do
+  local f = redis.call('HMGET', msgs, i .. '.role', i .. '.status', i .. '.text', i .. '.error', i .. '.rev')
+  for j = 1, 5 do out[#out + 1] = f[j] or '' end
+end
+return out
+`)
