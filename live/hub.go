@@ -42,13 +42,13 @@ type Config struct {
 
 // Stats are counters for tests and metrics.
 type Stats struct {
-	Rooms          int64
-	Viewers        int64
-	Frames         int64 // frames rendered by rooms
-	FastForwards   int64 // viewers that fell behind and were brought to current state
-	Resyncs        int64 // rooms that re-read Redis after a hole or a resubscription
-	Subscriptions  int64 // channels subscribed now (one per room, plus the probe)
-	ProbeFailures  int64
+	Rooms         int64
+	Viewers       int64
+	Frames        int64 // frames rendered by rooms
+	FastForwards  int64 // viewers that fell behind and were brought to current state
+	Resyncs       int64 // rooms that re-read Redis after a hole or a resubscription
+	Subscriptions int64 // channels subscribed now (one per room, plus the probe)
+	ProbeFailures int64
 }
 
 // Hub owns the process's Redis subscription and its rooms.
