@@ -120,6 +120,16 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.cfg.ProbeInterval > 0 {
 		wg.Go(func() { h.runProbe(ctx) })
 	}
+	// go-redis's Receive does not return when its context is cancelled while
+	// it waits for a message (it only honours deadlines), so without this a
+	// quiet subscription kept Run, and the process's shutdown, waiting for
+	// ever. Closing the subscription makes the blocked Receive return.
+	stopClose := context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		_ = h.ps.Close()
+	})
+	defer stopClose()
 	h.receive(ctx)
 	wg.Wait()
 

@@ -1,0 +1,326 @@
+package handlers_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+
+	"github.com/parley-chat/parley/generation"
+	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/testredis"
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/llm"
+	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/views"
+)
+
+// app is the whole server in one test process, against a private redis-server.
+type app struct {
+	URL    string
+	Redis  *testredis.Server
+	RDB    *redis.Client
+	Store  *store.Store
+	Hub    *live.Hub
+	Gen    *generation.Manager
+	Model  *llm.Demo
+	Client *http.Client
+}
+
+type appConfig struct {
+	store  store.Config
+	hub    live.Config
+	gen    generation.Config
+	demo   llm.DemoConfig
+	limits handlers.Limits
+}
+
+func defaultAppConfig() appConfig {
+	return appConfig{
+		store: store.Config{LogMaxLen: 10000, LeaseTTL: 3 * time.Second, MaxAnswerBytes: 256 << 10, IdempotencyTTL: time.Hour},
+		hub: live.Config{ViewerQueue: 64, MaxViewers: 5000, Heartbeat: 15 * time.Second,
+			SubscribeTimeout: 5 * time.Second, ProbeInterval: 2 * time.Second},
+		gen:    generation.Config{FlushInterval: 20 * time.Millisecond, MaxConcurrent: 16, LeaseTTL: 3 * time.Second, SweepInterval: 200 * time.Millisecond, MaxDuration: time.Minute},
+		demo:   llm.DemoConfig{TokensPerSecond: 200, Tokens: 200},
+		limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10},
+	}
+}
+
+func newApp(t *testing.T, tweak func(*appConfig)) *app {
+	t.Helper()
+	cfg := defaultAppConfig()
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	srv := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
+	t.Cleanup(func() { _ = rdb.Close() })
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	st := store.New(rdb, cfg.store)
+	md := markdown.NewRenderer()
+	hub := live.NewHub(rdb, st, md, log, cfg.hub)
+	model := llm.NewDemo(cfg.demo)
+	gens := generation.New(st, hub, model, log, cfg.gen)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { _ = hub.Run(ctx); close(hubDone) }()
+	go gens.RunSweeper(ctx)
+
+	files := os.DirFS("../static")
+	static, assets, err := handlers.Static(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(handlers.NewServer(handlers.Deps{
+		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
+		Limits: cfg.limits, Ready: st.Ping,
+	}))
+	t.Cleanup(func() {
+		cancel()
+		<-hubDone
+		ts.CloseClientConnections()
+		ts.Close()
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		defer scancel()
+		gens.Shutdown(sctx)
+	})
+	client := &http.Client{
+		Transport:     &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 1000},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &app{URL: ts.URL, Redis: srv, RDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Client: client}
+}
+
+// create starts a conversation with a first message, like the home form.
+func (a *app) create(t *testing.T, text string) string {
+	t.Helper()
+	id := store.NewID()
+	res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"id": {id}, "text": {text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create: status %d", res.StatusCode)
+	}
+	return id
+}
+
+// post sends a message from the conversation page's composer (Datastar form).
+func (a *app) post(t *testing.T, conv, text, key string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", a.URL+"/c/"+conv+"/messages", strings.NewReader("text="+text+"&key="+key))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Datastar-Request", "true")
+	res, err := a.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	res.Body = io.NopCloser(strings.NewReader(string(body)))
+	return res
+}
+
+// waitStatus waits until message i of conv has one of the statuses.
+func (a *app) waitStatus(t *testing.T, conv string, i int, statuses ...string) store.Message {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		snap, err := a.Store.Snapshot(context.Background(), conv, store.ID{})
+		if err == nil && len(snap.Messages) > i {
+			for _, s := range statuses {
+				if snap.Messages[i].Status == s {
+					return snap.Messages[i]
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("message %d of %s never reached %v", i, conv, statuses)
+	return store.Message{}
+}
+
+// page loads the conversation page and returns its DOM and cursor.
+func (a *app) page(t testing.TB, conv string) (*dom, string) {
+	t.Helper()
+	res, err := a.Client.Get(a.URL + "/c/" + conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("page: status %d", res.StatusCode)
+	}
+	d, err := parseDOM(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, d.cursor()
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	Event, ID string
+	Data      []string
+	Comment   bool
+}
+
+// fragments joins the "fragments" data lines as the beta.11 client does.
+func (e sseEvent) fragments() string {
+	var lines []string
+	for _, l := range e.Data {
+		if v, ok := strings.CutPrefix(l, "fragments "); ok {
+			lines = append(lines, v)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// readSSE calls fn for each event (and comment) until fn returns false or
+// the stream ends.
+func readSSE(r io.Reader, fn func(sseEvent) bool) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var ev sseEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.Event != "" || ev.Comment {
+				if !fn(ev) {
+					return nil
+				}
+			}
+			ev = sseEvent{}
+		case strings.HasPrefix(line, ":"):
+			ev.Comment = true
+		case strings.HasPrefix(line, "event: "):
+			ev.Event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "id: "):
+			ev.ID = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "data: "):
+			ev.Data = append(ev.Data, strings.TrimPrefix(line, "data: "))
+		}
+	}
+	return sc.Err()
+}
+
+// dom is a page as a browser holds it, with Datastar's merge-by-id applied
+// (a morph leaves the target equal to the fragment, so replacing it is the
+// same DOM).
+type dom struct{ root *html.Node }
+
+func parseDOM(r io.Reader) (*dom, error) {
+	n, err := html.Parse(r)
+	if err != nil {
+		return nil, err
+	}
+	return &dom{root: n}, nil
+}
+
+func (d *dom) byID(id string) *html.Node {
+	var found *html.Node
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if found != nil {
+			return
+		}
+		if n.Type == html.ElementNode && attr(n, "id") == id {
+			found = n
+			return
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(d.root)
+	return found
+}
+
+func attr(n *html.Node, name string) string {
+	for _, a := range n.Attr {
+		if a.Key == name {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// apply merges each top-level element of fragments into the element with
+// its id. A missing target is an error: the real client throws on it.
+func (d *dom) apply(fragments string) error {
+	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
+	nodes, err := html.ParseFragment(strings.NewReader(fragments), body)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		id := attr(n, "id")
+		target := d.byID(id)
+		if target == nil {
+			return &missingTarget{id: id}
+		}
+		target.Parent.InsertBefore(n, target)
+		target.Parent.RemoveChild(target)
+	}
+	return nil
+}
+
+type missingTarget struct{ id string }
+
+func (m *missingTarget) Error() string { return "no element with id " + m.id }
+
+// html renders the element with id (empty when absent).
+func (d *dom) html(id string) string {
+	n := d.byID(id)
+	if n == nil {
+		return ""
+	}
+	var sb strings.Builder
+	_ = html.Render(&sb, n)
+	return sb.String()
+}
+
+// status is the data-status of message i's footer.
+func (d *dom) status(i int) string {
+	n := d.byID(views.FootID(i))
+	if n == nil {
+		return ""
+	}
+	return attr(n, "data-status")
+}
+
+// cursor is the log position the page was rendered at.
+func (d *dom) cursor() string {
+	var cur string
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if v := attr(n, "data-on-load"); v != "" {
+			if _, rest, ok := strings.Cut(v, "after="); ok {
+				cur, _, _ = strings.Cut(rest, "'")
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(d.root)
+	return cur
+}

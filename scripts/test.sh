@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test against real parts: private redis-server processes (the
+# tests start their own on free ports) and Debian's headless Chromium. Installs
+# the two when they are missing and we may (root with apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} (tests need them)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "tests need: ${missing[*]}; install them (e.g. sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+go test -count=1 -timeout 15m "$@" ./...
