@@ -57,19 +57,14 @@ func MergeSignals(signalsJSON string) []byte {
 // applies events from any status and never retries a POST that got an answer).
 // Intermediaries must neither buffer nor transform the stream.
 func Open(w http.ResponseWriter, r *http.Request, status int) *datastar.ServerSentEventGenerator {
+	// The status and headers are sent here, before the SDK's NewSSE, whose
+	// own "Cache-Control: no-cache" would otherwise replace no-transform.
 	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
-	if status != http.StatusOK {
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache, no-transform")
-		w.WriteHeader(status)
-	}
-	sse := datastar.NewSSE(w, r)
-	// NewSSE sets "no-cache"; add no-transform for proxies that would compress.
-	if status == http.StatusOK {
-		h.Set("Cache-Control", "no-cache, no-transform")
-	}
-	return sse
+	w.WriteHeader(status)
+	return datastar.NewSSE(w, r)
 }
 
 // dataLines splits a payload into the "key value" data lines beta.11 expects;

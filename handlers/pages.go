@@ -55,10 +55,6 @@ func handleConversation(d Deps) http.Handler {
 	})
 }
 
-func handleNotFound(d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { notFound(d, w, r) })
-}
-
 func notFound(d Deps, w http.ResponseWriter, r *http.Request) {
 	render(w, r, http.StatusNotFound, views.ErrorPage(d.Assets, "Not found",
 		"There is no conversation at this address. It may have expired, or the link may be incomplete."))

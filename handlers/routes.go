@@ -47,7 +47,6 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /static/", d.Static)
 	mux.Handle("GET /healthz", handleHealth())
 	mux.Handle("GET /readyz", handleReady(d.Ready))
-	mux.Handle("/", handleNotFound(d))
 	// Browsers send Sec-Fetch-Site/Origin: a cross-site form or fetch cannot
 	// post on a person's behalf.
 	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
