@@ -247,7 +247,7 @@ loop:
 	case errors.Is(cause, errStale):
 		log.Warn("generation lost its lease; another process ends the answer")
 	case errors.Is(cause, errFull):
-		w.finish(store.StatusFailed, fmt.Sprintf("The answer reached the size limit (%d KB) and was cut off.", m.store.Config().MaxAnswerBytes/1024))
+		w.finish(store.StatusFailed, m.fullText())
 	case errors.Is(cause, errShutdown):
 		if w.drain() {
 			w.finish(store.StatusInterrupted, shutdownText)
@@ -266,6 +266,11 @@ loop:
 		}
 		log.Warn("model failed", "err", modelErr)
 	}
+}
+
+// fullText is shown under an answer cut off at the size limit.
+func (m *Manager) fullText() string {
+	return fmt.Sprintf("The answer reached the size limit (%d KB) and was cut off.", m.store.Config().MaxAnswerBytes/1024)
 }
 
 func modelErrorText(err error) string {
@@ -377,7 +382,7 @@ func (w *writer) drain() bool {
 			case errors.Is(cause, errStopped):
 				w.finish(store.StatusStopped, "")
 			case errors.Is(cause, errFull):
-				w.finish(store.StatusFailed, fmt.Sprintf("The answer reached the size limit (%d KB) and was cut off.", w.m.store.Config().MaxAnswerBytes/1024))
+				w.finish(store.StatusFailed, w.m.fullText())
 			}
 			return false
 		}
