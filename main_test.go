@@ -300,7 +300,18 @@ func TestBrowserScreenshots(t *testing.T) {
 // the graceful shutdown.
 func startParley(t *testing.T, s speed) string {
 	t.Helper()
-	redisURL := testredis.Start(t).URL()
+	u, _ := launchParley(t, s, "")
+	return u
+}
+
+// launchParley is startParley on a given Redis (a new one when redisURL is
+// empty) that also returns shutdown, which stops the
+// app as SIGTERM would and waits until run has returned.
+func launchParley(t *testing.T, s speed, redisURL string) (url string, shutdown func()) {
+	t.Helper()
+	if redisURL == "" {
+		redisURL = testredis.Start(t).URL()
+	}
 	args := []string{
 		"-addr", "127.0.0.1:0",
 		"-model", "demo",
@@ -328,6 +339,8 @@ func startParley(t *testing.T, s speed) string {
 		runErr = run(ctx, args, getenv, outW, logs)
 		outW.Close()
 	}()
+	var once sync.Once
+	shutdown = func() { once.Do(func() { cancel(); <-exited }) }
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -361,13 +374,13 @@ func startParley(t *testing.T, s speed) string {
 	}()
 	select {
 	case u := <-urls:
-		return u
+		return u, shutdown
 	case <-exited:
 		t.Fatalf("parley stopped before it listened: %v\n%s", runErr, logs.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("parley did not start listening within 30s\n%s", logs.String())
 	}
-	return ""
+	return "", shutdown
 }
 
 // syncBuffer is a bytes.Buffer that the app's logger and the test may use at
