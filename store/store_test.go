@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/testredis"
+	"github.com/parley-chat/parley/store"
+)
+
+func newStore(t *testing.T, cfg store.Config) (*store.Store, *redis.Client) {
+	t.Helper()
+	srv := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if cfg.LogMaxLen == 0 {
+		cfg.LogMaxLen = 10000
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = time.Minute
+	}
+	if cfg.MaxAnswerBytes == 0 {
+		cfg.MaxAnswerBytes = 1 << 20
+	}
+	cfg.IdempotencyTTL = time.Hour
+	return store.New(rdb, cfg), rdb
+}
+
+// TestNoticesChainTheLog: every write's notice carries its log entry ID and
+// the entry before it, so a room can prove it missed nothing.
+func TestNoticesChainTheLog(t *testing.T) {
+	st, rdb := newStore(t, store.Config{})
+	ctx := context.Background()
+	conv := store.NewID()
+	ps := rdb.Subscribe(ctx, store.Channel(conv))
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil { // the subscription is confirmed
+		t.Fatal(err)
+	}
+	res, err := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"a", "b", "c"} {
+		if r, _, err := st.Append(ctx, conv, res.Gen, w); err != nil || r != store.Appended {
+			t.Fatalf("append: %v %v", r, err)
+		}
+	}
+	if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := rdb.XRange(ctx, "{c:"+conv+"}:log", "-", "+").Result()
+	if err != nil || len(entries) != 5 {
+		t.Fatalf("log: %d entries, %v", len(entries), err)
+	}
+	prev := "0-0"
+	for i, e := range entries {
+		msg, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := store.DecodeEvent(msg.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != e.ID || ev.Prev != prev {
+			t.Fatalf("notice %d: id %s prev %s, want id %s prev %s", i, ev.ID, ev.Prev, e.ID, prev)
+		}
+		prev = e.ID
+	}
+}
+
+func TestStaleGenerationIsRefused(t *testing.T) {
+	st, _ := newStore(t, store.Config{})
+	ctx := context.Background()
+	conv := store.NewID()
+	res, err := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Append(ctx, conv, "someone-else", "x"); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("append by another generation: %v", err)
+	}
+	if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Append(ctx, conv, res.Gen, "late"); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("append after finish: %v", err)
+	}
+	if _, err := st.Renew(ctx, conv, res.Gen); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("renew after finish: %v", err)
+	}
+	snap, _ := st.Snapshot(ctx, conv, store.ID{})
+	if snap.Messages[1].Text != "" {
+		t.Fatalf("a refused append wrote %q", snap.Messages[1].Text)
+	}
+}
+
+// TestStopBeforeTheGenerationListens: the stop is stored, so a generation
+// that had not yet subscribed still sees it on its next append or renewal.
+func TestStopBeforeTheGenerationListens(t *testing.T) {
+	st, _ := newStore(t, store.Config{})
+	ctx := context.Background()
+	conv := store.NewID()
+	if r, err := st.Stop(ctx, store.NewID()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("stop of unknown conversation: %v %v", r, err)
+	}
+	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	if r, err := st.Stop(ctx, conv); err != nil || r != store.StopSent {
+		t.Fatalf("stop: %v %v", r, err)
+	}
+	if stop, err := st.Renew(ctx, conv, res.Gen); err != nil || !stop {
+		t.Fatalf("renew after stop: %v %v", stop, err)
+	}
+	if r, _, err := st.Append(ctx, conv, res.Gen, "x"); err != nil || r != store.StopRequested {
+		t.Fatalf("append after stop: %v %v", r, err)
+	}
+	if err := st.Finish(ctx, conv, res.Gen, store.StatusStopped, ""); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Stop(ctx, conv); err != nil || r != store.StopIdle {
+		t.Fatalf("stop when idle: %v %v", r, err)
+	}
+}
+
+func TestSnapshotCursors(t *testing.T) {
+	st, _ := newStore(t, store.Config{})
+	ctx := context.Background()
+	conv := store.NewID()
+	res, _ := st.Post(ctx, conv, "one", "k1", store.NewID(), true)
+	st.Append(ctx, conv, res.Gen, "answer one")
+	st.Finish(ctx, conv, res.Gen, store.StatusDone, "")
+	mid, _ := st.Snapshot(ctx, conv, store.ID{})
+	res2, err := st.Post(ctx, conv, "two", "k2", store.NewID(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Append(ctx, conv, res2.Gen, "answer two")
+	last, _ := st.Snapshot(ctx, conv, store.ID{})
+	future, _ := store.ParseID("99999999999999-0")
+	tests := []struct {
+		name      string
+		cursor    store.ID
+		valid     bool
+		from, num int
+	}{
+		{"no cursor", store.ID{}, false, 0, 4},
+		{"the last entry", last.Last, true, 4, 0},
+		{"a middle entry", mid.Last, true, 2, 2},
+		{"forged", store.ID{Ms: 1}, false, 0, 4},
+		{"beyond the log", future, false, 0, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			snap, err := st.Snapshot(ctx, conv, tt.cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap.CursorValid != tt.valid || snap.From != tt.from || len(snap.Messages) != tt.num {
+				t.Fatalf("valid %v from %d messages %d, want %v %d %d", snap.CursorValid, snap.From, len(snap.Messages), tt.valid, tt.from, tt.num)
+			}
+		})
+	}
+	if _, err := st.Snapshot(ctx, store.NewID(), store.ID{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown conversation: %v", err)
+	}
+}
+
+func TestKeysShareTheHashTagAndExpire(t *testing.T) {
+	st, rdb := newStore(t, store.Config{ConversationTTL: time.Hour})
+	ctx := context.Background()
+	conv := store.NewID()
+	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	st.Append(ctx, conv, res.Gen, "x")
+	keys, _ := rdb.Keys(ctx, "*").Result()
+	for _, k := range keys {
+		if k != "parley:gens" && !strings.HasPrefix(k, "{c:"+conv+"}:") {
+			t.Errorf("key %q is outside the conversation's hash tag", k)
+		}
+	}
+	for _, k := range []string{"meta", "msgs", "log"} {
+		if ttl, _ := rdb.PTTL(ctx, "{c:"+conv+"}:"+k).Result(); ttl <= 0 {
+			t.Errorf("%s has no expiry (%v)", k, ttl)
+		}
+	}
+}
+
+func TestAnswerSizeLimit(t *testing.T) {
+	st, _ := newStore(t, store.Config{MaxAnswerBytes: 10})
+	ctx := context.Background()
+	conv := store.NewID()
+	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	if r, _, _ := st.Append(ctx, conv, res.Gen, "12345678"); r != store.Appended {
+		t.Fatalf("first append: %v", r)
+	}
+	if r, _, _ := st.Append(ctx, conv, res.Gen, "abc"); r != store.Full {
+		t.Fatalf("append past the limit: %v", r)
+	}
+	snap, _ := st.Snapshot(ctx, conv, store.ID{})
+	if snap.Messages[1].Text != "12345678" {
+		t.Fatalf("text %q", snap.Messages[1].Text)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	srv := testredis.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	st := store.New(rdb, store.Config{LogMaxLen: 1000, LeaseTTL: time.Minute, MaxAnswerBytes: 1 << 30, IdempotencyTTL: time.Hour})
+	ctx := context.Background()
+	conv := store.NewID()
+	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := st.Append(ctx, conv, res.Gen, "twenty bytes of text"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
