@@ -15,11 +15,8 @@ import (
 	"github.com/starfederation/datastar-go/datastar"
 )
 
-// Event names of the beta.11 client.
-const (
-	eventMergeFragments = "datastar-merge-fragments"
-	eventMergeSignals   = "datastar-merge-signals"
-)
+// eventMergeFragments is the beta.11 name of the v1 "datastar-patch-elements".
+const eventMergeFragments = "datastar-merge-fragments"
 
 // Heartbeat is an SSE comment. Proxies (Fly.io, Cloudflare, nginx) close
 // connections that stay quiet for about a minute; the client ignores comments.
@@ -44,19 +41,11 @@ func Merge(id string, fragments string) []byte {
 	return buf.Bytes()
 }
 
-// MergeSignals renders one event that merges a JSON object into the page's signals.
-func MergeSignals(signalsJSON string) []byte {
-	var buf bytes.Buffer
-	sse := datastar.NewSSE(&bufferWriter{buf: &buf}, bareRequest())
-	_ = sse.Send(eventMergeSignals, dataLines("signals", signalsJSON))
-	return buf.Bytes()
-}
-
 // Open starts an event-stream response with status (200 for a stream; a 4xx
 // for a rejected action whose body explains why in the page: the beta.11 client
 // applies events from any status and never retries a POST that got an answer).
 // Intermediaries must neither buffer nor transform the stream.
-func Open(w http.ResponseWriter, r *http.Request, status int) *datastar.ServerSentEventGenerator {
+func Open(w http.ResponseWriter, r *http.Request, status int) {
 	// The status and headers are sent here, before the SDK's NewSSE, whose
 	// own "Cache-Control: no-cache" would otherwise replace no-transform.
 	h := w.Header()
@@ -64,7 +53,8 @@ func Open(w http.ResponseWriter, r *http.Request, status int) *datastar.ServerSe
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(status)
-	return datastar.NewSSE(w, r)
+	// NewSSE flushes the headers; frames are then written as prebuilt bytes.
+	datastar.NewSSE(w, r)
 }
 
 // dataLines splits a payload into the "key value" data lines beta.11 expects;

@@ -194,10 +194,8 @@ func respond(d Deps, w http.ResponseWriter, r *http.Request, back string, err er
 		c = views.ComposerError(msg)
 	}
 	_ = c.Render(r.Context(), &sb)
-	sse := frame.Open(w, r, status)
-	_ = sse // the generator flushed the headers; the event bytes go out below
+	frame.Open(w, r, status)
+	// A failed write means the client went away; there is nobody to tell.
 	_, _ = w.Write(frame.Merge("", sb.String()))
-	if f, canFlush := w.(http.Flusher); canFlush {
-		f.Flush()
-	}
+	_ = http.NewResponseController(w).Flush()
 }
