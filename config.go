@@ -27,6 +27,10 @@ type config struct {
 	MaxAnswerBytes  int
 	MaxViewers      int
 	MaxGenerations  int
+	OwnerGens       int
+	PostsPerMinute  int
+	SessionKey      string
+	MetricsAddr     string
 	ViewerQueue     int
 	LogMaxLen       int
 
@@ -38,6 +42,8 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	MaxAnswerDuration time.Duration
 	ModelIdleTimeout  time.Duration
+	RedisTimeout      time.Duration
+	RequestTimeout    time.Duration
 
 	LogLevel  string
 	LogFormat string
@@ -91,7 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty starts an embedded in-memory Redis")
 	c.OpenAIKey = getenv("OPENAI_API_KEY") // a secret: env only, never a flag or a log line
 	str(&c.OpenAIBaseURL, "openai-base-url", "OPENAI_BASE_URL", "", "OpenAI-compatible API base URL (OpenAI, Ollama, vLLM, llama.cpp); with OPENAI_API_KEY or this set, answers come from that model")
-	str(&c.Model, "model", "PARLEY_MODEL", "", "model name for the OpenAI-compatible API (default gpt-4o-mini); 'demo' forces the offline demo model")
+	str(&c.Model, "model", "PARLEY_MODEL", "", "model name for the OpenAI-compatible API (default gpt-4o-mini); 'demo' forces the offline demo model; 'clock' is the load-test model whose tokens carry their emission time (paced by the demo settings)")
 	str(&c.SystemPrompt, "system-prompt", "PARLEY_SYSTEM_PROMPT", "", "system prompt sent before every conversation")
 	float(&c.DemoTPS, "demo-tokens-per-second", "PARLEY_DEMO_TPS", 30, "speed of the offline demo model")
 	integer(&c.DemoTokens, "demo-tokens", "PARLEY_DEMO_TOKENS", 150, "approximate answer length of the demo model, in tokens")
@@ -101,6 +107,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.MaxAnswerBytes, "max-answer-bytes", "PARLEY_MAX_ANSWER_BYTES", 256<<10, "largest answer; longer ones are cut off and marked failed")
 	integer(&c.MaxViewers, "max-viewers", "PARLEY_MAX_VIEWERS", 10000, "live streams per process")
 	integer(&c.MaxGenerations, "max-generations", "PARLEY_MAX_GENERATIONS", 64, "answers written at once per process")
+	integer(&c.OwnerGens, "max-generations-per-browser", "PARLEY_MAX_GENERATIONS_PER_BROWSER", 3, "answers one browser may have written at once, across processes (0: no limit)")
+	integer(&c.PostsPerMinute, "posts-per-minute", "PARLEY_POSTS_PER_MINUTE", 20, "messages and regenerations one browser may send per minute, across processes (0: no limit)")
+	c.SessionKey = getenv("PARLEY_SESSION_KEY") // a secret: env only
 	integer(&c.ViewerQueue, "viewer-queue", "PARLEY_VIEWER_QUEUE", 64, "frames queued per viewer before a slow one is fast-forwarded")
 	integer(&c.LogMaxLen, "log-max-len", "PARLEY_LOG_MAX_LEN", 10000, "approximate events kept per conversation log (older cursors get a full refresh)")
 
@@ -112,7 +121,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	duration(&c.ShutdownTimeout, "shutdown-timeout", "PARLEY_SHUTDOWN_TIMEOUT", 25*time.Second, "graceful shutdown bound; keep it below the platform's kill timeout")
 	duration(&c.MaxAnswerDuration, "max-answer-duration", "PARLEY_MAX_ANSWER_DURATION", 10*time.Minute, "answers are cut off after this long")
 	duration(&c.ModelIdleTimeout, "model-idle-timeout", "PARLEY_MODEL_IDLE_TIMEOUT", 60*time.Second, "an answer fails when the model sends nothing for this long")
+	duration(&c.RedisTimeout, "redis-timeout", "PARLEY_REDIS_TIMEOUT", 3*time.Second, "a Redis command (or connecting) that takes longer fails, so a slow Redis gives errors, not a pile-up of waiting requests")
+	duration(&c.RequestTimeout, "request-timeout", "PARLEY_REQUEST_TIMEOUT", 5*time.Second, "bound on the Redis work of one page load or action; past it the request fails with 503")
 
+	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9091", "address of the Prometheus /metrics listener, kept apart from the public one; empty disables it")
 	str(&c.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "text", "text or json")
 
@@ -145,6 +157,7 @@ func (c config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"flush-interval": c.FlushInterval, "lease-ttl": c.LeaseTTL, "sweep-interval": c.SweepInterval,
 		"heartbeat": c.Heartbeat, "shutdown-timeout": c.ShutdownTimeout, "model-idle-timeout": c.ModelIdleTimeout,
+		"redis-timeout": c.RedisTimeout, "request-timeout": c.RequestTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))

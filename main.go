@@ -29,6 +29,8 @@ import (
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/metrics"
+	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -63,6 +65,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeRedis()
 
+	// Metrics are built only when they are served: otherwise nothing pays
+	// for them, not even the Redis hook.
+	var (
+		met     *metrics.Metrics
+		genObs  generation.Observer
+		liveObs live.Observer
+	)
+	if cfg.MetricsAddr != "" {
+		met = metrics.New()
+		rdb.AddHook(met.RedisHook())
+		genObs, liveObs = met, met
+	}
+
 	model, err := newModel(cfg)
 	if err != nil {
 		return err
@@ -90,7 +105,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Heartbeat:        cfg.Heartbeat,
 		SubscribeTimeout: 5 * time.Second,
 		ProbeInterval:    10 * time.Second,
+		WriteTimeout:     viewerWriteTimeout,
+		Observer:         liveObs,
 	})
+	if met != nil {
+		met.RegisterHub(hub.Stats)
+	}
 	gens := generation.New(st, hub, model, log, generation.Config{
 		FlushInterval: cfg.FlushInterval,
 		MaxConcurrent: cfg.MaxGenerations,
@@ -98,6 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SweepInterval: cfg.SweepInterval,
 		MaxDuration:   cfg.MaxAnswerDuration,
 		SystemPrompt:  cfg.SystemPrompt,
+		Observer:      genObs,
 	})
 
 	files, err := staticFS()
@@ -108,16 +129,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	sessions, err := newSessions(cfg, log)
+	if err != nil {
+		return err
+	}
 	srvHandler := handlers.NewServer(handlers.Deps{
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
-		Limits: handlers.Limits{MaxMessageBytes: cfg.MaxMessageBytes, MaxBodyBytes: int64(cfg.MaxBodyBytes)},
-		Ready:  st.Ping,
+		Sessions: sessions,
+		Limits: handlers.Limits{
+			MaxMessageBytes: cfg.MaxMessageBytes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
+			PostsPerMinute: cfg.PostsPerMinute, OwnerGenerations: cfg.OwnerGens,
+			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
+		},
+		Ready: st.Ping,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	metricsAddr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, met, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer stopMetrics(context.Background())
 	// Requests live in their own context, cut only after the server has
 	// stopped, so in-flight posts complete during shutdown.
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
@@ -145,7 +181,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "Parley is running at http://%s (model: %s)\n", displayAddr(ln.Addr()), model.Name())
-	log.Info("listening", "addr", ln.Addr().String(), "model", model.Name())
+	if metricsAddr != nil {
+		fmt.Fprintf(stdout, "Metrics are at http://%s%s\n", displayAddr(metricsAddr), metrics.Path)
+		log.Info("listening", "addr", ln.Addr().String(), "model", model.Name(), "metrics", metricsAddr.String())
+	} else {
+		log.Info("listening", "addr", ln.Addr().String(), "model", model.Name(), "metrics", "off")
+	}
 
 	select {
 	case err := <-serveErr:
@@ -172,8 +213,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cancelGen()
 	stopSweep()
 	bg.Wait()
+	// 4. Metrics last, so that the shutdown itself can be watched.
+	stopMetrics(shutdownCtx)
 	log.Info("stopped")
 	return nil
+}
+
+// viewerWriteTimeout is how long a viewer's connection may take no write
+// before the viewer is dropped: far above any real client's pause (a
+// heartbeat goes out every PARLEY_HEARTBEAT), it only ends stalled ones.
+const viewerWriteTimeout = 30 * time.Second
+
+// serveMetrics serves Prometheus metrics on a listener of their own at addr,
+// never on the public port. With no addr (or no metrics) it does nothing and
+// returns a nil address. stop shuts the listener down; calling it again does
+// nothing.
+func serveMetrics(addr string, met *metrics.Metrics, log *slog.Logger) (net.Addr, func(context.Context), error) {
+	if addr == "" || met == nil {
+		return nil, func(context.Context) {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           met.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	var once sync.Once
+	return ln.Addr(), func(ctx context.Context) {
+		once.Do(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				log.Warn("metrics shutdown", "err", err)
+			}
+		})
+	}, nil
+}
+
+// newSessions signs session cookies with PARLEY_SESSION_KEY. Without one a
+// random key is made: fine for one process, but cookies then die with it, and
+// several processes behind one load balancer must share a key.
+func newSessions(cfg config, log *slog.Logger) (*session.Manager, error) {
+	key := []byte(cfg.SessionKey)
+	if len(key) == 0 {
+		log.Warn("PARLEY_SESSION_KEY is not set: using a random key, so browsers lose ownership of their conversations when this process restarts; set the same key (32+ bytes) on every process")
+		key = session.NewKey()
+	}
+	m, err := session.New(key, 365*24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("PARLEY_SESSION_KEY: %w", err)
+	}
+	return m, nil
 }
 
 func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
@@ -207,6 +305,10 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 	if err != nil {
 		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
+	// Without a bound a paused or overloaded Redis holds every request (and
+	// its goroutine) until it answers; with one they fail fast and clearly.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
+	opts.ContextTimeoutEnabled = true // a request's deadline bounds its commands too
 	rdb := redis.NewClient(opts)
 	log.Info("using redis", "addr", opts.Addr, "db", opts.DB, "tls", opts.TLSConfig != nil)
 	return rdb, func() { _ = rdb.Close() }, nil
@@ -215,6 +317,9 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 // newModel picks the offline demo model unless an OpenAI-compatible endpoint
 // is configured.
 func newModel(cfg config) (llm.Model, error) {
+	if cfg.Model == "clock" { // load tests: tokens carry their emission time
+		return llm.NewClock(llm.ClockConfig{TokensPerSecond: cfg.DemoTPS, Tokens: cfg.DemoTokens}), nil
+	}
 	if cfg.Model == "demo" || (cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "") {
 		return llm.NewDemo(llm.DemoConfig{TokensPerSecond: cfg.DemoTPS, Tokens: cfg.DemoTokens}), nil
 	}

@@ -306,8 +306,9 @@ func startParley(t *testing.T, s speed) string {
 
 // launchParley is startParley on a given Redis (a new one when redisURL is
 // empty) that also returns shutdown, which stops the
-// app as SIGTERM would and waits until run has returned.
-func launchParley(t *testing.T, s speed, redisURL string) (url string, shutdown func()) {
+// app as SIGTERM would and waits until run has returned. extra flags come
+// last, so they override the defaults here.
+func launchParley(t *testing.T, s speed, redisURL string, extra ...string) (url string, shutdown func()) {
 	t.Helper()
 	if redisURL == "" {
 		redisURL = testredis.Start(t).URL()
@@ -319,7 +320,11 @@ func launchParley(t *testing.T, s speed, redisURL string) (url string, shutdown 
 		"-demo-tokens", strconv.Itoa(s.tokens),
 		"-log-level", "warn",
 		"-shutdown-timeout", "5s",
+		// Metrics on a free port: on, as in production, but never on a
+		// fixed port that another process may hold.
+		"-metrics-addr", "127.0.0.1:0",
 	}
+	args = append(args, extra...)
 	// Only REDIS_URL: nothing from the environment (an OPENAI_API_KEY, say)
 	// may change what the tests run against.
 	getenv := func(k string) string {

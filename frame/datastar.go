@@ -15,8 +15,13 @@ import (
 	"github.com/starfederation/datastar-go/datastar"
 )
 
-// eventMergeFragments is the beta.11 name of the v1 "datastar-patch-elements".
-const eventMergeFragments = "datastar-merge-fragments"
+// The beta.11 names of the v1 events "datastar-patch-elements" and
+// "datastar-patch-signals" (the v1 remove-elements is a patch with mode remove).
+const (
+	eventMergeFragments = "datastar-merge-fragments"
+	eventMergeSignals   = "datastar-merge-signals"
+	eventRemoveFragment = "datastar-remove-fragments"
+)
 
 // Heartbeat is an SSE comment. Proxies (Fly.io, Cloudflare, nginx) close
 // connections that stay quiet for about a minute; the client ignores comments.
@@ -30,6 +35,23 @@ func Heartbeat() []byte { return heartbeat }
 // the client sends back as Last-Event-ID when it reconnects. The bytes are
 // built once and may be written to any number of viewers.
 func Merge(id string, fragments string) []byte {
+	return send(id, eventMergeFragments, dataLines("fragments", fragments))
+}
+
+// Signals renders one event that merges signals (a JSON object) into the
+// page's signals. Merging is idempotent: the same event applied twice leaves
+// the same values.
+func Signals(id string, signals string) []byte {
+	return send(id, eventMergeSignals, dataLines("signals", signals))
+}
+
+// Remove renders one event that removes the elements matching selector;
+// removing what is already gone is not an error in the client.
+func Remove(id string, selector string) []byte {
+	return send(id, eventRemoveFragment, []string{"selector " + selector})
+}
+
+func send(id, event string, lines []string) []byte {
 	var buf bytes.Buffer
 	sse := datastar.NewSSE(&bufferWriter{buf: &buf}, bareRequest())
 	var opts []datastar.SSEEventOption
@@ -37,7 +59,7 @@ func Merge(id string, fragments string) []byte {
 		opts = append(opts, datastar.WithSSEEventId(id))
 	}
 	// Send only fails when writing fails, and a bytes.Buffer does not.
-	_ = sse.Send(eventMergeFragments, dataLines("fragments", fragments), opts...)
+	_ = sse.Send(datastar.EventType(event), lines, opts...)
 	return buf.Bytes()
 }
 

@@ -44,7 +44,23 @@ type Config struct {
 	SweepInterval time.Duration // how often dead generations are looked for
 	MaxDuration   time.Duration // an answer is cut off after this long
 	SystemPrompt  string        // sent before the conversation, when set
+	Observer      Observer      // told when generations start and end; nil for nobody
 }
+
+// Observer is told when this process's generations start and end, for
+// metrics; it must return quickly. Each started generation ends exactly once,
+// with the status it wrote (store.StatusDone, StatusStopped, StatusFailed,
+// StatusInterrupted), or StatusInterrupted when it could not write its end
+// (lease lost, Redis gone): a sweeper then ends it as interrupted.
+type Observer interface {
+	GenerationStarted()
+	GenerationEnded(outcome string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) GenerationStarted()     {}
+func (nopObserver) GenerationEnded(string) {}
 
 // Stopper delivers stop requests from any process (live.Hub implements it).
 type Stopper interface {
@@ -71,6 +87,9 @@ type Manager struct {
 // New returns a Manager.
 func New(st *store.Store, stopper Stopper, model llm.Model, log *slog.Logger, cfg Config) *Manager {
 	base, cancel := context.WithCancelCause(context.Background())
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	return &Manager{
 		store: st, stopper: stopper, model: model, log: log, cfg: cfg,
 		slots: make(chan struct{}, cfg.MaxConcurrent),
@@ -113,7 +132,8 @@ func (m *Manager) Start(slot *Slot, conv, gen string) {
 	go func() {
 		defer m.wg.Done()
 		defer slot.Release()
-		m.run(conv, gen)
+		m.cfg.Observer.GenerationStarted()
+		m.cfg.Observer.GenerationEnded(m.run(conv, gen))
 	}()
 }
 
@@ -180,8 +200,9 @@ func (m *Manager) RunSweeper(ctx context.Context) {
 // writeTimeout bounds each Redis write of a generation.
 const writeTimeout = 5 * time.Second
 
-// run is one generation, from reading the conversation to its end event.
-func (m *Manager) run(conv, gen string) {
+// run is one generation, from reading the conversation to its end event. It
+// returns the status the answer ended with (see Observer).
+func (m *Manager) run(conv, gen string) string {
 	log := m.log.With("conversation", conv, "generation", gen)
 	ctx, cancel := context.WithCancelCause(m.base)
 	defer cancel(nil)
@@ -204,7 +225,7 @@ func (m *Manager) run(conv, gen string) {
 	if err != nil {
 		log.Error("read conversation for the model", "err", err)
 		w.finish(store.StatusFailed, readFailText)
-		return
+		return w.outcome()
 	}
 
 	modelDone := make(chan error, 1)
@@ -259,6 +280,7 @@ loop:
 	case modelErr == nil:
 		if w.drain() {
 			w.finish(store.StatusDone, "")
+			m.nameConversation(conv, history)
 		}
 	default:
 		if w.drain() {
@@ -266,6 +288,7 @@ loop:
 		}
 		log.Warn("model failed", "err", modelErr)
 	}
+	return w.outcome()
 }
 
 // fullText is shown under an answer cut off at the size limit.
@@ -314,14 +337,31 @@ type writer struct {
 
 	mu      sync.Mutex
 	pending strings.Builder
+	since   time.Time // when the oldest pending text arrived
 
-	failing bool // a Redis write failed; logged once until one succeeds
+	failing bool   // a Redis write failed; logged once until one succeeds
+	ended   string // the status this generation wrote as its end, if it did
+	// stored is the answer's length in Redis as the last append reported it
+	// (answers start empty). Each append says where its text goes, so a batch
+	// retried after an error whose first try was in fact run is not doubled.
+	stored int
+}
+
+// outcome is how the generation ended, as Observer reports it.
+func (w *writer) outcome() string {
+	if w.ended == "" {
+		return store.StatusInterrupted
+	}
+	return w.ended
 }
 
 // add is the model's emit callback: it only buffers, so a slow Redis never
 // slows the model's stream, and many tokens share one round trip.
 func (w *writer) add(text string) error {
 	w.mu.Lock()
+	if w.pending.Len() == 0 {
+		w.since = time.Now()
+	}
 	w.pending.WriteString(text)
 	w.mu.Unlock()
 	return nil
@@ -331,15 +371,16 @@ func (w *writer) add(text string) error {
 // with, or nil to go on. On a Redis error the text stays pending and is
 // retried on the next tick: nothing is dropped while the lease holds.
 func (w *writer) flush() error {
+	taken := time.Now()
 	w.mu.Lock()
-	text := w.pending.String()
+	text, since := w.pending.String(), w.since
 	w.mu.Unlock()
 	if text == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	res, _, err := w.m.store.Append(ctx, w.conv, w.gen, text)
+	res, _, stored, err := w.m.store.AppendFrom(ctx, w.conv, w.gen, text, w.stored, since)
 	switch {
 	case errors.Is(err, store.ErrStale):
 		return errStale
@@ -357,10 +398,14 @@ func (w *writer) flush() error {
 	case store.Full:
 		return errFull
 	}
+	w.stored = stored
 	w.mu.Lock()
 	rest := w.pending.String()[len(text):]
 	w.pending.Reset()
 	w.pending.WriteString(rest)
+	// What came during the write arrived after the text was taken: counting
+	// from then overstates its latency by at most one round trip, never less.
+	w.since = taken
 	w.mu.Unlock()
 	return nil
 }
@@ -407,6 +452,7 @@ func (w *writer) finish(status, errText string) {
 		switch {
 		case err == nil:
 			w.log.Info("answer ended", "status", status)
+			w.ended = status
 			return
 		case errors.Is(err, store.ErrStale):
 			w.log.Info("answer was already ended elsewhere", "status", status)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/generation"
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -43,6 +45,16 @@ func statusOf(d Deps, err error) (int, string) {
 		return http.StatusConflict, "An answer is still being written. Wait for it to finish, or press Stop."
 	case errors.Is(err, generation.ErrAtCapacity):
 		return http.StatusServiceUnavailable, "The server is busy writing other answers. Try again in a few seconds."
+	case errors.Is(err, store.ErrForbidden):
+		return http.StatusForbidden, "Only the person who started this conversation can change it. You can watch it, or start your own."
+	case errors.Is(err, store.ErrOwnerBusy):
+		return http.StatusTooManyRequests, "You already have answers being written in other conversations. Wait for one to finish, or stop it."
+	case errors.Is(err, store.ErrNothingToRegenerate):
+		return http.StatusConflict, "There is no answer to write again."
+	}
+	var rl *store.ErrRateLimited
+	if errors.As(err, &rl) {
+		return http.StatusTooManyRequests, fmt.Sprintf("You are sending messages too quickly. Try again in %d seconds.", retrySeconds(rl))
 	}
 	d.Log.Error("request failed", "err", err)
 	return http.StatusServiceUnavailable, "Something went wrong on our side and nothing was saved. Try again in a few seconds."
@@ -90,20 +102,41 @@ func kb(n int) string {
 	return strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + " KB"
 }
 
+func retrySeconds(rl *store.ErrRateLimited) int {
+	return max(1, int((rl.RetryAfter+time.Second-1)/time.Second))
+}
+
+// admit checks the owner's limits before an answer is started: the rate of
+// posts, then the answers they have running elsewhere.
+func admit(ctx context.Context, d Deps, owner, conv string) error {
+	if err := d.Store.Allow(ctx, owner, d.Limits.PostsPerMinute, time.Minute); err != nil {
+		return err
+	}
+	return d.Store.ReserveOwner(ctx, owner, conv, d.Limits.OwnerGenerations, d.Limits.MaxAnswerDuration)
+}
+
 // post stores a message and starts its answer. A duplicate (same key) starts
 // nothing and is not an error: it is the same post, retried.
 func post(ctx context.Context, d Deps, conv, text, key string, create bool) error {
+	owner := session.Owner(ctx)
+	if err := admit(ctx, d, owner, conv); err != nil {
+		return err
+	}
 	slot, err := d.Gen.Reserve()
 	if err != nil {
 		return err
 	}
 	gen := store.NewID()
-	res, err := d.Store.Post(ctx, conv, text, key, gen, create)
+	res, err := d.Store.Post(ctx, conv, owner, text, key, gen, create)
 	if err != nil || res.Duplicate {
 		d.Gen.Abandon(slot)
 		return err
 	}
 	d.Gen.Start(slot, conv, gen)
+	if err := d.Store.Touch(ctx, owner, conv); err != nil {
+		// The answer runs; only the sidebar misses the conversation.
+		d.Log.Warn("index conversation", "conversation", conv, "err", err)
+	}
 	return nil
 }
 
@@ -118,7 +151,7 @@ func handleCreate(d Deps) http.Handler {
 			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
 		}
 		if err == nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
 			err = post(ctx, d, id, text, "first", true)
 			if errors.Is(err, store.ErrExists) {
@@ -127,7 +160,8 @@ func handleCreate(d Deps) http.Handler {
 		}
 		if err != nil {
 			status, msg := statusOf(d, err)
-			render(w, r, status, views.ErrorPage(d.Assets, "Your message was not sent", msg))
+			setRetryAfter(w, err)
+			errorPage(d, w, r, status, "Your message was not sent", msg)
 			return
 		}
 		http.Redirect(w, r, "/c/"+id, http.StatusSeeOther)
@@ -147,29 +181,159 @@ func handlePost(d Deps) http.Handler {
 			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
 		}
 		if err == nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
 			err = post(ctx, d, id, text, key, false)
 		}
-		respond(d, w, r, "/c/"+id, err, views.Composer(id, store.NewID(), ""))
+		respond(d, w, r, "/c/"+id, err, views.Composer(id, store.NewID(), "", true))
 	})
 }
 
-// handleStop serves POST /c/{id}/stop. Any viewer may stop the answer; the
-// request is stored in Redis and reaches the generation wherever it runs.
+// handleStop serves POST /c/{id}/stop. Only the owner may stop the answer;
+// the request is stored in Redis and reaches the generation wherever it runs.
 func handleStop(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		var err error
-		if !store.ValidConversationID(id) {
-			err = store.ErrNotFound
-		} else {
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-			defer cancel()
+		ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
+		defer cancel()
+		err := mustOwn(ctx, d, id)
+		if err == nil {
 			_, err = d.Store.Stop(ctx, id)
 		}
 		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
 	})
+}
+
+// mustOwn checks that the request's browser owns conversation id.
+func mustOwn(ctx context.Context, d Deps, id string) error {
+	if !store.ValidConversationID(id) {
+		return store.ErrNotFound
+	}
+	meta, err := d.Store.Meta(ctx, id)
+	if err != nil {
+		return err
+	}
+	if meta.Owner != session.Owner(ctx) {
+		return store.ErrForbidden
+	}
+	return nil
+}
+
+// readForm parses a small form body within the request limit.
+func readForm(d Deps, w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, d.Limits.MaxBodyBytes)
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(d.Limits.MaxBodyBytes)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return badRequest(http.StatusRequestEntityTooLarge, "The request is larger than %s.", kb(int(d.Limits.MaxBodyBytes)))
+		}
+		return badRequest(http.StatusBadRequest, "The form could not be read (%v). Reload the page and try again.", err)
+	}
+	return nil
+}
+
+// handleRegenerate serves POST /c/{id}/regenerate: the owner asks for the
+// last answer again (Regenerate, or Retry after a failure). The form names the
+// answer's revision, so a double click regenerates once.
+func handleRegenerate(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		err := readForm(d, w, r)
+		rev := r.PostFormValue("rev")
+		if _, perr := store.ParseID(rev); err == nil && perr != nil {
+			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and try again.")
+		}
+		if err == nil && !store.ValidConversationID(id) {
+			err = store.ErrNotFound
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
+			defer cancel()
+			err = regenerate(ctx, d, id, rev)
+		}
+		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
+	})
+}
+
+func regenerate(ctx context.Context, d Deps, conv, rev string) error {
+	owner := session.Owner(ctx)
+	if err := mustOwn(ctx, d, conv); err != nil {
+		return err
+	}
+	if err := admit(ctx, d, owner, conv); err != nil {
+		return err
+	}
+	slot, err := d.Gen.Reserve()
+	if err != nil {
+		return err
+	}
+	gen := store.NewID()
+	started, err := d.Store.Regenerate(ctx, conv, owner, gen, rev)
+	if err != nil || !started {
+		d.Gen.Abandon(slot)
+		return err
+	}
+	d.Gen.Start(slot, conv, gen)
+	return nil
+}
+
+// handleRename serves POST /c/{id}/title: the owner names the conversation.
+func handleRename(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		err := readForm(d, w, r)
+		title := store.CleanTitle(r.PostFormValue("title"))
+		if err == nil && (title == "" || !utf8.ValidString(title)) {
+			err = badRequest(http.StatusBadRequest, "Type a title (up to %d characters).", store.MaxTitleRunes)
+		}
+		if err == nil && !store.ValidConversationID(id) {
+			err = store.ErrNotFound
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
+			defer cancel()
+			_, err = d.Store.SetTitle(ctx, id, session.Owner(ctx), title, false)
+		}
+		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
+	})
+}
+
+// handleDelete serves POST /c/{id}/delete: the owner removes the
+// conversation and everything stored for it. Open pages say it is gone.
+func handleDelete(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		err := readForm(d, w, r)
+		if err == nil && !store.ValidConversationID(id) {
+			err = store.ErrNotFound
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
+			defer cancel()
+			err = d.Store.Delete(ctx, id, session.Owner(ctx))
+		}
+		if err == nil && isDatastar(r) {
+			frame.Open(w, r, http.StatusOK)
+			_, _ = w.Write(live.DeletedEvents())
+			_, _ = w.Write(frame.Remove("", "#"+views.SideItemID))
+			return
+		}
+		respond(d, w, r, "/", err, nil)
+	})
+}
+
+// setRetryAfter tells a rate-limited client when to come back.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var rl *store.ErrRateLimited
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl)))
+	}
 }
 
 // respond answers an action. Datastar gets events (the fragment on success,
@@ -180,9 +344,10 @@ func respond(d Deps, w http.ResponseWriter, r *http.Request, back string, err er
 	if err != nil {
 		status, msg = statusOf(d, err)
 	}
+	setRetryAfter(w, err)
 	if !isDatastar(r) {
 		if err != nil {
-			render(w, r, status, views.ErrorPage(d.Assets, "That did not work", msg))
+			errorPage(d, w, r, status, "That did not work", msg)
 			return
 		}
 		http.Redirect(w, r, back, http.StatusSeeOther)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -22,20 +23,37 @@ import (
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
 
 // app is the whole server in one test process, against a private redis-server.
 type app struct {
-	URL    string
-	Redis  *testredis.Server
-	RDB    *redis.Client
-	Store  *store.Store
-	Hub    *live.Hub
-	Gen    *generation.Manager
-	Model  *llm.Demo
-	Client *http.Client
+	URL   string
+	Redis *testredis.Server
+	RDB   *redis.Client
+	Store *store.Store
+	Hub   *live.Hub
+	Gen   *generation.Manager
+	Model *llm.Demo
+	// Client is one browser: its cookie jar keeps its session, so it owns
+	// the conversations it creates. NewBrowser makes another.
+	Client   *http.Client
+	Sessions *session.Manager
+}
+
+// testOwner owns conversations the tests create through the store directly.
+const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"
+
+// NewBrowser returns a client with its own cookie jar: another person.
+func (a *app) NewBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Transport:     a.Client.Transport,
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 type appConfig struct {
@@ -84,9 +102,13 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sessions, err := session.New([]byte("test-session-key-of-at-least-32-bytes"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
-		Limits: cfg.limits, Ready: st.Ping,
+		Limits: cfg.limits, Ready: st.Ping, Sessions: sessions,
 	}))
 	t.Cleanup(func() {
 		cancel()
@@ -97,11 +119,10 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 		defer scancel()
 		gens.Shutdown(sctx)
 	})
-	client := &http.Client{
-		Transport:     &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 1000},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return &app{URL: ts.URL, Redis: srv, RDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Client: client}
+	a := &app{URL: ts.URL, Redis: srv, RDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Sessions: sessions,
+		Client: &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 1000}}}
+	a.Client = a.NewBrowser()
+	return a
 }
 
 // create starts a conversation with a first message, like the home form.

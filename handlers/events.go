@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/live"
@@ -69,3 +70,7 @@ func (s responseStream) Write(p []byte) error {
 }
 
 func (s responseStream) Flush() error { return s.rc.Flush() }
+
+// SetWriteDeadline bounds the writes up to the next flush: live drops a
+// viewer whose connection takes nothing for its write timeout.
+func (s responseStream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }

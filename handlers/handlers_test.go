@@ -174,16 +174,24 @@ func TestGenerationOutlivesViewersAndStopsFromAnother(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	other := &http.Client{}
-	stopReq, _ := http.NewRequest("POST", a.URL+"/c/"+conv+"/stop", nil)
-	stopReq.Header.Set("Datastar-Request", "true")
-	sres, err := other.Do(stopReq)
-	if err != nil {
-		t.Fatal(err)
+	stop := func(c *http.Client) int {
+		stopReq, _ := http.NewRequest("POST", a.URL+"/c/"+conv+"/stop", nil)
+		stopReq.Header.Set("Datastar-Request", "true")
+		sres, err := c.Do(stopReq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sres.Body.Close()
+		return sres.StatusCode
 	}
-	sres.Body.Close()
-	if sres.StatusCode != 200 {
-		t.Fatalf("stop: %d", sres.StatusCode)
+	// Someone else (another browser, watching) may not stop it...
+	if code := stop(a.NewBrowser()); code != http.StatusForbidden {
+		t.Fatalf("stop by a watcher: status %d, want 403", code)
+	}
+	// ...but the owner may, from another tab (same cookies, new connection).
+	otherTab := &http.Client{Jar: a.Client.Jar}
+	if code := stop(otherTab); code != http.StatusOK {
+		t.Fatalf("stop: %d", code)
 	}
 	stopped := a.waitStatus(t, conv, 3, store.StatusStopped)
 	if stopped.Text == "" {
@@ -254,8 +262,8 @@ func TestIdleStreamGetsHeartbeatsAndStaysOpen(t *testing.T) {
 	err = readSSE(res.Body, func(ev sseEvent) bool {
 		if ev.Comment {
 			beats++
-		} else {
-			frames++
+		} else if ev.ID != "" {
+			frames++ // presence frames have no ID and are welcome
 		}
 		return true
 	})

@@ -148,9 +148,10 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 				applyErr = fmt.Errorf("frame %s: %w", ev.ID, err)
 				return false
 			}
-			if ev.ID != "" {
-				applied = append(applied, ev.ID)
+			if ev.ID == "" {
+				return true // presence: not a position in the log
 			}
+			applied = append(applied, ev.ID)
 			frames++
 			if done(d.status(i)) {
 				return false

@@ -22,7 +22,7 @@ func TestDeadGenerationEndsAsInterrupted(t *testing.T) {
 	})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, err := a.Store.Post(ctx, conv, "hello", "first", store.NewID(), true)
+	res, err := a.Store.Post(ctx, conv, testOwner, "hello", "first", store.NewID(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

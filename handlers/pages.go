@@ -9,6 +9,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -16,7 +17,8 @@ import (
 // handleHome serves GET /: the composer that starts a conversation.
 func handleHome(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		render(w, r, http.StatusOK, views.Home(d.Assets, store.NewID(), d.Gen.Model().Name()))
+		w.Header().Set("Cache-Control", "no-store")
+		render(w, r, http.StatusOK, views.Home(d.Assets, sidebar(d, r, "", "", false), store.NewID(), d.Gen.Model().Name()))
 	})
 }
 
@@ -29,7 +31,7 @@ func handleConversation(d Deps) http.Handler {
 			notFound(d, w, r)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 		defer cancel()
 		snap, err := d.Store.Snapshot(ctx, id, store.ID{})
 		if errors.Is(err, store.ErrNotFound) {
@@ -38,26 +40,58 @@ func handleConversation(d Deps) http.Handler {
 		}
 		if err != nil {
 			d.Log.Error("render conversation", "conversation", id, "err", err)
-			render(w, r, http.StatusServiceUnavailable, views.ErrorPage(d.Assets, "Temporarily unavailable",
-				"The conversation store is not answering. Reload the page in a few seconds."))
+			errorPage(d, w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+				"The conversation store is not answering. Reload the page in a few seconds.")
 			return
 		}
+		meta, err := d.Store.Meta(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			d.Log.Warn("read conversation owner", "conversation", id, "err", err)
+		}
+		// The owner never changes, so reading it beside the snapshot is safe.
+		owner := meta.Owner != "" && meta.Owner == session.Owner(r.Context())
 		w.Header().Set("Cache-Control", "no-store")
 		render(w, r, http.StatusOK, views.ConversationPage(d.Assets, views.Conversation{
 			ID:          id,
 			Title:       snap.Title,
 			Cursor:      snap.Last.String(),
-			Messages:    live.MessageViews(d.MD, snap.Messages),
+			Messages:    live.MessageViews(d.MD, id, snap.Messages),
 			Streaming:   snap.Active != "",
+			Owner:       owner,
+			Watching:    max(1, d.Hub.Watching(id)),
 			ComposerKey: store.NewID(),
 			Model:       d.Gen.Model().Name(),
+			Sidebar:     sidebar(d, r, id, snap.Title, !owner),
 		}))
 	})
 }
 
+// sidebarSize is how many conversations the sidebar lists.
+const sidebarSize = 50
+
+// sidebar lists the browser's conversations. It is not worth failing a page
+// for: if Redis does not answer, the page shows an empty list.
+func sidebar(d Deps, r *http.Request, current, title string, watching bool) views.Sidebar {
+	s := views.Sidebar{Current: current, CurrentTitle: title, Watching: watching}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	list, err := d.Store.List(ctx, session.Owner(r.Context()), sidebarSize)
+	if err != nil {
+		d.Log.Warn("list conversations", "err", err)
+	}
+	for _, c := range list {
+		s.Conversations = append(s.Conversations, views.Summary{ID: c.ID, Title: c.Title, Updated: c.Updated})
+	}
+	return s
+}
+
+func errorPage(d Deps, w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	render(w, r, status, views.ErrorPage(d.Assets, sidebar(d, r, "", "", false), title, detail))
+}
+
 func notFound(d Deps, w http.ResponseWriter, r *http.Request) {
-	render(w, r, http.StatusNotFound, views.ErrorPage(d.Assets, "Not found",
-		"There is no conversation at this address. It may have expired, or the link may be incomplete."))
+	errorPage(d, w, r, http.StatusNotFound, "Not found",
+		"There is no conversation at this address. It may have expired, or the link may be incomplete.")
 }
 
 func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {

@@ -7,10 +7,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/parley-chat/parley/generation"
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -19,18 +21,39 @@ import (
 type Limits struct {
 	MaxMessageBytes int   // one user message
 	MaxBodyBytes    int64 // one request body (form encoding and all)
+	// PostsPerMinute bounds the messages (and regenerations) one browser may
+	// send, across processes; 0 is no limit.
+	PostsPerMinute int
+	// OwnerGenerations bounds the answers one browser may have written at
+	// once, across processes; 0 is no limit. MaxAnswerDuration is how long
+	// a generation may run, so a dead process's count expires.
+	OwnerGenerations  int
+	MaxAnswerDuration time.Duration
+	// RequestTimeout bounds the Redis work of one page load or action, so a
+	// slow Redis answers people with a 503 instead of holding them; 0 is 5 s.
+	RequestTimeout time.Duration
+}
+
+// requestTimeout is RequestTimeout, or its default.
+func (l Limits) requestTimeout() time.Duration {
+	if l.RequestTimeout > 0 {
+		return l.RequestTimeout
+	}
+	return 5 * time.Second
 }
 
 // Deps are what the handlers need.
 type Deps struct {
-	Log    *slog.Logger
-	Store  *store.Store
-	Hub    *live.Hub
-	Gen    *generation.Manager
-	MD     *markdown.Renderer
-	Assets views.Assets
-	Static http.Handler
-	Limits Limits
+	Log   *slog.Logger
+	Store *store.Store
+	Hub   *live.Hub
+	Gen   *generation.Manager
+	// Sessions gives each browser its anonymous owner ID.
+	Sessions *session.Manager
+	MD       *markdown.Renderer
+	Assets   views.Assets
+	Static   http.Handler
+	Limits   Limits
 	// Ready reports whether the process can serve (Redis reachable).
 	Ready func(ctx context.Context) error
 }
@@ -44,13 +67,24 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /c/{id}/events", handleEvents(d))
 	mux.Handle("POST /c/{id}/messages", handlePost(d))
 	mux.Handle("POST /c/{id}/stop", handleStop(d))
+	mux.Handle("POST /c/{id}/regenerate", handleRegenerate(d))
+	mux.Handle("POST /c/{id}/title", handleRename(d))
+	mux.Handle("POST /c/{id}/delete", handleDelete(d))
 	mux.Handle("GET /static/", d.Static)
 	mux.Handle("GET /healthz", handleHealth())
 	mux.Handle("GET /readyz", handleReady(d.Ready))
 	// Browsers send Sec-Fetch-Site/Origin: a cross-site form or fetch cannot
 	// post on a person's behalf.
-	return http.NewCrossOriginProtection().Handler(securityHeaders(mux))
+	return http.NewCrossOriginProtection().Handler(securityHeaders(d.Sessions.Middleware(mux)))
 }
+
+// contentSecurityPolicy allows only this origin's scripts, styles and
+// connections. 'unsafe-eval' is there because the Datastar client compiles
+// its data-* expressions with new Function; inline scripts, inline styles
+// and every other origin stay forbidden, so text that slipped into the page
+// as markup could still not run.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self'; " +
+	"img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -58,6 +92,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		next.ServeHTTP(w, r)
 	})
 }

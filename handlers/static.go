@@ -50,9 +50,9 @@ func Static(files fs.FS) (http.Handler, views.Assets, error) {
 	if err != nil {
 		return nil, views.Assets{}, fmt.Errorf("index static files: %w", err)
 	}
-	assets := views.Assets{CSS: urls["app.css"], Datastar: urls["datastar-1.0.0-beta.11.js"]}
-	if assets.CSS == "" || assets.Datastar == "" {
-		return nil, views.Assets{}, fmt.Errorf("index static files: app.css or the Datastar bundle is missing")
+	assets := views.Assets{CSS: urls["app.css"], CodeCSS: urls["chroma.css"], Datastar: urls["datastar-1.0.0-beta.11.js"]}
+	if assets.CSS == "" || assets.CodeCSS == "" || assets.Datastar == "" {
+		return nil, views.Assets{}, fmt.Errorf("index static files: app.css, chroma.css or the Datastar bundle is missing")
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e, ok := byName[strings.TrimPrefix(r.URL.Path, "/static/")]

@@ -1,7 +1,8 @@
 // Package live fans a conversation's events out to the people watching it.
 //
 // Each process holds ONE Redis subscription, whatever the number of viewers
-// and conversations. Notices from it go to the local room of their
+// and conversations (on Redis Cluster, one per master: see sharded.go).
+// Notices from it go to the local room of their
 // conversation; a room renders each batch of events into one frame and hands
 // the same bytes to every viewer. Pub/sub is only a doorbell: every notice
 // carries its log ID and the ID before it, and a room that sees a hole, or
@@ -37,7 +38,12 @@ type Config struct {
 	Heartbeat        time.Duration // SSE comment interval on a quiet stream
 	SubscribeTimeout time.Duration // how long a join waits for SUBSCRIBE to be confirmed
 	ProbeInterval    time.Duration // how often the subscription is proven alive; 0 disables
-	Sharded          bool          // SSUBSCRIBE (Redis Cluster) instead of SUBSCRIBE
+	Sharded          bool          // Redis Cluster: SSUBSCRIBE, one connection per master (sharded.go)
+	// WriteTimeout bounds each batch of writes to a viewer's connection (when
+	// the stream supports deadlines): a viewer that takes none for this long
+	// is dropped, so a stalled client cannot hold its stream for ever.
+	WriteTimeout time.Duration
+	Observer     Observer // told each frame's token-to-frame latency; nil for nobody
 }
 
 // Stats are counters for tests and metrics.
@@ -49,6 +55,13 @@ type Stats struct {
 	Resyncs       int64 // rooms that re-read Redis after a hole or a resubscription
 	Subscriptions int64 // channels subscribed now (one per room, plus the probe)
 	ProbeFailures int64
+	FramesWritten int64 // frames written to viewers (heartbeats not counted)
+	BytesWritten  int64 // bytes written to viewers, heartbeats included
+	Dropped       int64 // viewers dropped because a write timed out
+
+	// SubscriptionConns is the number of Redis connections in pub/sub mode:
+	// one, or on Redis Cluster one per master.
+	SubscriptionConns int64
 }
 
 // Hub owns the process's Redis subscription and its rooms.
@@ -58,6 +71,7 @@ type Hub struct {
 	md    *markdown.Renderer
 	log   *slog.Logger
 	cfg   Config
+	id    string // this process, for presence counts
 	probe string // this process's probe channel
 
 	started chan struct{}
@@ -76,6 +90,10 @@ type Hub struct {
 	resyncs   atomic.Int64
 	subs      atomic.Int64
 	probeFail atomic.Int64
+	subConns  atomic.Int64
+	written   atomic.Int64
+	bytes     atomic.Int64
+	dropped   atomic.Int64
 }
 
 type subOp struct {
@@ -85,9 +103,11 @@ type subOp struct {
 
 // NewHub returns a hub; call Run before Watch.
 func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, log *slog.Logger, cfg Config) *Hub {
+	id := store.NewID()
 	return &Hub{
 		rdb: rdb, store: st, md: md, log: log, cfg: cfg,
-		probe:     "parley:probe:" + store.NewID(),
+		id:        id,
+		probe:     "parley:probe:" + id,
 		started:   make(chan struct{}),
 		rooms:     map[string]*Room{},
 		opsC:      make(chan struct{}, 1),
@@ -103,12 +123,16 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Rooms: rooms, Viewers: h.viewers.Load(), Frames: h.frames.Load(),
 		FastForwards: h.ffwds.Load(), Resyncs: h.resyncs.Load(),
-		Subscriptions: h.subs.Load(), ProbeFailures: h.probeFail.Load(),
+		Subscriptions: h.subs.Load(), ProbeFailures: h.probeFail.Load(), SubscriptionConns: h.subConns.Load(),
+		FramesWritten: h.written.Load(), BytesWritten: h.bytes.Load(), Dropped: h.dropped.Load(),
 	}
 }
 
 // Run receives notices until ctx is done. Rooms and streams end with it.
 func (h *Hub) Run(ctx context.Context) error {
+	if h.cfg.Sharded {
+		return h.runSharded(ctx) // sharded.go
+	}
 	h.mu.Lock()
 	h.ctx = ctx
 	h.ps = h.newPubSub(ctx)
@@ -149,6 +173,7 @@ func (h *Hub) newPubSub(ctx context.Context) *redis.PubSub {
 		ps = h.rdb.Subscribe(ctx, h.probe)
 	}
 	h.subs.Store(1)
+	h.subConns.Store(1)
 	return ps
 }
 

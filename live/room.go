@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,12 @@ type Room struct {
 	resync  atomic.Bool
 	retryAt atomic.Bool // a retry timer is pending
 
+	// Presence: the number of viewers here is reported to Redis (debounced,
+	// and refreshed before it expires); watching is the total across
+	// processes, as last published.
+	presence chan struct{}
+	watching atomic.Int64
+
 	mu       sync.Mutex
 	viewers  map[*viewer]struct{}
 	stoppers map[int]stopper
@@ -50,8 +57,9 @@ type stopper struct {
 
 // convState is the conversation as of log position last.
 type convState struct {
-	last store.ID
-	msgs []*msgState
+	last  store.ID
+	title string
+	msgs  []*msgState
 }
 
 func newRoom(h *Hub, conv string) *Room {
@@ -62,6 +70,7 @@ func newRoom(h *Hub, conv string) *Room {
 		ctx:       ctx, cancel: cancel,
 		inbox:    make(chan string, inboxSize),
 		wake:     make(chan struct{}, 1),
+		presence: make(chan struct{}, 1),
 		viewers:  map[*viewer]struct{}{},
 		stoppers: map[int]stopper{},
 	}
@@ -96,12 +105,27 @@ func (r *Room) addViewer(v *viewer) {
 	if first {
 		r.poke() // load the state frames are computed from
 	}
+	r.presenceChanged()
 }
 
 func (r *Room) removeViewer(v *viewer) {
 	r.mu.Lock()
 	delete(r.viewers, v)
 	r.mu.Unlock()
+	r.presenceChanged()
+}
+
+func (r *Room) viewerCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.viewers)
+}
+
+func (r *Room) presenceChanged() {
+	select {
+	case r.presence <- struct{}{}:
+	default:
+	}
 }
 
 func (r *Room) hasViewers() bool {
@@ -135,11 +159,53 @@ func (r *Room) broadcast(f *Frame) {
 	}
 }
 
+// Presence timings: changes are reported at most this often, and a
+// process's count is refreshed well before it expires, so a dead process's
+// viewers stop counting after presenceTTL.
+const (
+	presenceDebounce = 250 * time.Millisecond
+	presenceRefresh  = 10 * time.Second
+	presenceTTL      = 30 * time.Second
+)
+
 func (r *Room) run() {
+	var (
+		debounce <-chan time.Time
+		reported int
+	)
+	refresh := time.NewTicker(presenceRefresh)
+	defer refresh.Stop()
+	report := func(ctx context.Context, n int) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := r.hub.store.Presence(ctx, r.conv, r.hub.id, n, presenceTTL); err != nil {
+			r.hub.log.Debug("report presence", "conversation", r.conv, "err", err)
+			return
+		}
+		reported = n
+	}
 	for {
 		select {
 		case <-r.ctx.Done():
+			if reported > 0 {
+				// The room closed: this process watches no more. Best
+				// effort; the count expires anyway.
+				report(context.WithoutCancel(r.ctx), 0)
+			}
 			return
+		case <-r.presence:
+			if debounce == nil {
+				debounce = time.After(presenceDebounce)
+			}
+		case <-debounce:
+			debounce = nil
+			if n := r.viewerCount(); n != reported {
+				report(r.ctx, n)
+			}
+		case <-refresh.C:
+			if reported > 0 {
+				report(r.ctx, r.viewerCount())
+			}
 		case p := <-r.inbox:
 			batch := []string{p}
 		drain:
@@ -168,8 +234,17 @@ func (r *Room) handle(batch []string) {
 			r.resync.Store(true)
 			continue
 		}
-		if ev.Type == store.EventStop {
+		switch ev.Type {
+		case store.EventStop:
 			r.stop(ev.Gen)
+			continue
+		case store.EventPresence:
+			r.watching.Store(int64(ev.N))
+			r.broadcast(presenceFrame(ev.N))
+			continue
+		case store.EventDeleted:
+			r.state = nil
+			r.broadcast(deletedFrame())
 			continue
 		}
 		events = append(events, ev)
@@ -214,8 +289,12 @@ func (r *Room) emit(from store.ID, ch *changes) {
 	if ch.empty() || from == r.state.last {
 		return
 	}
-	data := frame.Merge(r.state.last.String(), ch.render(r.state.msgs))
-	r.broadcast(&Frame{From: from, ID: r.state.last, Data: data})
+	id := r.state.last.String()
+	data := frame.Merge(id, ch.render(r.state.msgs, r.state.title))
+	if ch.status {
+		data = append(data, busySignals(id, r.state.msgs)...)
+	}
+	r.broadcast(&Frame{From: from, ID: r.state.last, Data: data, Appended: ch.appended})
 }
 
 func (r *Room) stop(gen string) {
@@ -237,9 +316,9 @@ func (r *Room) load() bool {
 		r.retryLater(err)
 		return false
 	}
-	st := &convState{last: snap.Last}
+	st := &convState{last: snap.Last, title: snap.Title}
 	for _, m := range snap.Messages {
-		st.msgs = append(st.msgs, newMsgState(r.hub.md, m))
+		st.msgs = append(st.msgs, newMsgState(r.hub.md, r.conv, m))
 	}
 	r.state = st
 	r.resync.Store(false)
@@ -264,11 +343,12 @@ func (r *Room) refresh() bool {
 	from := r.state.last
 	msgs := r.state.msgs[:min(snap.From, len(r.state.msgs))]
 	for _, m := range snap.Messages {
-		msgs = append(msgs, newMsgState(r.hub.md, m))
+		msgs = append(msgs, newMsgState(r.hub.md, r.conv, m))
 	}
 	r.state.msgs = msgs
 	r.state.last = snap.Last
-	r.broadcast(CatchUp(r.hub.md, from, snap))
+	r.state.title = snap.Title
+	r.broadcast(CatchUp(r.hub.md, r.conv, from, snap))
 	return true
 }
 
@@ -276,6 +356,12 @@ func (r *Room) refresh() bool {
 // stays stale after an outage even if no notice arrives.
 func (r *Room) retryLater(err error) {
 	if r.ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted (or expired): nothing to retry; the viewers' pages say so
+		// and their streams end.
+		r.broadcast(deletedFrame())
 		return
 	}
 	r.hub.log.Warn("room could not read the conversation; retrying", "conversation", r.conv, "err", err)
@@ -297,28 +383,55 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 			return false
 		}
 		s.msgs = append(s.msgs,
-			newMsgState(r.hub.md, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text}),
-			newMsgState(r.hub.md, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming}))
-		if ch.newFrom < 0 {
-			ch.newFrom = ev.Msg
+			newMsgState(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text, Rev: ev.ID}),
+			newMsgState(r.hub.md, r.conv, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID}))
+		ch.replace(ev.Msg)
+		ch.status = true
+	case store.EventRegen:
+		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || s.msgs[ev.Msg].role != "assistant" {
+			return false
 		}
+		s.msgs[ev.Msg] = newMsgState(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID})
+		delete(ch.blocks, ev.Msg)
+		delete(ch.foot, ev.Msg)
+		ch.replace(ev.Msg)
+		ch.status = true
+	case store.EventTitle:
+		s.title = ev.Text
+		ch.title = true
 	case store.EventDelta:
 		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || s.msgs[ev.Msg].doc == nil {
 			return false
 		}
+		s.msgs[ev.Msg].rev = ev.ID
 		first := s.msgs[ev.Msg].doc.Append(ev.Text)
 		if cur, ok := ch.blocks[ev.Msg]; !ok || first < cur {
 			ch.blocks[ev.Msg] = first
 		}
+		ch.noteAppended(ev.Appended)
 	case store.EventEnd:
 		if ev.Msg < 0 || ev.Msg >= len(s.msgs) {
 			return false
 		}
 		m := s.msgs[ev.Msg]
-		m.status, m.errText = ev.Status, ev.Error
+		m.status, m.errText, m.rev = ev.Status, ev.Error, ev.ID
 		ch.foot[ev.Msg] = true
+		ch.status = true
 	default:
 		return false
 	}
 	return true
+}
+
+// Watching returns how many people watch conv across processes, as last
+// published, or 0 when nobody watches it here (the page then shows at least
+// its own viewer, and the stream brings the count).
+func (h *Hub) Watching(conv string) int {
+	h.mu.Lock()
+	r := h.rooms[conv]
+	h.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	return int(r.watching.Load())
 }

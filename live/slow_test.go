@@ -58,7 +58,7 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	go func() { _ = h.Run(ctx) }()
 
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,3 +120,6 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes with a stuck viewer", grown)
 	}
 }
+
+// testOwner owns the conversations the tests create.
+const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"

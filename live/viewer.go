@@ -13,6 +13,7 @@ import (
 // viewer is one live stream. Its queue holds pointers to frames shared with
 // the rest of the room, so its memory is bounded by the queue length.
 type viewer struct {
+	gone   bool // the conversation was deleted; owned by Watch's goroutine
 	queue  chan *Frame
 	lagged atomic.Bool
 	kick   chan struct{}
@@ -73,16 +74,22 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 		h.log.Warn("read conversation for a viewer", "conversation", conv, "err", err)
 		return ErrUnavailable
 	}
-	out, err := open()
+	stream, err := open()
 	if err != nil {
 		return err
 	}
+	out := h.meter(stream)
 	sent := cursor
 	if !snap.CursorValid || snap.Last != cursor {
-		if err := out.Write(CatchUp(h.md, cursor, snap).Data); err != nil {
+		if err := out.Write(CatchUp(h.md, conv, cursor, snap).Data); err != nil {
 			return nil
 		}
 		sent = snap.Last
+	}
+	// Every stream starts with an event, even when the page is current: the
+	// page clears its "reconnecting" sign at the first event of a stream.
+	if err := out.Write(presenceFrame(max(1, int(r.watching.Load()))).Data); err != nil {
+		return nil
 	}
 	if err := out.Flush(); err != nil {
 		return nil
@@ -106,8 +113,15 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 			}
 		case f := <-v.queue:
 			gap := false
+			end := false
 			for f != nil {
-				if sent.Less(f.ID) {
+				if f.ID.IsZero() {
+					// Not a log position: presence or a deletion.
+					if err := out.Write(f.Data); err != nil {
+						return nil
+					}
+					end = end || f.End
+				} else if sent.Less(f.ID) {
 					if sent.Less(f.From) {
 						gap = true // frames we never got: take the current state
 						break
@@ -116,6 +130,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 						return nil
 					}
 					sent = f.ID
+					out.frameWritten(f)
 				}
 				select { // write whatever else is queued, then flush once
 				case f = <-v.queue:
@@ -124,6 +139,9 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 				}
 			}
 			if err := out.Flush(); err != nil {
+				return nil
+			}
+			if end {
 				return nil
 			}
 			if gap {
@@ -135,7 +153,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 		case <-retry:
 			retry = h.fastForward(ctx, conv, v, &sent, out)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || v.gone {
 			return nil
 		}
 	}
@@ -160,13 +178,20 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 	// or covered by the snapshot, and are filtered by id as usual.
 	v.lagged.Store(false)
 	snap, err := h.store.Snapshot(ctx, conv, *sent)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted while this viewer lagged: say so, and end the stream.
+		_ = out.Write(DeletedEvents())
+		_ = out.Flush()
+		v.gone = true
+		return nil
+	}
 	if err != nil {
 		v.lagged.Store(true)
 		h.log.Warn("fast-forward a viewer", "conversation", conv, "err", err)
 		return time.After(time.Second)
 	}
 	if snap.Last != *sent || !snap.CursorValid {
-		if err := out.Write(CatchUp(h.md, *sent, snap).Data); err != nil {
+		if err := out.Write(CatchUp(h.md, conv, *sent, snap).Data); err != nil {
 			return nil
 		}
 		*sent = snap.Last

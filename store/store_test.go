@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestNoticesChainTheLog(t *testing.T) {
 	if _, err := ps.Receive(ctx); err != nil { // the subscription is confirmed
 		t.Fatal(err)
 	}
-	res, err := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestStaleGenerationIsRefused(t *testing.T) {
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestStopBeforeTheGenerationListens(t *testing.T) {
 	if r, err := st.Stop(ctx, store.NewID()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("stop of unknown conversation: %v %v", r, err)
 	}
-	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	res, _ := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
 	if r, err := st.Stop(ctx, conv); err != nil || r != store.StopSent {
 		t.Fatalf("stop: %v %v", r, err)
 	}
@@ -132,11 +133,11 @@ func TestSnapshotCursors(t *testing.T) {
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, "one", "k1", store.NewID(), true)
+	res, _ := st.Post(ctx, conv, testOwner, "one", "k1", store.NewID(), true)
 	st.Append(ctx, conv, res.Gen, "answer one")
 	st.Finish(ctx, conv, res.Gen, store.StatusDone, "")
 	mid, _ := st.Snapshot(ctx, conv, store.ID{})
-	res2, err := st.Post(ctx, conv, "two", "k2", store.NewID(), false)
+	res2, err := st.Post(ctx, conv, testOwner, "two", "k2", store.NewID(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestKeysShareTheHashTagAndExpire(t *testing.T) {
 	st, rdb := newStore(t, store.Config{ConversationTTL: time.Hour})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	res, _ := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
 	st.Append(ctx, conv, res.Gen, "x")
 	keys, _ := rdb.Keys(ctx, "*").Result()
 	for _, k := range keys {
@@ -194,7 +195,7 @@ func TestAnswerSizeLimit(t *testing.T) {
 	st, _ := newStore(t, store.Config{MaxAnswerBytes: 10})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
+	res, _ := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
 	if r, _, _ := st.Append(ctx, conv, res.Gen, "12345678"); r != store.Appended {
 		t.Fatalf("first append: %v", r)
 	}
@@ -207,18 +208,38 @@ func TestAnswerSizeLimit(t *testing.T) {
 	}
 }
 
+// BenchmarkAppend is one batch of a generation: the append script's round
+// trip. Each case starts from an answer of a given size, so a per-batch cost
+// that grows with the answer shows up as a rising time per op; with the
+// default flush interval an answer of 256 KB (the default size limit) takes
+// thousands of batches.
 func BenchmarkAppend(b *testing.B) {
 	srv := testredis.Start(b)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
 	st := store.New(rdb, store.Config{LogMaxLen: 1000, LeaseTTL: time.Minute, MaxAnswerBytes: 1 << 30, IdempotencyTTL: time.Hour})
 	ctx := context.Background()
-	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, "hi", "k", store.NewID(), true)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, _, err := st.Append(ctx, conv, res.Gen, "twenty bytes of text"); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{0, 64 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("answer=%dKB", size>>10), func(b *testing.B) {
+			conv := store.NewID()
+			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if size > 0 {
+				if _, _, err := st.Append(ctx, conv, res.Gen, strings.Repeat("x", size)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := st.Append(ctx, conv, res.Gen, "twenty bytes of text"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
+
+// testOwner owns the conversations the tests create.
+const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"

@@ -8,24 +8,50 @@
 // k..n (and slot n+1, empty) gives the same page however often it is applied.
 // Messages nest in slots "slot-N", and each answer's Markdown blocks nest in
 // slots "m-N-s-K", so a growing answer re-sends only its last block.
+//
+// Frames are rendered once per room and written to every viewer, owner or
+// not, so they never differ by viewer: controls only an owner may use are
+// marked "owner-only" and hidden by the page's "readonly" class (and the
+// server refuses them anyway).
 package views
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // Assets holds the URLs of the embedded static files (content-hashed names).
 type Assets struct {
 	CSS      string
+	CodeCSS  string // code highlighting, light and dark
 	Datastar string
 }
 
 // Message is one message as the page shows it.
 type Message struct {
+	Conv   string // the conversation's ID
 	Index  int
 	Role   string   // "user" or "assistant"
 	Status string   // streaming, done, stopped, failed, interrupted
 	Error  string   // shown under a failed or interrupted answer
 	Text   string   // the user's text (shown as typed)
 	Blocks []string // an answer's rendered, sanitised Markdown blocks
+	Rev    string   // log ID of the message's last change; Regenerate names it
+}
+
+// Summary is one conversation in the sidebar.
+type Summary struct {
+	ID      string
+	Title   string
+	Updated time.Time
+}
+
+// Sidebar is the list of this browser's conversations.
+type Sidebar struct {
+	Current       string // the conversation on the page, "" on the home page
+	CurrentTitle  string
+	Conversations []Summary
+	Watching      bool // the current conversation is not this browser's
 }
 
 // Conversation is the data of a conversation page.
@@ -35,8 +61,11 @@ type Conversation struct {
 	Cursor      string // log position the page was rendered at
 	Messages    []Message
 	Streaming   bool
+	Owner       bool   // the viewer may post, stop, regenerate, rename, delete
+	Watching    int    // people watching now, as last known
 	ComposerKey string // idempotency key of the next post
 	Model       string
+	Sidebar     Sidebar
 }
 
 // MessageID is the DOM id of message i.
@@ -50,3 +79,25 @@ func BlockSlotID(i, k int) string { return "m-" + strconv.Itoa(i) + "-s-" + strc
 
 // FootID is the DOM id of message i's status line.
 func FootID(i int) string { return "m-" + strconv.Itoa(i) + "-foot" }
+
+// Ids of elements every conversation page has, so that frames can patch them
+// whoever is watching (the client reports an error for a missing target).
+const (
+	TitleID     = "conv-title"
+	SideTitleID = "side-current-title"
+	NoticeID    = "notice"
+	MessagesID  = "messages"
+	ComposerID  = "composer-area"
+	SideItemID  = "side-current"
+)
+
+// untitled is what a conversation is called until it has a title.
+const untitled = "New conversation"
+
+// TitleOr returns title, or the name of an untitled conversation.
+func TitleOr(title string) string {
+	if title == "" {
+		return untitled
+	}
+	return title
+}

@@ -1,0 +1,314 @@
+// Command parley-load measures Parley the way browsers use it, next to a
+// deliberately naive baseline measured in the same run.
+//
+// It creates conversations over HTTP (the home page's form, then the
+// composer's), attaches SSE viewers that parse every Datastar frame (joining
+// before, during and after an answer; some dropping their stream and
+// reconnecting with Last-Event-ID; some reading slowly), and reports
+// token-to-viewer latency, delivery rates, SSE bytes, exactness (each
+// viewer's answer, rebuilt by applying its frames to its page, against the
+// stored one), server CPU, memory and goroutines, and Redis commands.
+//
+// Latency comes from the "clock" model (llm.Clock): every token carries the
+// time it was emitted, and viewers read it out of the frames they receive.
+//
+//	go run ./cmd/parley-load                       # every scenario, Parley and naive
+//	go run ./cmd/parley-load -scenario fanout-1k   # one of them
+//	go run ./cmd/parley-load -list                 # the scenarios and their targets
+//	go run ./cmd/parley-load -url http://host:8080 -scenario redis -variants parley
+//
+// By default the tool builds Parley, starts a private redis-server for each
+// run, and starts the server with -model clock; the naive server is this
+// program's own "serve-naive" subcommand. Results go to stdout as tables and,
+// with -json, to a file. Load generator and server share the machine: every
+// figure says so.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "parley-load:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	scenarios []string
+	variants  []string
+	url       string
+	redisURL  string
+	metrics   string
+	bin       string
+	jsonPath  string
+	seed      uint64
+	keep      bool
+	over      scenario // overrides, where set
+	set       map[string]bool
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "serve-naive" {
+		return runNaive(ctx, args[1:], stderr)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	o, err := parseFlags(args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	limit, err := raiseFileLimit(200_000)
+	if err != nil {
+		fmt.Fprintln(stderr, "parley-load: warning:", err)
+	}
+	machine := machineLine()
+	fmt.Fprintf(stdout, "parley-load: %s; open-file limit %d\n", machine, limit)
+
+	dir, err := os.MkdirTemp("", "parley-load-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(stderr, "logs kept in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin := o.bin
+	if bin == "" && o.url == "" && contains(o.variants, "parley") {
+		fmt.Fprintln(stderr, "building parley...")
+		if bin, err = buildParley(ctx, dir); err != nil {
+			return err
+		}
+	}
+	flags := supportedFlags(ctx, bin)
+
+	prog := newProgress(os.Stderr)
+	r := &runner{log: stderr, prog: prog, rng: rand.New(rand.NewPCG(o.seed, 1))}
+	var pairs []pair
+	var failures []error
+	for _, s := range selectScenarios(o) {
+		p := pair{Scenario: s.Name}
+		for _, variant := range o.variants {
+			if ctx.Err() != nil {
+				break
+			}
+			r.rng = rand.New(rand.NewPCG(o.seed, 1)) // both variants get the same plan
+			res, err := r.runOne(ctx, s, variant, o, bin, dir, flags)
+			if err != nil {
+				failures = append(failures, fmt.Errorf("%s/%s: %w", s.Name, variant, err))
+				fmt.Fprintf(stderr, "parley-load: %s/%s failed: %v\n", s.Name, variant, err)
+				continue
+			}
+			res.Notes = append(res.Notes, "load generator on the same machine as the server")
+			if variant == "parley" {
+				p.Parley = res
+			} else {
+				p.Naive = res
+			}
+		}
+		pairs = append(pairs, p)
+		printTable(stdout, []pair{p}, machine)
+		if o.jsonPath != "" {
+			if err := writeJSON(o.jsonPath, pairs, machine, "go run ./cmd/parley-load "+strings.Join(args, " ")); err != nil {
+				return err
+			}
+		}
+	}
+	return errors.Join(failures...)
+}
+
+// runOne starts the server of variant (unless -url), runs s, stops it.
+func (r *runner) runOne(ctx context.Context, s scenario, variant string, o options, bin, dir string, flags map[string]bool) (*result, error) {
+	t := &target{name: variant}
+	defer t.stop()
+	if o.url != "" {
+		t.url, t.metricsURL = strings.TrimRight(o.url, "/"), o.metrics
+		if o.redisURL != "" {
+			if err := t.connectRedis(o.redisURL); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		redisURL, err := t.startRedis(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		so := serverOptions{Model: "clock", TPS: s.TPS, Tokens: s.Tokens}
+		// Limits a person would hit are lifted: here one "person" posts 100
+		// messages in a row, and 200 answers run at once.
+		for name, value := range map[string]string{
+			"posts-per-minute": "100000", "owner-generations": "100000", "max-owner-generations": "100000",
+		} {
+			if flags[name] {
+				so.Extra = append(so.Extra, "-"+name, value)
+			}
+		}
+		if variant == "parley" {
+			err = t.startParley(ctx, bin, dir, redisURL, so)
+		} else {
+			err = t.startNaive(ctx, dir, redisURL, so)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	r.prog.begin(s.Name + "/" + variant)
+	defer r.prog.end()
+	switch s.Kind {
+	case "idle":
+		return r.runIdle(ctx, s, t)
+	case "page":
+		return r.runPage(ctx, s, t)
+	default:
+		return r.runStream(ctx, s, t)
+	}
+}
+
+func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("parley-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scen := fs.String("scenario", "all", "comma-separated scenario names, or all (see -list)")
+	variants := fs.String("variants", "parley,naive", "servers to measure: parley, naive or both")
+	list := fs.Bool("list", false, "list the scenarios and exit")
+	fs.StringVar(&o.url, "url", "", "measure a running Parley at this URL instead of starting one (its model must be clock)")
+	fs.StringVar(&o.redisURL, "redis-url", "", "with -url: the server's Redis, for INFO commandstats")
+	fs.StringVar(&o.metrics, "metrics-url", "", "with -url: the server's Prometheus endpoint (process CPU, RSS, goroutines)")
+	fs.StringVar(&o.bin, "bin", "", "a Parley binary to run instead of building one")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of who joins when")
+	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs (the directory is printed)")
+	fs.IntVar(&o.over.Convs, "convs", 0, "override: conversations")
+	fs.IntVar(&o.over.Viewers, "viewers", 0, "override: viewers per conversation")
+	fs.IntVar(&o.over.Tokens, "tokens", 0, "override: tokens per answer")
+	fs.Float64Var(&o.over.TPS, "tps", 0, "override: tokens per second")
+	fs.Float64Var(&o.over.During, "during", 0, "override: share of viewers joining mid-answer")
+	fs.Float64Var(&o.over.After, "after", 0, "override: share joining after the end")
+	fs.Float64Var(&o.over.Reconnect, "reconnect", 0, "override: share reconnecting once with Last-Event-ID")
+	fs.Float64Var(&o.over.Slow, "slow", 0, "override: share reading slowly")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if *list {
+		for _, s := range scenarios() {
+			fmt.Fprintf(stdout, "%-12s %s\n             target: %s\n", s.Name, s.Title, s.Target)
+		}
+		return o, flag.ErrHelp
+	}
+	o.variants = strings.Split(*variants, ",")
+	for _, v := range o.variants {
+		if v != "parley" && v != "naive" {
+			return o, fmt.Errorf("-variants: %q is neither parley nor naive", v)
+		}
+	}
+	if o.url != "" && contains(o.variants, "naive") {
+		return o, errors.New("-url measures one server: use -variants parley")
+	}
+	known := map[string]bool{}
+	for _, s := range scenarios() {
+		known[s.Name] = true
+	}
+	for _, name := range strings.Split(*scen, ",") {
+		if name != "all" && !known[name] {
+			return o, fmt.Errorf("-scenario: no scenario %q (see -list)", name)
+		}
+		o.scenarios = append(o.scenarios, name)
+	}
+	return o, nil
+}
+
+func selectScenarios(o options) []scenario {
+	var out []scenario
+	for _, s := range scenarios() {
+		if !contains(o.scenarios, "all") && !contains(o.scenarios, s.Name) {
+			continue
+		}
+		if o.set["convs"] {
+			s.Convs = o.over.Convs
+		}
+		if o.set["viewers"] {
+			s.Viewers = o.over.Viewers
+		}
+		if o.set["tokens"] {
+			s.Tokens = o.over.Tokens
+		}
+		if o.set["tps"] {
+			s.TPS = o.over.TPS
+		}
+		if o.set["during"] {
+			s.During = o.over.During
+		}
+		if o.set["after"] {
+			s.After = o.over.After
+		}
+		if o.set["reconnect"] {
+			s.Reconnect = o.over.Reconnect
+		}
+		if o.set["slow"] {
+			s.Slow = o.over.Slow
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// supportedFlags lists the flags the Parley binary accepts, so that limits
+// are lifted only where the server has them.
+func supportedFlags(ctx context.Context, bin string) map[string]bool {
+	out := map[string]bool{}
+	if bin == "" {
+		return out
+	}
+	b, _ := exec.CommandContext(ctx, bin, "-h").CombinedOutput() // -h exits non-zero on some versions
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(line, "-"); ok {
+			name, _, _ = strings.Cut(name, " ")
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// machineLine describes where the figures come from.
+func machineLine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s; load generator on the same machine", runtime.NumCPU(), model, time.Now().Format("2006-01-02"))
+}
+
+func contains(xs []string, x string) bool {
+	for _, s := range xs {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,135 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/llm"
+	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/views"
+)
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestStreamBytesOfLongAnswer checks that streaming costs O(n), not O(n²):
+// the SSE bytes one viewer receives for a 2,000-token Markdown answer
+// (headings, paragraphs, lists, code blocks) stay below 3x the size of the
+// answer's final HTML. Re-sending the whole answer per frame would cost
+// hundreds of times that; re-sending only the growing block stays a small
+// multiple.
+//
+// The stream is opened before the message is posted, so it carries
+// everything: the new messages, every token and the end. It is also applied
+// to the page, which must then equal a fresh load: the counted bytes are a
+// whole, working stream.
+//
+// PARLEY_SSE_BYTES_TPS=a,b,c measures other model speeds (pieces per second)
+// and logs the ratios; the default speed is what the assertion uses.
+func TestStreamBytesOfLongAnswer(t *testing.T) {
+	rates := []float64{200}
+	if env := os.Getenv("PARLEY_SSE_BYTES_TPS"); env != "" {
+		rates = nil
+		for _, f := range strings.Split(env, ",") {
+			r, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				t.Fatalf("PARLEY_SSE_BYTES_TPS: %v", err)
+			}
+			rates = append(rates, r)
+		}
+	}
+	for _, tps := range rates {
+		t.Run(fmt.Sprintf("%g tokens per second", tps), func(t *testing.T) {
+			sent, final, blocks := measureLongAnswer(t, tps, 2000)
+			ratio := float64(sent) / float64(final)
+			t.Logf("2,000 tokens at %g/s with a 20 ms flush: %d SSE bytes for %d bytes of final answer HTML (%d bytes of Markdown blocks alone): %.2fx (%.2fx of the blocks)",
+				tps, sent, final, blocks, ratio, float64(sent)/float64(blocks))
+			if ratio >= 3 {
+				t.Errorf("the stream cost %.2fx the final HTML, want below 3x", ratio)
+			}
+		})
+	}
+}
+
+// measureLongAnswer streams a [[long tokens]] answer to one viewer and returns
+// the SSE body bytes it received, the size of the answer's HTML in a fresh
+// page (the #m-3 article) and the size of its rendered Markdown blocks alone
+// (without the slot elements that hold them).
+func measureLongAnswer(t *testing.T, tps float64, tokens int) (sent, final, blocks int) {
+	t.Helper()
+	a := newApp(t, func(c *appConfig) {
+		c.demo = llm.DemoConfig{TokensPerSecond: tps, Tokens: 50}
+	})
+	conv := a.create(t, "[[echo]]Hello.")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	page, cursor := a.page(t, conv)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+"/c/"+conv+"/events?after="+cursor, nil)
+	req.Header.Set("Datastar-Request", "true")
+	res, err := a.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("events: status %d", res.StatusCode)
+	}
+	body := &countingReader{r: res.Body}
+
+	// The stream has started (headers came), so the room is joined and
+	// nothing of the answer can be missed.
+	if res := a.post(t, conv, "[[long "+strconv.Itoa(tokens)+"]]", "bytes"); res.StatusCode >= 300 {
+		t.Fatalf("post: status %d", res.StatusCode)
+	}
+	var applyErr error
+	err = readSSE(body, func(ev sseEvent) bool {
+		if ev.Comment {
+			return true
+		}
+		if err := page.apply(ev.fragments()); err != nil {
+			applyErr = err
+			return false
+		}
+		return page.status(3) != store.StatusDone
+	})
+	if err != nil || applyErr != nil {
+		t.Fatalf("read the stream: %v, %v", err, applyErr)
+	}
+	if got := page.status(3); got != store.StatusDone {
+		t.Fatalf("the stream ended with the answer %q", got)
+	}
+
+	fresh, _ := a.page(t, conv)
+	if got, want := page.html(views.MessageID(3)), fresh.html(views.MessageID(3)); got != want {
+		t.Fatalf("the page after the stream differs from a fresh load:\n got %.300q\nwant %.300q", got, want)
+	}
+	stored := a.waitStatus(t, conv, 3, store.StatusDone)
+	if n := len(strings.Fields(stored.Text)); n < tokens {
+		t.Fatalf("the answer has %d words, want at least %d", n, tokens)
+	}
+	doc := markdown.NewDoc(markdown.NewRenderer())
+	doc.Append(stored.Text)
+	for _, b := range doc.Blocks() {
+		blocks += len(b)
+	}
+	return int(body.n), len(fresh.html(views.MessageID(3))), blocks
+}

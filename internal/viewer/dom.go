@@ -1,0 +1,164 @@
+// Package viewer is a test client that watches a conversation the way the
+// browser does: it loads the page, follows the live stream, applies each
+// frame by element id as the Datastar client does, and reconnects with the
+// Last-Event-ID of the last frame it received when the stream breaks.
+//
+// Tests that start Parley processes (e2e), or the whole server in one process,
+// use it to check that what a person sees ends equal to what is stored.
+package viewer
+
+import (
+	"io"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+
+	"github.com/parley-chat/parley/views"
+)
+
+// DOM is a page as a browser holds it, with Datastar's merge-by-id applied
+// (a morph leaves the target equal to the fragment, so replacing the target
+// gives the same DOM).
+type DOM struct{ root *html.Node }
+
+// ParseDOM parses a whole page.
+func ParseDOM(r io.Reader) (*DOM, error) {
+	n, err := html.Parse(r)
+	if err != nil {
+		return nil, err
+	}
+	return &DOM{root: n}, nil
+}
+
+func (d *DOM) byID(id string) *html.Node {
+	var found *html.Node
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if found != nil {
+			return
+		}
+		if n.Type == html.ElementNode && attr(n, "id") == id {
+			found = n
+			return
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(d.root)
+	return found
+}
+
+func attr(n *html.Node, name string) string {
+	for _, a := range n.Attr {
+		if a.Key == name {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// MissingTargetError is a fragment whose id is not in the page: the real
+// client throws on it, so a frame that causes it is a bug.
+type MissingTargetError struct{ ID string }
+
+func (e *MissingTargetError) Error() string { return "no element with id " + e.ID }
+
+// Apply merges each top-level element of fragments into the element with its
+// id.
+func (d *DOM) Apply(fragments string) error {
+	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
+	nodes, err := html.ParseFragment(strings.NewReader(fragments), body)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		id := attr(n, "id")
+		target := d.byID(id)
+		if target == nil {
+			return &MissingTargetError{ID: id}
+		}
+		target.Parent.InsertBefore(n, target)
+		target.Parent.RemoveChild(target)
+	}
+	return nil
+}
+
+// HTML renders the element with id (empty when absent).
+func (d *DOM) HTML(id string) string {
+	n := d.byID(id)
+	if n == nil {
+		return ""
+	}
+	var sb strings.Builder
+	_ = html.Render(&sb, n)
+	return sb.String()
+}
+
+// Messages renders the messages list: what two viewers of one conversation
+// must agree on.
+func (d *DOM) Messages() string { return d.HTML("messages") }
+
+// Status is the data-status of message i's footer ("" when absent).
+func (d *DOM) Status(i int) string {
+	n := d.byID(views.FootID(i))
+	if n == nil {
+		return ""
+	}
+	return attr(n, "data-status")
+}
+
+// Text is the text of message i's body: what the person wrote, or the
+// answer so far (without its heading and status line).
+func (d *DOM) Text(i int) string {
+	n := d.byID(views.MessageID(i))
+	if n == nil {
+		return ""
+	}
+	var sb strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && (n.Data == "footer" || n.Data == "h2") {
+			return
+		}
+		if n.Type == html.TextNode {
+			sb.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return strings.TrimSpace(sb.String())
+}
+
+// Cursor is the log position the page was rendered at.
+func (d *DOM) Cursor() string {
+	var cur string
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if v := attr(n, "data-on-load"); v != "" {
+			if _, rest, ok := strings.Cut(v, "after="); ok {
+				cur, _, _ = strings.Cut(rest, "'")
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(d.root)
+	return cur
+}
+
+// Ended reports whether status is one a message ends in.
+func Ended(status string) bool {
+	switch status {
+	case "done", "stopped", "failed", "interrupted":
+		return true
+	}
+	return false
+}

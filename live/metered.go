@@ -1,0 +1,99 @@
+package live
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// Observer is told, for metrics, how long text took from the generation to
+// a viewer. It is called once per viewer and frame, from the viewer's
+// goroutine, so it must be quick and safe for concurrent use.
+type Observer interface {
+	TokenToFrame(d time.Duration)
+}
+
+// deadliner is a Stream whose writes can be given a deadline (an HTTP
+// response, through http.ResponseController).
+type deadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+// meteredStream is a viewer's Stream as Watch uses it: it counts what is
+// written, bounds each batch of writes by the hub's WriteTimeout, and at each
+// flush reports the token-to-frame latency of the frames it flushed.
+type meteredStream struct {
+	Stream
+	h        *Hub
+	armed    bool        // a deadline is set for the writes since the last flush
+	appended []time.Time // token times of the frames written since the last flush
+	dropped  bool
+}
+
+func (h *Hub) meter(s Stream) *meteredStream {
+	return &meteredStream{Stream: s, h: h}
+}
+
+func (s *meteredStream) arm() {
+	if s.armed || s.h.cfg.WriteTimeout <= 0 {
+		return
+	}
+	if d, ok := s.Stream.(deadliner); ok {
+		// An error means the connection cannot take deadlines (or is gone,
+		// which the write reports): write without one.
+		_ = d.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
+		s.armed = true
+	}
+}
+
+// Write writes one SSE event or comment. Comments (heartbeats) start with a
+// colon; anything else is a frame.
+func (s *meteredStream) Write(p []byte) error {
+	s.arm()
+	err := s.Stream.Write(p)
+	if err != nil {
+		s.failed(err)
+		return err
+	}
+	s.h.bytes.Add(int64(len(p)))
+	if len(p) > 0 && p[0] != ':' {
+		s.h.written.Add(1)
+	}
+	return nil
+}
+
+// frameWritten notes the token time of a live frame just written (zero
+// when it carries no new text), to report once it is flushed.
+func (s *meteredStream) frameWritten(f *Frame) {
+	if !f.Appended.IsZero() && s.h.cfg.Observer != nil {
+		s.appended = append(s.appended, f.Appended)
+	}
+}
+
+func (s *meteredStream) Flush() error {
+	s.arm()
+	err := s.Stream.Flush()
+	s.armed = false
+	if err != nil {
+		s.failed(err)
+		s.appended = s.appended[:0]
+		return err
+	}
+	if len(s.appended) > 0 {
+		now := time.Now()
+		for _, t := range s.appended {
+			s.h.cfg.Observer.TokenToFrame(now.Sub(t))
+		}
+		s.appended = s.appended[:0]
+	}
+	return nil
+}
+
+// failed counts a viewer whose connection took no write before the
+// deadline as dropped; other errors are viewers that went away.
+func (s *meteredStream) failed(err error) {
+	if !s.dropped && errors.Is(err, os.ErrDeadlineExceeded) {
+		s.dropped = true
+		s.h.dropped.Add(1)
+	}
+}

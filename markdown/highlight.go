@@ -1,0 +1,277 @@
+package markdown
+
+import (
+	"fmt"
+	"html"
+	"strings"
+	"sync"
+
+	"github.com/alecthomas/chroma/v2"
+	"github.com/alecthomas/chroma/v2/lexers"
+	"github.com/alecthomas/chroma/v2/styles"
+)
+
+// The chroma styles of code blocks: light by default, dark when the system
+// asks for it. Only their CSS depends on them (see WriteCSS); the HTML carries
+// classes only, so the page needs no inline styles.
+const (
+	LightStyle = "github"
+	DarkStyle  = "github-dark"
+)
+
+// CopyOnClick is the Datastar beta.11 expression that makes the copy buttons
+// of code blocks work. It belongs in a data-on-click attribute of an element
+// that contains the answers (the page's message list): one delegated handler
+// instead of one per button, so the HTML of an answer carries no data-*
+// attribute at all (Datastar would give each such button a generated id, and
+// the page would no longer equal the server's HTML), and nothing in a
+// rendered answer is ever run by Datastar.
+//
+// On success the button says "Copied" for a moment; when the browser refuses
+// the clipboard (no permission, page not focused) the code is selected so
+// that the person can copy it by hand. Datastar cuts expressions at ';', so
+// this is one expression.
+const CopyOnClick = `(b => b && navigator.clipboard.writeText(b.closest('.code').querySelector('code').textContent)` +
+	`.then(() => (b.textContent = 'Copied', setTimeout(() => b.textContent = 'Copy', 1500)))` +
+	`.catch(() => getSelection().selectAllChildren(b.closest('.code').querySelector('code'))))` +
+	`(evt.target.closest('button.copy'))`
+
+// maxHighlightBytes bounds the code a block may hold and still be
+// highlighted: chroma's lexers use backtracking regular expressions (with a
+// timeout per match), and a growing block is highlighted again for every
+// frame. Longer code is shown plain.
+const maxHighlightBytes = 32 << 10
+
+// maxCachedLexers bounds the lexer lookups kept. Fence languages come from
+// the model and are unbounded; looking up an unknown one scans every
+// lexer's file patterns, so the answers (nil included) are cached.
+const maxCachedLexers = 512
+
+// highlighter rewrites the code blocks of sanitised HTML into highlighted
+// code with a copy button. Safe for concurrent use.
+type highlighter struct {
+	// styled holds the chroma class names that have a rule in the light or
+	// dark style: tokens of other classes are written without a span,
+	// which keeps a streamed code block small.
+	styled map[string]bool
+
+	mu      sync.Mutex
+	lexers  map[string]chroma.Lexer
+	missing map[string]bool
+}
+
+func newHighlighter() *highlighter {
+	h := &highlighter{styled: map[string]bool{}, lexers: map[string]chroma.Lexer{}, missing: map[string]bool{}}
+	for _, name := range []string{LightStyle, DarkStyle} {
+		st := styles.Get(name)
+		bg := st.Get(chroma.Background)
+		for t := range chroma.StandardTypes {
+			// Negative types are the formatter's own (lines, line
+			// numbers); lexers never emit them.
+			if c := tokenClass(t); t >= 0 && c != "" && !st.Get(t).Sub(bg).IsZero() {
+				h.styled[c] = true
+			}
+		}
+	}
+	return h
+}
+
+// tokenClass is the CSS class chroma's HTML formatter gives a token type:
+// that of the nearest type (itself or a parent) with a standard class. Plain
+// text, whitespace and lexer errors get none (an error token is usually just
+// code that is still being written).
+func tokenClass(t chroma.TokenType) string {
+	for {
+		if c, ok := chroma.StandardTypes[t]; ok {
+			switch t {
+			case chroma.Whitespace, chroma.Error, chroma.Text:
+				return ""
+			}
+			return c
+		}
+		if t == 0 {
+			return ""
+		}
+		t = t.Parent()
+	}
+}
+
+// The markup goldmark and the sanitiser write for a code block. Inside it
+// there is only escaped text.
+const (
+	codeOpen     = "<pre><code"
+	codeLangAttr = ` class="language-`
+	codeClose    = "</code></pre>"
+)
+
+// codeBlocks returns s with each <pre><code> block replaced by its
+// highlighted form:
+//
+//	<div class="code"><div class="code-bar"><span class="code-lang">go</span><button ...>Copy</button></div>
+//	<pre class="chroma"><code class="language-go">…spans…</code></pre></div>
+//
+// s must be the sanitiser's output, in which such a block can only come from
+// a Markdown code block (raw HTML is escaped before it gets there). The code
+// is unescaped, highlighted and escaped again here, so the result holds
+// exactly the text of the block plus markup written by this function.
+func (h *highlighter) codeBlocks(s string) string {
+	if !strings.Contains(s, codeOpen) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for {
+		i := strings.Index(s, codeOpen)
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i])
+		lang, body, rest, ok := cutCodeBlock(s[i:])
+		if !ok {
+			// Not the shape goldmark writes; keep it as the sanitiser left it.
+			b.WriteString(codeOpen)
+			s = s[i+len(codeOpen):]
+			continue
+		}
+		h.writeBlock(&b, lang, html.UnescapeString(body))
+		s = rest
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// cutCodeBlock parses `<pre><code[ class="language-L"]>BODY</code></pre>` at
+// the start of s, where BODY is escaped text without tags.
+func cutCodeBlock(s string) (lang, body, rest string, ok bool) {
+	s = s[len(codeOpen):]
+	if v, found := strings.CutPrefix(s, codeLangAttr); found {
+		end := strings.Index(v, `">`)
+		if end < 0 {
+			return "", "", "", false
+		}
+		lang, s = v[:end], v[end+2:]
+	} else if v, found := strings.CutPrefix(s, ">"); found {
+		s = v
+	} else {
+		return "", "", "", false
+	}
+	end := strings.Index(s, codeClose)
+	if end < 0 || strings.ContainsAny(s[:end], "<>") {
+		return "", "", "", false
+	}
+	return lang, s[:end], s[end+len(codeClose):], true
+}
+
+// writeBlock writes one code block with its bar (language and copy button).
+func (h *highlighter) writeBlock(b *strings.Builder, lang, code string) {
+	elang := html.EscapeString(lang)
+	b.WriteString(`<div class="code"><div class="code-bar">`)
+	if lang != "" {
+		b.WriteString(`<span class="code-lang">` + elang + `</span>`)
+	}
+	b.WriteString(`<button type="button" class="copy" aria-label="Copy code">Copy</button></div><pre class="chroma"><code`)
+	if lang != "" {
+		b.WriteString(` class="language-` + elang + `"`)
+	}
+	b.WriteString(">")
+	if !h.highlight(b, lang, code) {
+		b.WriteString(html.EscapeString(code))
+	}
+	b.WriteString("</code></pre></div>")
+}
+
+// highlight writes code as escaped text in classed spans and reports whether
+// it did; on false it wrote nothing. Adjacent tokens of one class share a
+// span, and tokens of unstyled classes get none.
+func (h *highlighter) highlight(b *strings.Builder, lang, code string) bool {
+	if lang == "" || len(code) > maxHighlightBytes {
+		return false
+	}
+	lexer := h.lexer(lang)
+	if lexer == nil {
+		return false
+	}
+	tokens, err := tokenise(lexer, code)
+	if err != nil {
+		return false
+	}
+	// Some lexers add a final newline; the copied text must be the code.
+	var total strings.Builder
+	total.Grow(len(code) + 1)
+	for _, t := range tokens {
+		total.WriteString(t.Value)
+	}
+	if got := total.String(); got != code {
+		last := len(tokens) - 1
+		if got != code+"\n" || last < 0 || !strings.HasSuffix(tokens[last].Value, "\n") {
+			return false
+		}
+		tokens[last].Value = strings.TrimSuffix(tokens[last].Value, "\n")
+	}
+
+	var run strings.Builder
+	class := ""
+	flush := func() {
+		if run.Len() == 0 {
+			return
+		}
+		if class == "" {
+			b.WriteString(html.EscapeString(run.String()))
+		} else {
+			b.WriteString(`<span class="` + class + `">` + html.EscapeString(run.String()) + `</span>`)
+		}
+		run.Reset()
+	}
+	for _, t := range tokens {
+		c := tokenClass(t.Type)
+		if !h.styled[c] {
+			c = ""
+		}
+		// Whitespace between two tokens of a class joins their span.
+		if c != class && !(class != "" && strings.TrimSpace(t.Value) == "" && !strings.Contains(t.Value, "\n")) {
+			flush()
+			class = c
+		}
+		run.WriteString(t.Value)
+	}
+	flush()
+	return true
+}
+
+// tokenise runs lexer over code. chroma lexers panic on some internal errors;
+// that must not take down the room that renders the answer.
+func tokenise(lexer chroma.Lexer, code string) (tokens []chroma.Token, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			tokens, err = nil, fmt.Errorf("chroma %s lexer panicked: %v", lexer.Config().Name, p)
+		}
+	}()
+	it, err := lexer.Tokenise(nil, code)
+	if err != nil {
+		return nil, fmt.Errorf("chroma %s lexer: %w", lexer.Config().Name, err)
+	}
+	return it.Tokens(), nil
+}
+
+// lexer returns the lexer for a fence language, or nil if chroma has none.
+func (h *highlighter) lexer(lang string) chroma.Lexer {
+	lang = strings.ToLower(lang)
+	h.mu.Lock()
+	l, ok := h.lexers[lang]
+	miss := h.missing[lang]
+	h.mu.Unlock()
+	if ok || miss {
+		return l
+	}
+	l = lexers.Get(lang)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.lexers)+len(h.missing) < maxCachedLexers {
+		if l == nil {
+			h.missing[lang] = true
+		} else {
+			h.lexers[lang] = l
+		}
+	}
+	return l
+}

@@ -1,0 +1,210 @@
+// Package metrics exposes Parley's Prometheus metrics: what the live hub
+// sends, the generations this process runs, Redis round trips and the
+// latency from a token reaching the generation to its frame reaching a
+// viewer.
+//
+// Nothing here is global: a Metrics has its own registry, and the packages
+// it measures never import Prometheus. They take small observer interfaces
+// (generation.Observer, live.Observer) that Metrics implements, or are read
+// at scrape time (live.Hub's Stats). The handler belongs on a listener of its
+// own, never on the public port.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/store"
+)
+
+// Path is where Handler serves the metrics.
+const Path = "/metrics"
+
+// Outcomes a generation ends with; each has a series from the start, so a
+// rate over them never starts from a missing series.
+var outcomes = []string{store.StatusDone, store.StatusStopped, store.StatusFailed, store.StatusInterrupted}
+
+// redisCommands are the commands that get a series of their own in the Redis
+// latency histogram: the ones Parley sends on its hot paths. Every other
+// command is counted as "other" and every pipeline as "pipeline", so the
+// label's values stay few whatever is sent.
+var redisCommands = []string{"evalsha", "eval", "publish", "spublish", "zadd", "zrem", "zrangebyscore", "hmget", "ping"}
+
+// Metrics holds Parley's metrics and the registry that serves them.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	gensRunning  prometheus.Gauge
+	gensEnded    map[string]prometheus.Counter
+	tokenToFrame prometheus.Histogram
+	redisRTT     map[string]prometheus.Observer // read-only once built
+}
+
+// New returns Metrics with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		gensRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_generations_running",
+			Help: "Answers this process is writing now.",
+		}),
+		gensEnded: map[string]prometheus.Counter{},
+		tokenToFrame: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "parley_token_to_frame_seconds",
+			Help: "Time from a generation getting text from the model to the frame holding it being written to a viewer, per viewer and frame. " +
+				"Across processes it includes their clock difference.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		redisRTT: map[string]prometheus.Observer{},
+	}
+	ended := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_generations_ended_total",
+		Help: "Answers this process wrote, by how they ended (interrupted includes those whose end another process wrote).",
+	}, []string{"outcome"})
+	for _, o := range outcomes {
+		m.gensEnded[o] = ended.WithLabelValues(o)
+	}
+	rtt := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "parley_redis_duration_seconds",
+		Help:    "Redis round trips as the client sees them, by command (a few named ones, else other) or pipeline.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"command"})
+	for _, c := range append(redisCommands, "pipeline", "other") {
+		m.redisRTT[c] = rtt.WithLabelValues(c)
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.gensRunning, ended, m.tokenToFrame, rtt,
+	)
+	return m
+}
+
+// RegisterHub adds the live hub's gauges and counters, read from stats
+// (live.Hub.Stats) at every scrape.
+func (m *Metrics) RegisterHub(stats func() live.Stats) {
+	m.reg.MustRegister(newHubCollector(stats))
+}
+
+// Registry is the registry the metrics are in, to add more or to gather
+// them in tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics at Path, and nothing else.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+Path, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	return mux
+}
+
+// GenerationStarted implements generation.Observer.
+func (m *Metrics) GenerationStarted() { m.gensRunning.Inc() }
+
+// GenerationEnded implements generation.Observer.
+func (m *Metrics) GenerationEnded(outcome string) {
+	m.gensRunning.Dec()
+	c, ok := m.gensEnded[outcome]
+	if !ok {
+		c = m.gensEnded[store.StatusInterrupted]
+	}
+	c.Inc()
+}
+
+// TokenToFrame implements live.Observer.
+func (m *Metrics) TokenToFrame(d time.Duration) {
+	m.tokenToFrame.Observe(max(d, 0).Seconds())
+}
+
+// RedisHook times every command and pipeline of the client it is added to
+// (rdb.AddHook).
+func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
+
+type redisHook struct{ m *Metrics }
+
+func (redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		o, ok := h.m.redisRTT[cmd.Name()]
+		if !ok {
+			o = h.m.redisRTT["other"]
+		}
+		o.Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		h.m.redisRTT["pipeline"].Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// hubCollector reads the hub's counters once per scrape. The hub keeps
+// them as plain atomics on its hot path; nothing is paid between scrapes.
+type hubCollector struct {
+	stats func() live.Stats
+	descs []hubMetric
+}
+
+type hubMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(live.Stats) int64
+}
+
+func newHubCollector(stats func() live.Stats) *hubCollector {
+	gauge := func(name, help string, v func(live.Stats) int64) hubMetric {
+		return hubMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, v}
+	}
+	counter := func(name, help string, v func(live.Stats) int64) hubMetric {
+		return hubMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, v}
+	}
+	return &hubCollector{stats: stats, descs: []hubMetric{
+		gauge("parley_viewers_connected", "Live streams (SSE viewers) connected to this process.",
+			func(s live.Stats) int64 { return s.Viewers }),
+		gauge("parley_rooms", "Conversations this process has a room for (watched, or with a generation listening for stop).",
+			func(s live.Stats) int64 { return s.Rooms }),
+		gauge("parley_redis_subscribed_channels", "Channels on the process's one Redis subscription (one per room, plus the probe).",
+			func(s live.Stats) int64 { return s.Subscriptions }),
+		counter("parley_frames_rendered_total", "Frames rendered by rooms: once per batch of events, whatever the number of viewers.",
+			func(s live.Stats) int64 { return s.Frames }),
+		counter("parley_frames_written_total", "Frames written to viewers (catch-ups included, heartbeats not).",
+			func(s live.Stats) int64 { return s.FramesWritten }),
+		counter("parley_written_bytes_total", "Bytes written to viewers' streams, heartbeats included.",
+			func(s live.Stats) int64 { return s.BytesWritten }),
+		counter("parley_viewers_fast_forwarded_total", "Times a viewer fell behind and was brought to the current state in one frame.",
+			func(s live.Stats) int64 { return s.FastForwards }),
+		counter("parley_viewers_dropped_total", "Viewers disconnected because their connection would not take a write in time.",
+			func(s live.Stats) int64 { return s.Dropped }),
+		counter("parley_room_resyncs_total", "Times a room re-read Redis after a missed notice or a resubscription.",
+			func(s live.Stats) int64 { return s.Resyncs }),
+		counter("parley_subscription_probe_failures_total", "Times the Redis subscription did not deliver its own probe and was rebuilt.",
+			func(s live.Stats) int64 { return s.ProbeFailures }),
+	}}
+}
+
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d.desc
+	}
+}
+
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for _, d := range c.descs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, float64(d.value(s)))
+	}
+}

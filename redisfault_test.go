@@ -1,0 +1,316 @@
+package main
+
+// Redis faults, with the whole server (run, as main calls it) in this test
+// process, so that its goroutines can be counted: Redis restarting under
+// live streams, and Redis answering too slowly.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/testredis"
+	"github.com/parley-chat/parley/internal/viewer"
+	"github.com/parley-chat/parley/llm"
+	"github.com/parley-chat/parley/store"
+)
+
+// TestRedisRestartMidStream: Redis stops while an answer streams to viewers
+// and comes back 1.5 s later with its data (append-only file). The server
+// does not crash; /readyz reports the outage and the recovery; the viewers'
+// streams are cut (the page shows "reconnecting") and they reconnect with
+// their Last-Event-ID; the answer goes on, or ends as failed or interrupted,
+// but is never cut silently: what every viewer shows is what is stored, and a
+// "done" answer is the model's whole reply. Goroutines return to where they
+// were.
+func TestRedisRestartMidStream(t *testing.T) {
+	srv := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	sp := speed{tps: 40, tokens: 240}
+	base, shutdown := launchParley(t, sp, srv.URL(), "-sweep-interval", "500ms", "-metrics-addr", "127.0.0.1:0")
+	client := viewer.NewClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	idle := settledGoroutines()
+
+	const question = "What happens when Redis restarts?"
+	conv, err := viewer.Create(ctx, client, base, question)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []*viewer.Viewer
+	for range 6 {
+		v, err := viewer.Load(ctx, client, base, conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	errs := followAll(ctx, vs, viewer.HasEnded(1))
+	waitUntil(t, "the answer to reach the viewers", 20*time.Second, func() bool { return vs[0].Text(1) != "" })
+	if got := readyStatus(client, base); got != http.StatusOK {
+		t.Fatalf("/readyz before the outage: %d", got)
+	}
+
+	srv.Stop()
+	waitUntil(t, "/readyz to report the outage", 10*time.Second, func() bool {
+		return readyStatus(client, base) == http.StatusServiceUnavailable
+	})
+	time.Sleep(1500 * time.Millisecond) // the outage lasts a while
+	srv.Restart(t)
+	waitUntil(t, "/readyz to recover", 10*time.Second, func() bool { return readyStatus(client, base) == http.StatusOK })
+
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	snap, err := store.New(rdb, store.Config{}).Snapshot(ctx, conv, store.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := snap.Messages[1]
+	t.Logf("after the outage the answer is %s (%d bytes)", msg.Status, len(msg.Text))
+	switch msg.Status {
+	case store.StatusDone:
+		want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.tps, Tokens: sp.tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
+		if msg.Text != want {
+			t.Fatalf("the answer is marked done but differs from the model's reply:\n%s", viewer.Diff(want, msg.Text))
+		}
+	case store.StatusFailed, store.StatusInterrupted:
+		if msg.Error == "" {
+			t.Fatalf("the answer ended %s without saying why", msg.Status)
+		}
+	default:
+		t.Fatalf("the answer is %q after the outage", msg.Status)
+	}
+	fresh, err := viewer.Page(ctx, client, base, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vs {
+		if got, want := v.Messages(), fresh.Messages(); got != want {
+			t.Errorf("viewer %d differs from a fresh page:\n%s", i, viewer.Diff(want, got))
+		}
+		if v.Reconnects() == 0 {
+			t.Errorf("viewer %d was never cut: its page would not show that it was reconnecting", i)
+		}
+	}
+
+	client.CloseIdleConnections()
+	waitGoroutines(t, idle)
+	shutdown()
+}
+
+// TestSlowRedis: Redis accepts connections but answers nothing for 4 s
+// (CLIENT PAUSE). Every request made meanwhile gets a clear error within the
+// Redis timeout (a 503 with a message, not a hang), goroutines do not pile
+// up, a running answer carries on afterwards, and a post whose write Redis
+// ran late is not left "streaming".
+func TestSlowRedis(t *testing.T) {
+	srv := testredis.Start(t)
+	sp := speed{tps: 40, tokens: 200}
+	base, shutdown := launchParley(t, sp, srv.URL(), "-redis-timeout", "1s", "-request-timeout", "2s",
+		"-lease-ttl", "3s", "-sweep-interval", "200ms", "-metrics-addr", "127.0.0.1:0")
+	client := viewer.NewClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	idle := settledGoroutines()
+
+	const question = "Is a slow Redis a problem?"
+	conv, err := viewer.Create(ctx, client, base, question)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := viewer.Load(ctx, client, base, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := followAll(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1))
+	waitUntil(t, "the answer to reach the viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
+
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", "4000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+
+	// Everything a browser may ask for, many at once.
+	type result struct {
+		what   string
+		status int
+		body   string
+		took   time.Duration
+	}
+	requests := []struct{ what, method, path, body string }{
+		{"page", "GET", "/c/" + conv, ""},
+		{"events", "GET", "/c/" + conv + "/events", ""},
+		{"new conversation", "POST", "/c", "text=hello&id=" + store.NewID()},
+		{"post", "POST", "/c/" + conv + "/messages", "text=more&key=" + store.NewID()},
+		{"stop", "POST", "/c/" + conv + "/stop", ""},
+		{"readyz", "GET", "/readyz", ""},
+	}
+	const each = 8
+	results := make(chan result, each*len(requests))
+	var wg sync.WaitGroup
+	for range each {
+		for _, r := range requests {
+			wg.Go(func() {
+				start := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, r.method, base+r.path, strings.NewReader(r.body))
+				if r.body != "" {
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					results <- result{what: r.what, body: err.Error(), took: time.Since(start)}
+					return
+				}
+				body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+				res.Body.Close()
+				results <- result{r.what, res.StatusCode, string(body), time.Since(start)}
+			})
+		}
+	}
+	peak := runtime.NumGoroutine()
+	wg.Wait()
+	close(results)
+	var slowest time.Duration
+	for r := range results {
+		slowest = max(slowest, r.took)
+		switch {
+		case r.status == http.StatusServiceUnavailable && strings.Contains(r.body, "Try again"),
+			r.what == "readyz" && r.status == http.StatusServiceUnavailable && strings.Contains(r.body, "not ready"):
+		default:
+			t.Errorf("%s while Redis is paused: status %d after %v, want 503 with a message: %.300s", r.what, r.status, r.took, r.body)
+		}
+	}
+	t.Logf("%d requests during a 4 s pause: all answered within %v; %d goroutines at the peak", each*len(requests), slowest.Round(time.Millisecond), peak)
+	if time.Since(paused) > 4*time.Second {
+		t.Errorf("requests waited out the pause (%v) instead of timing out", time.Since(paused))
+	}
+
+	// The answer carries on after the pause and ends whole.
+	for err := range errs {
+		t.Error(err)
+	}
+	snap, err := store.New(rdb, store.Config{}).Snapshot(ctx, conv, store.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.tps, Tokens: sp.tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
+	if m := snap.Messages[1]; m.Status != store.StatusDone || m.Text != want {
+		t.Errorf("the answer after the pause: status %q, %s", m.Status, viewer.Diff(want, m.Text))
+	}
+	if got, want := v.Messages(), mustPage(t, client, base, conv).Messages(); got != want {
+		t.Errorf("the viewer differs from a fresh page:\n%s", viewer.Diff(want, got))
+	}
+	// Redis ran the posts it had queued once the pause ended, after the
+	// server had given up on them: whatever they stored must end, not stay
+	// "streaming" with nobody writing it.
+	waitUntil(t, "every answer to end", 15*time.Second, func() bool {
+		snap, err := store.New(rdb, store.Config{}).Snapshot(ctx, conv, store.ID{})
+		if err != nil || snap.Active != "" {
+			return false
+		}
+		for _, m := range snap.Messages {
+			if m.Status == store.StatusStreaming {
+				return false
+			}
+		}
+		return true
+	})
+
+	client.CloseIdleConnections()
+	waitGoroutines(t, idle)
+	shutdown()
+}
+
+// followAll runs each viewer until done, in parallel; one error per viewer
+// that failed.
+func followAll(ctx context.Context, vs []*viewer.Viewer, done func(*viewer.DOM) bool) <-chan error {
+	errs := make(chan error, len(vs))
+	var wg sync.WaitGroup
+	for i, v := range vs {
+		wg.Go(func() {
+			if err := v.Follow(ctx, done, viewer.Options{}); err != nil {
+				errs <- fmt.Errorf("viewer %d: %w", i, err)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(errs) }()
+	return errs
+}
+
+func mustPage(t *testing.T, client *http.Client, base, conv string) *viewer.DOM {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := viewer.Page(ctx, client, base, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func readyStatus(client *http.Client, base string) int {
+	res, err := client.Get(base + "/readyz")
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settledGoroutines counts goroutines once the count stops moving.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
+// waitGoroutines waits until the goroutine count is back near idle: a few
+// more for connections the server keeps alive and timers about to fire.
+func waitGoroutines(t *testing.T, idle int) {
+	t.Helper()
+	const slack = 10
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > idle+slack {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines, %d when idle:\n%s", runtime.NumGoroutine(), idle, buf)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("goroutines: %d when idle, %d after", idle, runtime.NumGoroutine())
+}

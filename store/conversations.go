@@ -1,0 +1,405 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// More event types: a conversation's title changed, its last answer is being
+// written again, a watcher count changed (notice only), it was deleted
+// (notice only: the log goes with it).
+const (
+	EventTitle    = "title"
+	EventRegen    = "regen"
+	EventPresence = "presence"
+	EventDeleted  = "deleted"
+)
+
+// MaxTitleRunes bounds a conversation title.
+const MaxTitleRunes = 80
+
+// ownerKey indexes an owner's conversations by last activity. It lives
+// outside any conversation's hash tag, so it is written by its own commands,
+// never inside a conversation's script; a stale entry (an expired
+// conversation) is dropped when the list is read.
+func ownerKey(owner string) string { return "parley:o:" + owner }
+
+// ownerGensKey holds an owner's possibly running generations, scored by the
+// time they must have ended by; see ReserveOwner.
+func ownerGensKey(owner string) string { return "parley:o:" + owner + ":gens" }
+
+// Meta is what the store knows about a conversation besides its messages.
+type Meta struct {
+	Owner   string
+	Title   string
+	Active  string // running generation, "" when none
+	Updated time.Time
+}
+
+// Meta reads conv's owner, title and state.
+func (s *Store) Meta(ctx context.Context, conv string) (Meta, error) {
+	v, err := s.rdb.HMGet(ctx, keysFor(conv).meta, "owner", "title", "active", "updated").Result()
+	if err != nil {
+		return Meta{}, fmt.Errorf("read conversation meta: %w", err)
+	}
+	if v[0] == nil {
+		return Meta{}, ErrNotFound
+	}
+	str := func(x any) string { s, _ := x.(string); return s }
+	ms, _ := strconv.ParseInt(str(v[3]), 10, 64)
+	return Meta{Owner: str(v[0]), Title: str(v[1]), Active: str(v[2]), Updated: time.UnixMilli(ms)}, nil
+}
+
+// Summary is one entry of an owner's conversation list.
+type Summary struct {
+	ID      string
+	Title   string
+	Updated time.Time
+}
+
+// Touch records that owner used conv now, so it leads their list.
+func (s *Store) Touch(ctx context.Context, owner, conv string) error {
+	k := ownerKey(owner)
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, k, redis.Z{Score: float64(time.Now().UnixMilli()), Member: conv})
+	if s.cfg.ConversationTTL > 0 {
+		pipe.PExpire(ctx, k, s.cfg.ConversationTTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("index conversation: %w", err)
+	}
+	return nil
+}
+
+// List returns owner's newest conversations, at most limit. Conversations
+// that expired or were deleted are dropped from the index on the way.
+func (s *Store) List(ctx context.Context, owner string, limit int) ([]Summary, error) {
+	k := ownerKey(owner)
+	zs, err := s.rdb.ZRevRangeWithScores(ctx, k, 0, int64(limit)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	// One pipeline, not a script: the metas live in other cluster slots.
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(zs))
+	for i, z := range zs {
+		cmds[i] = pipe.HMGet(ctx, keysFor(z.Member.(string)).meta, "owner", "title")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("list conversations: %w", err)
+	}
+	out := make([]Summary, 0, len(zs))
+	var gone []any
+	for i, z := range zs {
+		id := z.Member.(string)
+		v := cmds[i].Val()
+		if len(v) < 2 || v[0] != owner {
+			gone = append(gone, id)
+			continue
+		}
+		title, _ := v[1].(string)
+		out = append(out, Summary{ID: id, Title: title, Updated: time.UnixMilli(int64(z.Score))})
+	}
+	if len(gone) > 0 {
+		// Best effort: a failure leaves entries that the next read drops again.
+		_ = s.rdb.ZRem(ctx, k, gone...).Err()
+	}
+	return out, nil
+}
+
+// CleanTitle makes a title of text: one line, trimmed, at most MaxTitleRunes.
+func CleanTitle(text string) string {
+	t := strings.Join(strings.Fields(text), " ")
+	t = strings.Trim(t, "\"'`*#_ ")
+	if utf8.RuneCountInString(t) > MaxTitleRunes {
+		r := []rune(t)[:MaxTitleRunes-1]
+		t = strings.TrimRight(string(r), " ,.;:-") + "…"
+	}
+	return t
+}
+
+// titleScript sets the title and logs it, so every tab shows it live and a
+// page that reconnects gets it in its catch-up.
+//
+// ARGV[5] title, [6] "1" to set it only when there is none yet (a generated
+// title never overwrites one the owner chose), [7] required owner or "".
+var titleScript = redis.NewScript(prelude + `
+if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
+if ARGV[7] ~= '' and redis.call('HGET', meta, 'owner') ~= ARGV[7] then return {'forbidden'} end
+if ARGV[6] == '1' and (redis.call('HGET', meta, 'title') or '') ~= '' then return {'kept'} end
+local id = emit({'t', 'title', 'x', ARGV[5]}, {t = 'title', x = ARGV[5]})
+redis.call('HSET', meta, 'title', ARGV[5])
+touch()
+return {'ok', id}
+`)
+
+// SetTitle gives conv a title. With owner set, only that owner may; with
+// ifEmpty, an existing title is kept (ok is then false).
+func (s *Store) SetTitle(ctx context.Context, conv, owner, title string, ifEmpty bool) (ok bool, err error) {
+	ks, args := s.common(conv)
+	keep := "0"
+	if ifEmpty {
+		keep = "1"
+	}
+	args = append(args, CleanTitle(title), keep, owner)
+	res, err := titleScript.Run(ctx, s.rdb, ks, args...).StringSlice()
+	if err != nil {
+		return false, fmt.Errorf("set title: %w", err)
+	}
+	switch res[0] {
+	case "ok":
+		return true, nil
+	case "kept":
+		return false, nil
+	case "notfound":
+		return false, ErrNotFound
+	case "forbidden":
+		return false, ErrForbidden
+	}
+	return false, fmt.Errorf("set title: unexpected reply %q", res[0])
+}
+
+// regenScript writes the last answer again with generation ARGV[6]: its text
+// is cleared, it is streaming again, and the lease is taken, in one step. The
+// caller names the revision of the answer it saw (ARGV[7]); if the answer has
+// changed since (a double click already regenerated it), nothing happens, so
+// the button is idempotent like the composer.
+//
+// ARGV[5] owner, [6] generation, [7] expected rev of the last answer,
+// [8] lease ms, [9] error text for an answer whose generation died.
+var regenScript = redis.NewScript(prelude + `
+if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
+if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return {'forbidden'} end
+local active = redis.call('HGET', meta, 'active') or ''
+if active ~= '' then
+  if redis.call('EXISTS', lease) == 1 then return {'busy'} end
+  finish(redis.call('HGET', meta, 'amsg'), active, 'interrupted', ARGV[9])
+end
+local n = tonumber(redis.call('HGET', meta, 'count') or '0') - 1
+if n < 1 or redis.call('HGET', msgs, n .. '.role') ~= 'assistant' then return {'nothing'} end
+if redis.call('HGET', msgs, n .. '.rev') ~= ARGV[7] then return {'dup'} end
+local gen = ARGV[6]
+local id = emit({'t', 'regen', 'm', n, 'g', gen}, {t = 'regen', m = n, g = gen})
+redis.call('HSET', msgs, n .. '.text', '', n .. '.status', 'streaming', n .. '.error', '', n .. '.rev', id, n .. '.gen', gen)
+redis.call('HSET', meta, 'active', gen, 'amsg', n, 'stop', '')
+redis.call('SET', lease, gen, 'PX', ARGV[8])
+touch()
+return {'ok', id}
+`)
+
+// ErrNothingToRegenerate: the conversation has no answer to write again.
+var ErrNothingToRegenerate = errors.New("no answer to regenerate")
+
+// Regenerate clears the last answer of conv and takes the lease for
+// generation gen, which the caller must then run. rev is the answer's
+// revision as the caller saw it (Message.Rev): a repeated request for the same
+// revision does nothing and reports started=false.
+func (s *Store) Regenerate(ctx context.Context, conv, owner, gen, rev string) (started bool, err error) {
+	ks, args := s.common(conv)
+	args = append(args, owner, gen, rev, s.cfg.LeaseTTL.Milliseconds(), interruptedText)
+	res, err := regenScript.Run(ctx, s.rdb, ks, args...).StringSlice()
+	if err != nil {
+		return false, fmt.Errorf("regenerate: %w", err)
+	}
+	switch res[0] {
+	case "ok":
+		return true, s.track(ctx, conv)
+	case "dup":
+		return false, nil
+	case "notfound":
+		return false, ErrNotFound
+	case "forbidden":
+		return false, ErrForbidden
+	case "busy":
+		return false, ErrBusy
+	case "nothing":
+		return false, ErrNothingToRegenerate
+	}
+	return false, fmt.Errorf("regenerate: unexpected reply %q", res[0])
+}
+
+// deleteScript removes every key of a conversation and rings the doorbell so
+// that open pages say so. Idempotency keys live in their own keys with a TTL,
+// found through the meta's record of them.
+//
+// ARGV[5] owner. KEYS[5] presence hash.
+var deleteScript = redis.NewScript(prelude + `
+if redis.call('EXISTS', meta) == 0 then return 'notfound' end
+if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return 'forbidden' end
+local prefix = string.sub(meta, 1, #meta - 4)
+local count = tonumber(redis.call('HGET', meta, 'count') or '0')
+for i = 0, count - 1 do redis.call('DEL', prefix .. 't:' .. i) end
+redis.call('DEL', meta, msgs, log, lease, KEYS[5], prefix .. 'idem')
+redis.call(pubcmd, channel, cjson.encode({t = 'deleted'}))
+return 'ok'
+`)
+
+// Delete removes conv and everything stored for it. Only its owner may.
+func (s *Store) Delete(ctx context.Context, conv, owner string) error {
+	ks, args := s.common(conv)
+	ks = append(ks, presenceKey(conv))
+	args = append(args, owner)
+	res, err := deleteScript.Run(ctx, s.rdb, ks, args...).Text()
+	if err != nil {
+		return fmt.Errorf("delete conversation: %w", err)
+	}
+	switch res {
+	case "notfound":
+		return ErrNotFound
+	case "forbidden":
+		return ErrForbidden
+	case "ok":
+	default:
+		return fmt.Errorf("delete conversation: unexpected reply %q", res)
+	}
+	// Outside the conversation's slot: best effort, both are self-cleaning
+	// (the list drops missing conversations, the sweeper missing leases).
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, ownerKey(owner), conv)
+	pipe.ZRem(ctx, gensKey, conv)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("unindex deleted conversation: %w", err)
+	}
+	return nil
+}
+
+func presenceKey(conv string) string { return keysFor(conv).prefix + "watch" }
+
+// presenceScript records how many viewers process ARGV[5] has on the
+// conversation, until ARGV[7] (ms), drops counts of processes that stopped
+// refreshing, and publishes the total. It writes nothing to the log: who is
+// watching is not part of the conversation, and a page that misses a count
+// gets the next one.
+//
+// KEYS[1] presence hash, ARGV: pubcmd, channel, process, count, now ms, ttl ms.
+var presenceScript = redis.NewScript(`
+local key = KEYS[1]
+local pubcmd, channel, proc, n, now, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if n > 0 then
+  redis.call('HSET', key, proc, n .. ':' .. (now + ttl))
+else
+  redis.call('HDEL', key, proc)
+end
+local total = 0
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do
+  local c, exp = string.match(all[i + 1], '^(%d+):(%d+)$')
+  if c and tonumber(exp) > now then
+    total = total + tonumber(c)
+  else
+    redis.call('HDEL', key, all[i])
+  end
+end
+if total > 0 then redis.call('PEXPIRE', key, ttl) end
+redis.call(pubcmd, channel, cjson.encode({t = 'presence', n = total}))
+return total
+`)
+
+// Presence records that process proc has n viewers of conv for the next ttl,
+// and returns (and publishes to every process) the total across processes.
+func (s *Store) Presence(ctx context.Context, conv, proc string, n int, ttl time.Duration) (int, error) {
+	pub := "PUBLISH"
+	if s.cfg.Sharded {
+		pub = "SPUBLISH"
+	}
+	total, err := presenceScript.Run(ctx, s.rdb, []string{presenceKey(conv)},
+		pub, Channel(conv), proc, n, time.Now().UnixMilli(), ttl.Milliseconds()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("record presence: %w", err)
+	}
+	return total, nil
+}
+
+// ErrRateLimited is returned by Allow; RetryAfter says when to come back.
+type ErrRateLimited struct{ RetryAfter time.Duration }
+
+func (e *ErrRateLimited) Error() string {
+	return fmt.Sprintf("too many requests; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// rateScript counts one hit in a fixed window that starts with the first hit.
+var rateScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+`)
+
+// Allow counts one post by owner against max posts per window, shared by
+// every process; over the limit it returns *ErrRateLimited.
+func (s *Store) Allow(ctx context.Context, owner string, max int, window time.Duration) error {
+	if max <= 0 {
+		return nil
+	}
+	res, err := rateScript.Run(ctx, s.rdb, []string{"parley:rate:" + owner}, window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	if res[0] > int64(max) {
+		return &ErrRateLimited{RetryAfter: time.Duration(res[1]) * time.Millisecond}
+	}
+	return nil
+}
+
+// ErrOwnerBusy: the owner has as many answers being written as allowed.
+var ErrOwnerBusy = errors.New("too many answers being written for this browser")
+
+// ReserveOwner admits one more running generation for owner in conv, up to
+// max across all processes. The set holds conversations scored by when their
+// generation must have ended (now + maxDuration): entries of generations that
+// ended are found idle and dropped here, and a dead process's entries expire
+// by themselves, so no other code path has to remember to release them.
+func (s *Store) ReserveOwner(ctx context.Context, owner, conv string, max int, maxDuration time.Duration) error {
+	if max <= 0 {
+		return nil
+	}
+	k := ownerGensKey(owner)
+	now := time.Now()
+	if err := s.rdb.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Err(); err != nil {
+		return fmt.Errorf("owner generations: %w", err)
+	}
+	convs, err := s.rdb.ZRange(ctx, k, 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("owner generations: %w", err)
+	}
+	running := 0
+	var idle []any
+	for _, c := range convs {
+		if c == conv {
+			continue // this conversation can run one answer at a time anyway
+		}
+		active, err := s.rdb.HGet(ctx, keysFor(c).meta, "active").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("owner generations: %w", err)
+		}
+		if active == "" {
+			idle = append(idle, c)
+			continue
+		}
+		running++
+	}
+	if len(idle) > 0 {
+		_ = s.rdb.ZRem(ctx, k, idle...).Err()
+	}
+	if running >= max {
+		return ErrOwnerBusy
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.Add(maxDuration).UnixMilli()), Member: conv})
+	pipe.PExpire(ctx, k, maxDuration)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("owner generations: %w", err)
+	}
+	return nil
+}
