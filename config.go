@@ -22,6 +22,10 @@ type config struct {
 	DemoTPS       float64
 	DemoTokens    int
 
+	// Redis Cluster (rediscluster.go): either names a cluster.
+	RedisCluster      bool
+	RedisClusterAddrs string
+
 	MaxMessageBytes int
 	MaxBodyBytes    int
 	MaxAnswerBytes  int
@@ -94,7 +98,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 
 	str(&c.Addr, "addr", "PARLEY_ADDR", "localhost:8080", "address to listen on")
-	str(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty starts an embedded in-memory Redis")
+	str(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty starts an embedded in-memory Redis; with addr= parameters (redis://host:port?addr=host2:port2) it names a Redis Cluster")
+	str(&c.RedisClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "", "Redis Cluster seed nodes, host:port,host:port (credentials and TLS then come from REDIS_URL, if set)")
+	clusterDef := false
+	if v := getenv("REDIS_CLUSTER"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("REDIS_CLUSTER=%q: use 1 or 0", v))
+		}
+		clusterDef = b
+	}
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", clusterDef, "REDIS_URL names one node of a Redis Cluster (env REDIS_CLUSTER)")
 	c.OpenAIKey = getenv("OPENAI_API_KEY") // a secret: env only, never a flag or a log line
 	str(&c.OpenAIBaseURL, "openai-base-url", "OPENAI_BASE_URL", "", "OpenAI-compatible API base URL (OpenAI, Ollama, vLLM, llama.cpp); with OPENAI_API_KEY or this set, answers come from that model")
 	str(&c.Model, "model", "PARLEY_MODEL", "", "model name for the OpenAI-compatible API (default gpt-4o-mini); 'demo' forces the offline demo model; 'clock' is the load-test model whose tokens carry their emission time (paced by the demo settings)")

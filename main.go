@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeRedis()
+	// On Redis Cluster notices go through sharded pub/sub (SPUBLISH and
+	// SSUBSCRIBE): each one stays on the shard of its conversation.
+	_, sharded := rdb.(*redis.ClusterClient)
 
 	// Metrics are built only when they are served: otherwise nothing pays
 	// for them, not even the Redis hook.
@@ -89,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		LeaseTTL:        cfg.LeaseTTL,
 		MaxAnswerBytes:  cfg.MaxAnswerBytes,
 		IdempotencyTTL:  24 * time.Hour,
+		Sharded:         sharded,
 	})
 	pingCtx, cancelPing := context.WithTimeout(ctx, 5*time.Second)
 	if err := st.Ping(pingCtx); err != nil {
@@ -105,6 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Heartbeat:        cfg.Heartbeat,
 		SubscribeTimeout: 5 * time.Second,
 		ProbeInterval:    10 * time.Second,
+		Sharded:          sharded,
 		WriteTimeout:     viewerWriteTimeout,
 		Observer:         liveObs,
 	})
@@ -289,10 +294,11 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log-format %q: use text or json", cfg.LogFormat)
 }
 
-// connectRedis connects to REDIS_URL, or starts the embedded in-memory
-// server when it is empty: one code path for both.
+// connectRedis connects to REDIS_URL (with a cluster client when the
+// configuration names a Redis Cluster: see clusterOptions), or starts the
+// embedded in-memory server when it is empty: one code path for all.
 func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	if cfg.RedisURL == "" {
+	if cfg.RedisURL == "" && cfg.RedisClusterAddrs == "" && !cfg.RedisCluster {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
@@ -300,6 +306,17 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 		log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; conversations are kept in memory only and lost when the process stops", "addr", mr.Addr())
 		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
+	}
+	copts, err := clusterOptions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if copts != nil {
+		copts.DialTimeout, copts.ReadTimeout, copts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
+		copts.ContextTimeoutEnabled = true
+		rdb := redis.NewClusterClient(copts)
+		log.Info("using redis cluster: sharded pub/sub, one subscription per master", "seeds", copts.Addrs, "tls", copts.TLSConfig != nil)
+		return rdb, func() { _ = rdb.Close() }, nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -187,7 +188,8 @@ func TestBrowserReloadMidAnswer(t *testing.T) {
 
 // TestBrowserOfflineReconnect cuts the network mid-answer: the client retries,
 // reconnects with Last-Event-ID, and ends with the stored answer, nothing
-// missing and nothing doubled.
+// missing and nothing doubled. Meanwhile the connection indicator says
+// "Reconnecting…", and it clears once the stream is back.
 func TestBrowserOfflineReconnect(t *testing.T) {
 	app := startParley(t, slow)
 	// Chromium's offline emulation fails new requests but leaves a response
@@ -199,27 +201,36 @@ func TestBrowserOfflineReconnect(t *testing.T) {
 
 	tab1 := b.newTab("tab 1")
 	// The beta.11 client reports each failed attempt with console.error and
-	// Chromium logs the failed requests; that is expected here. An
-	// exception is not.
-	tab1.allow = func(p problem) bool {
-		return p.kind != "exception" && retryNoise.MatchString(p.text)
-	}
+	// Chromium logs the failed requests; that is expected here. Nothing
+	// else is: not an exception, not an error about another request.
+	tab1.allow = isRetryNoise
 	conv := tab1.startConversation(sw.url, "Does it survive a network cut?")
 	tab1.waitGrowth(1, 0)
+	if got := tab1.connText(); got != "" {
+		t.Fatalf("the connection indicator shows %q while the stream is up", got)
+	}
 
 	tab1.setOffline(true)
 	sw.cut()
+	cut := time.Now()
+	tab1.waitFor("the connection indicator to say so", `document.querySelector('span.conn')?.innerText === 'Reconnecting…'`)
+	t.Logf("the indicator showed the cut after %v", time.Since(cut).Round(time.Millisecond))
 	// The outage lasts longer than the client's first retry delays (500 ms,
 	// then 1 s), so that it really fails and backs off.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(time.Until(cut.Add(2500 * time.Millisecond)))
 	if got := tab1.status(1); got != "streaming" {
 		t.Fatalf("the answer shows %q during the outage; slow the demo model", got)
+	}
+	if got := tab1.connText(); got != "Reconnecting…" {
+		t.Errorf("the connection indicator shows %q during the outage, want Reconnecting…", got)
 	}
 	atOutageEnd := tab1.textLen(1)
 	sw.restore()
 	tab1.setOffline(false)
 	restored := time.Now()
 
+	tab1.waitFor("the connection indicator to clear", `document.querySelector('span.conn')?.innerText === ''`)
+	t.Logf("the indicator cleared %v after the network came back", time.Since(restored).Round(time.Millisecond))
 	tab1.waitFor("the answer to be done", statusIs(1, "done"))
 	if n := tab1.textLen(1); n <= atOutageEnd {
 		t.Errorf("the answer did not grow after the outage (%d characters, %d before)", n, atOutageEnd)
@@ -231,15 +242,34 @@ func TestBrowserOfflineReconnect(t *testing.T) {
 	if id := reconnects[0].lastEventID; !regexp.MustCompile(`^\d+-\d+$`).MatchString(id) {
 		t.Errorf("the reconnect sent Last-Event-ID %q, want a log entry ID", id)
 	}
+	if got := tab1.connText(); got != "" {
+		t.Errorf("the connection indicator shows %q after the stream caught up", got)
+	}
 
 	fresh := b.newTab("tab 2")
 	fresh.navigate(conv)
 	tab1.assertSameAnswer(fresh, 1)
 }
 
-// retryNoise matches what the beta.11 client and Chromium log while the
-// network is down.
-var retryNoise = regexp.MustCompile(`(?i)failed to fetch|network error|Datastar failed to reach|ERR_INTERNET_DISCONNECTED|ERR_CONNECTION_RESET|BodyStreamBuffer was aborted`)
+// isRetryNoise reports whether p is what the beta.11 client and Chromium log
+// about the live stream while the network is down: the client's "failed to
+// reach ... retrying" line and the fetch error it follows ("network error"
+// when the stream is cut, "Failed to fetch" when a retry cannot connect),
+// and Chromium's failed-request line for the stream.
+func isRetryNoise(p problem) bool {
+	switch p.kind {
+	case "console.error":
+		return retryLine.MatchString(p.text) || p.text == "network error" || p.text == "Failed to fetch"
+	case "log":
+		return failedStream.MatchString(p.text)
+	}
+	return false
+}
+
+var (
+	retryLine    = regexp.MustCompile(`^Datastar failed to reach http://\S+/c/[a-z0-9]+/events\S* retrying in \d+ms\.$`)
+	failedStream = regexp.MustCompile(`^Failed to load resource: net::ERR_(INTERNET_DISCONNECTED|CONNECTION_RESET|CONNECTION_REFUSED|CONNECTION_CLOSED|EMPTY_RESPONSE) http://\S+/c/[a-z0-9]+/events\S*$`)
+)
 
 // TestBrowserScreenshots saves screenshots of a finished conversation on a
 // desktop and a phone screen, for people to look at. It writes into the tree,
@@ -576,7 +606,7 @@ func removeAllRetry(t *testing.T, dir string) {
 // problem is a console error, an uncaught exception or a browser log error
 // seen in a tab.
 type problem struct {
-	kind string // "console.error", "exception" or "log"
+	kind string // "console.error", "exception", "log" or "csp" (a Content-Security-Policy violation)
 	text string
 }
 
@@ -602,21 +632,66 @@ type tab struct {
 	mu       sync.Mutex
 	problems []problem
 	requests []*stream
+
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 }
 
-func (b *browser) newTab(name string) *tab {
+// newTab opens a tab in its own window. By default it shares the browser's
+// profile, and so its cookies: it is the same person as every other such
+// tab. chromedp.WithNewBrowserContext() in opts makes it a stranger (an
+// incognito-like context with a cookie jar of its own).
+func (b *browser) newTab(name string, opts ...chromedp.ContextOption) *tab {
 	b.t.Helper()
 	tb := &tab{t: b.t, name: name, allow: func(problem) bool { return false }}
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(tb.listen))
-	tb.ctx = ctx
+	ctx, cancel := chromedp.NewContext(b.ctx, append(opts, chromedp.WithListener(tb.listen))...)
+	tb.ctx, tb.cancel = ctx, cancel
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("open %s: %v", name, err)
 	}
-	b.t.Cleanup(func() {
-		tb.checkProblems()
-		cancel()
-	})
+	tb.watchCSP()
+	b.t.Cleanup(tb.close)
 	return tb
+}
+
+// close checks the tab's problems and closes it, as a person closing the
+// tab would. It may be called more than once.
+func (tb *tab) close() {
+	tb.closeOnce.Do(func() {
+		tb.checkProblems()
+		tb.cancel()
+	})
+}
+
+// cspBinding is the function through which pages report Content-Security-
+// Policy violations to the test: a CDP binding, so that reports survive
+// navigations and arrive as events even if the page is closed right after.
+const cspBinding = "__parleyCSP"
+
+// cspWatcher runs in every document before the page's own scripts. It keeps
+// the violations in window.__csp too, for a person debugging in the page.
+const cspWatcher = `(() => {
+	window.__csp = [];
+	document.addEventListener('securitypolicyviolation', e => {
+		const v = e.effectiveDirective + ' blocked ' + (e.blockedURI || '(inline)') +
+			' in ' + (e.sourceFile || e.documentURI) + ':' + e.lineNumber +
+			(e.sample ? ' sample ' + JSON.stringify(e.sample) : '');
+		window.__csp.push(v);
+		try { window.` + cspBinding + `(v); } catch (_) {}
+	}, true);
+})()`
+
+// watchCSP makes every document the tab loads from now on report CSP
+// violations as problems of kind "csp".
+func (tb *tab) watchCSP() {
+	tb.t.Helper()
+	if _, err := chromedp.Call(tb.ctx, runtime.AddBinding, runtime.AddBindingParams{Name: cspBinding}); err != nil {
+		tb.t.Fatalf("%s: add the CSP binding: %v", tb.name, err)
+	}
+	if _, err := chromedp.Call(tb.ctx, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: cspWatcher}); err != nil {
+		tb.t.Fatalf("%s: add the CSP watcher: %v", tb.name, err)
+	}
 }
 
 // listen runs on chromedp's event loop: it must only record, quickly.
@@ -627,6 +702,10 @@ func (tb *tab) listen(ev any) {
 	case *runtime.EventConsoleAPICalled:
 		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
 			tb.problems = append(tb.problems, problem{"console." + string(ev.Type), argsText(ev.Args)})
+		}
+	case *runtime.EventBindingCalled:
+		if ev.Name == cspBinding {
+			tb.problems = append(tb.problems, problem{"csp", ev.Payload})
 		}
 	case *runtime.EventExceptionThrown:
 		// The description holds the whole stack; its first line says it.
@@ -677,6 +756,7 @@ func (tb *tab) checkProblems() {
 	for _, p := range tb.problems {
 		if tb.allow(p) {
 			expected++
+			tb.t.Logf("%s: expected %s: %s", tb.name, p.kind, p.text)
 		} else {
 			tb.t.Errorf("%s: %s: %s", tb.name, p.kind, p.text)
 		}
@@ -811,6 +891,12 @@ func (tb *tab) textLen(i int) int {
 func (tb *tab) answerHTML(i int) string {
 	tb.t.Helper()
 	return evalJS[string](tb, fmt.Sprintf(`document.querySelector('#m-%d .md')?.innerHTML ?? ''`, i))
+}
+
+// connText is what the connection indicator says ("" while connected).
+func (tb *tab) connText() string {
+	tb.t.Helper()
+	return evalJS[string](tb, `document.querySelector('span.conn')?.innerText ?? '(no span.conn)'`)
 }
 
 func (tb *tab) messagesText() string {

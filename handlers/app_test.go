@@ -31,8 +31,9 @@ import (
 // app is the whole server in one test process, against a private redis-server.
 type app struct {
 	URL   string
-	Redis *testredis.Server
-	RDB   *redis.Client
+	Redis *testredis.Server     // nil on a cluster
+	RDB   *redis.Client         // nil on a cluster
+	UDB   redis.UniversalClient // RDB, or the cluster client
 	Store *store.Store
 	Hub   *live.Hub
 	Gen   *generation.Manager
@@ -57,6 +58,10 @@ func (a *app) NewBrowser() *http.Client {
 }
 
 type appConfig struct {
+	// cluster, when set, is the Redis the app runs on instead of a private
+	// redis-server: a cluster client, with sharded pub/sub (cluster_test.go).
+	cluster *testredis.Cluster
+
 	store  store.Config
 	hub    live.Config
 	gen    generation.Config
@@ -81,8 +86,19 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	srv := testredis.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
+	var (
+		srv    *testredis.Server
+		single *redis.Client
+		rdb    redis.UniversalClient
+	)
+	if cfg.cluster != nil {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.cluster.Addrs(), PoolSize: 64})
+		cfg.store.Sharded, cfg.hub.Sharded = true, true
+	} else {
+		srv = testredis.Start(t)
+		single = redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})
+		rdb = single
+	}
 	t.Cleanup(func() { _ = rdb.Close() })
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -119,7 +135,7 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 		defer scancel()
 		gens.Shutdown(sctx)
 	})
-	a := &app{URL: ts.URL, Redis: srv, RDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Sessions: sessions,
+	a := &app{URL: ts.URL, Redis: srv, RDB: single, UDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Sessions: sessions,
 		Client: &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 1000}}}
 	a.Client = a.NewBrowser()
 	return a

@@ -97,7 +97,7 @@ func measureLongAnswer(t *testing.T, tps float64, tokens int) (sent, final, bloc
 
 	// The stream has started (headers came), so the room is joined and
 	// nothing of the answer can be missed.
-	if res := a.post(t, conv, "[[long "+strconv.Itoa(tokens)+"]]", "bytes"); res.StatusCode >= 300 {
+	if res := a.post(t, conv, "[[long "+strconv.Itoa(tokens)+"]]", store.NewID()); res.StatusCode >= 300 {
 		t.Fatalf("post: status %d", res.StatusCode)
 	}
 	var applyErr error

@@ -83,6 +83,10 @@ type Hub struct {
 	ops   []subOp
 	opsC  chan struct{}
 
+	// lost is closed, and replaced, when the subscription breaks: every
+	// live stream then ends (see Watch). Guarded by mu.
+	lost chan struct{}
+
 	probeSeen chan struct{}
 	viewers   atomic.Int64
 	frames    atomic.Int64
@@ -112,7 +116,26 @@ func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, l
 		rooms:     map[string]*Room{},
 		opsC:      make(chan struct{}, 1),
 		probeSeen: make(chan struct{}, 1),
+		lost:      make(chan struct{}),
 	}
+}
+
+// subscriptionLost ends every live stream. While the subscription is down
+// the streams would look live but receive nothing; cut, they make their pages
+// show "reconnecting" and retry (failing fast while Redis is away), then
+// resume from their Last-Event-ID and lose nothing once it is back.
+func (h *Hub) subscriptionLost() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	close(h.lost)
+	h.lost = make(chan struct{})
+}
+
+// lostSignal is closed when the subscription next breaks.
+func (h *Hub) lostSignal() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lost
 }
 
 // Stats returns the hub's counters.
@@ -192,7 +215,8 @@ func (h *Hub) receive(ctx context.Context) {
 			}
 			// go-redis reconnects and resubscribes on the next Receive; every
 			// room will see its channel confirmed again and re-read the log.
-			h.log.Warn("redis subscription interrupted", "err", err, "retry_in", backoff)
+			h.log.Warn("redis subscription interrupted; live streams end and reconnect", "err", err, "retry_in", backoff)
+			h.subscriptionLost()
 			select {
 			case <-ctx.Done():
 				return

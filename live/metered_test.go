@@ -21,8 +21,8 @@ import (
 // deadlines.
 type pipeStream struct{ c net.Conn }
 
-func (s pipeStream) Write(p []byte) error                { _, err := s.c.Write(p); return err }
-func (s pipeStream) Flush() error                        { return nil }
+func (s pipeStream) Write(p []byte) error               { _, err := s.c.Write(p); return err }
+func (s pipeStream) Flush() error                       { return nil }
 func (s pipeStream) SetWriteDeadline(t time.Time) error { return s.c.SetWriteDeadline(t) }
 
 // latencies records what the hub reports as token-to-frame latency.

@@ -322,6 +322,12 @@ func (r *Room) load() bool {
 	}
 	r.state = st
 	r.resync.Store(false)
+	// A viewer that joined just before this read its own snapshot, which may
+	// be older than ours: events in between are in our state but were never
+	// broadcast, and if nothing follows them (an answer's end, a rename) it
+	// would stay behind. The full state, from any position, fixes that; a
+	// viewer already at our position skips it by its ID.
+	r.broadcast(CatchUp(r.hub.md, r.conv, store.ID{}, snap))
 	return true
 }
 

@@ -57,6 +57,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 	}
 	defer h.viewers.Add(-1)
 
+	lost := h.lostSignal()
 	r, err := h.join(ctx, conv)
 	if err != nil {
 		return err
@@ -104,6 +105,8 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 			return nil
 		case <-h.ctx.Done():
 			return ErrShutdown
+		case <-lost:
+			return ErrUnavailable
 		case <-heartbeat.C:
 			if err := out.Write(frame.Heartbeat()); err != nil {
 				return nil

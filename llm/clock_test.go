@@ -20,7 +20,7 @@ func TestClockReplyCarriesEveryTokenOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := markdown.NewRenderer().Render(sb.String())
-	for _, want := range []string{"<h2>", "<li>", "<pre><code>", "<p>"} {
+	for _, want := range []string{"<h2>", "<li>", "<pre class=\"chroma\"><code>", "<p>"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("rendered reply has no %s:\n%s", want, html)
 		}

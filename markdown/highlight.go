@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"html"
 	"strings"
-	"sync"
 
 	"github.com/alecthomas/chroma/v2"
 	"github.com/alecthomas/chroma/v2/lexers"
@@ -42,26 +41,24 @@ const CopyOnClick = `(b => b && navigator.clipboard.writeText(b.closest('.code')
 // frame. Longer code is shown plain.
 const maxHighlightBytes = 32 << 10
 
-// maxCachedLexers bounds the lexer lookups kept. Fence languages come from
-// the model and are unbounded; looking up an unknown one scans every
-// lexer's file patterns, so the answers (nil included) are cached.
-const maxCachedLexers = 512
-
 // highlighter rewrites the code blocks of sanitised HTML into highlighted
-// code with a copy button. Safe for concurrent use.
+// code with a copy button. Safe for concurrent use: it is not changed after
+// newHighlighter.
 type highlighter struct {
 	// styled holds the chroma class names that have a rule in the light or
 	// dark style: tokens of other classes are written without a span,
 	// which keeps a streamed code block small.
 	styled map[string]bool
-
-	mu      sync.Mutex
-	lexers  map[string]chroma.Lexer
-	missing map[string]bool
+	// lexers maps a fence language (lower case) to its lexer: chroma's
+	// lexer names, aliases and file extensions. Fence languages come from
+	// the model; chroma's own lookup of an unknown name scans every
+	// lexer's file patterns (tens of milliseconds), which a growing block
+	// would pay on every frame.
+	lexers map[string]chroma.Lexer
 }
 
 func newHighlighter() *highlighter {
-	h := &highlighter{styled: map[string]bool{}, lexers: map[string]chroma.Lexer{}, missing: map[string]bool{}}
+	h := &highlighter{styled: map[string]bool{}, lexers: map[string]chroma.Lexer{}}
 	for _, name := range []string{LightStyle, DarkStyle} {
 		st := styles.Get(name)
 		bg := st.Get(chroma.Background)
@@ -71,6 +68,33 @@ func newHighlighter() *highlighter {
 			if c := tokenClass(t); t >= 0 && c != "" && !st.Get(t).Sub(bg).IsZero() {
 				h.styled[c] = true
 			}
+		}
+	}
+	// Names and aliases first, then extensions ("*.py" for "py"), where
+	// the lexer of higher priority wins.
+	byExt := map[string]chroma.Lexer{}
+	for _, l := range lexers.GlobalLexerRegistry.Lexers {
+		cfg := l.Config()
+		for _, name := range append([]string{cfg.Name}, cfg.Aliases...) {
+			name = strings.ToLower(name)
+			if _, dup := h.lexers[name]; !dup {
+				h.lexers[name] = l
+			}
+		}
+		for _, pattern := range cfg.Filenames {
+			ext, ok := strings.CutPrefix(pattern, "*.")
+			if !ok || strings.ContainsAny(ext, "*?[]{}") {
+				continue
+			}
+			ext = strings.ToLower(ext)
+			if prev, dup := byExt[ext]; !dup || cfg.Priority > prev.Config().Priority {
+				byExt[ext] = l
+			}
+		}
+	}
+	for ext, l := range byExt {
+		if _, dup := h.lexers[ext]; !dup {
+			h.lexers[ext] = l
 		}
 	}
 	return h
@@ -255,23 +279,5 @@ func tokenise(lexer chroma.Lexer, code string) (tokens []chroma.Token, err error
 
 // lexer returns the lexer for a fence language, or nil if chroma has none.
 func (h *highlighter) lexer(lang string) chroma.Lexer {
-	lang = strings.ToLower(lang)
-	h.mu.Lock()
-	l, ok := h.lexers[lang]
-	miss := h.missing[lang]
-	h.mu.Unlock()
-	if ok || miss {
-		return l
-	}
-	l = lexers.Get(lang)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.lexers)+len(h.missing) < maxCachedLexers {
-		if l == nil {
-			h.missing[lang] = true
-		} else {
-			h.lexers[lang] = l
-		}
-	}
-	return l
+	return h.lexers[strings.ToLower(lang)]
 }

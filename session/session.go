@@ -128,8 +128,10 @@ func (m *Manager) Verify(value string) (string, error) {
 	if !ok || !ValidOwner(owner) {
 		return "", ErrInvalid
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, m.mac(owner)) {
+	// Compare the encoded form: base64 has more than one spelling of some
+	// byte strings, and only the one Sign writes is accepted.
+	want := base64.RawURLEncoding.EncodeToString(m.mac(owner))
+	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return "", ErrInvalid
 	}
 	return owner, nil

@@ -91,7 +91,8 @@ func (d *dom) outer(id string) string {
 	return sb.String()
 }
 
-// text returns the text content of the element with id.
+// text returns the text content of the element with id, one line per text
+// node (blocks' texts would otherwise run into each other).
 func (d *dom) text(id string) string {
 	n := d.ids[id]
 	if n == nil {
@@ -102,6 +103,7 @@ func (d *dom) text(id string) string {
 	walk = func(n *html.Node) {
 		if n.Type == html.TextNode {
 			sb.WriteString(n.Data)
+			sb.WriteByte('\n')
 		}
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
 			walk(c)

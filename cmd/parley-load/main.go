@@ -102,6 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	prog := newProgress(os.Stderr)
 	r := &runner{log: stderr, prog: prog, rng: rand.New(rand.NewPCG(o.seed, 1))}
+	if o.keep {
+		r.dump = dir
+	}
 	var pairs []pair
 	var failures []error
 	for _, s := range selectScenarios(o) {
@@ -117,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "parley-load: %s/%s failed: %v\n", s.Name, variant, err)
 				continue
 			}
-			res.Notes = append(res.Notes, "load generator on the same machine as the server")
+			res.Notes = append(res.Notes, "load generator on the same machine as the server; load average after the run: "+loadAverage())
 			if variant == "parley" {
 				p.Parley = res
 			} else {
@@ -195,7 +198,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bin, "bin", "", "a Parley binary to run instead of building one")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of who joins when")
-	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs (the directory is printed)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs and what inexact viewers received (the directory is printed)")
 	fs.IntVar(&o.over.Convs, "convs", 0, "override: conversations")
 	fs.IntVar(&o.over.Viewers, "viewers", 0, "override: viewers per conversation")
 	fs.IntVar(&o.over.Tokens, "tokens", 0, "override: tokens per answer")
@@ -311,4 +314,18 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// loadAverage is the 1-minute load average: other work on a shared machine
+// shows up in every figure, so each result says how busy the machine was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
 }

@@ -171,7 +171,11 @@ func (n *naiveServer) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, `<!DOCTYPE html><html><body><main data-on-load="@get('/c/%s/events?after=%s')"><div id="messages">`, id, snap.Last)
+	fmt.Fprintf(w, `<!DOCTYPE html><html><body><nav>`)
+	_ = views.SideTitle(snap.Title).Render(r.Context(), w)
+	fmt.Fprintf(w, `</nav><main data-on-load="@get('/c/%s/events?after=%s')">`, id, snap.Last)
+	_ = views.Title(snap.Title).Render(r.Context(), w)
+	_, _ = io.WriteString(w, `<div id="messages">`)
 	_ = views.Slot(0, live.MessageViews(n.md, id, snap.Messages)).Render(r.Context(), w)
 	_, _ = io.WriteString(w, "</div></main></body></html>")
 }

@@ -35,7 +35,7 @@ type result struct {
 	Title    string
 	Target   string
 	Metrics  []metric
-	Redis    map[string]int64 // commands by name during the answer phase
+	Redis    map[string]int64 // round trips by command during the answer phase
 	Notes    []string
 }
 
@@ -186,7 +186,7 @@ func printTable(w io.Writer, pairs []pair, machine string) {
 				fmt.Fprintf(w, "   note (%s): %s\n", r.Variant, n)
 			}
 			if len(r.Redis) > 0 {
-				fmt.Fprintf(w, "   redis commands (%s): %s\n", r.Variant, redisLine(r.Redis))
+				fmt.Fprintf(w, "   redis round trips (%s): %s\n", r.Variant, redisLine(r.Redis))
 			}
 		}
 	}
@@ -260,7 +260,7 @@ type jsonResult struct {
 	Target   string             `json:"target"`
 	Metrics  map[string]any     `json:"metrics"`
 	Units    map[string]string  `json:"units"`
-	Redis    map[string]int64   `json:"redis_commands,omitempty"`
+	Redis    map[string]int64   `json:"redis_round_trips,omitempty"`
 	Notes    []string           `json:"notes,omitempty"`
 	Ratios   map[string]float64 `json:"naive_over_parley,omitempty"`
 }

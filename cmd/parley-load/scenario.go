@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -95,6 +97,7 @@ func scenarios() []scenario {
 
 // runner holds what every scenario run needs.
 type runner struct {
+	dump string // where to write what inexact viewers received, "" for nowhere
 	log  io.Writer
 	prog *progress
 	rng  *rand.Rand
@@ -303,6 +306,7 @@ func (r *runner) runStream(ctx context.Context, s scenario, t *target) (*result,
 
 	cpu0, rcpu0 := t.serverCPU(ctx)
 	rs0, _ := readRedis(ctx, t.rdb)
+	rt0 := t.roundTrips()
 	xlen0 := logLengths(ctx, t, convs)
 	own0 := ownCPU()
 	smp := t.sample(ctx, 100*time.Millisecond)
@@ -344,6 +348,7 @@ func (r *runner) runStream(ctx context.Context, s scenario, t *target) (*result,
 
 	cpu1, rcpu1 := t.serverCPU(ctx)
 	rs1, rerr := readRedis(ctx, t.rdb)
+	rt1 := t.roundTrips()
 	xlen1 := logLengths(ctx, t, convs)
 	own1 := ownCPU()
 	smp.finish()
@@ -355,7 +360,7 @@ func (r *runner) runStream(ctx context.Context, s scenario, t *target) (*result,
 	if err != nil {
 		return nil, err
 	}
-	verdicts := checkAll(viewers, finals)
+	verdicts := checkAll(viewers, finals, r.dump)
 
 	// Latency and delivery.
 	var lat, slowLat []int32
@@ -419,18 +424,22 @@ func (r *runner) runStream(ctx context.Context, s scenario, t *target) (*result,
 	}
 	res.add("loadgen_cpu_s", "load generator CPU (same machine)", "s", own1-own0, info)
 	res.addSamples(smp)
-	if rerr == nil && t.rdb != nil {
-		calls, n := rs1.diff(rs0)
-		answers := float64(len(convs))
-		res.add("redis_cmds_per_answer", "Redis commands per answer", "", float64(n)/answers, lower)
-		res.add("redis_cmds_per_token", "Redis commands per token", "", float64(n)/answers/float64(s.Tokens), lower)
-		entries := float64(xlen1-xlen0) / answers
+	answers := float64(len(convs))
+	entries := float64(xlen1-xlen0) / answers
+	if t.counter != nil {
+		trips, n := diffCalls(rt1, rt0)
+		res.add("redis_trips_per_answer", "Redis round trips per answer (all the server sent)", "", float64(n)/answers, lower)
+		res.add("redis_trips_per_token", "Redis round trips per token", "", float64(n)/answers/float64(s.Tokens), lower)
 		res.add("log_entries_per_answer", "log entries (batches) per answer", "", entries, info)
 		if entries > 0 {
-			res.add("redis_cmds_per_batch", "Redis commands per batch", "", float64(n)/answers/entries, lower)
+			res.add("redis_trips_per_batch", "Redis round trips per batch", "", float64(n)/answers/entries, lower)
 		}
+		res.Redis = trips
+	}
+	if rerr == nil && t.rdb != nil {
+		_, n := rs1.diff(rs0)
+		res.add("redis_cmds_per_answer", "Redis commands run per answer (INFO commandstats, incl. inside scripts)", "", float64(n)/answers, lower)
 		res.add("redis_subscribers", "Redis subscription connections", "", float64(rs1.Subscribers), lower)
-		res.Redis = calls
 	}
 	res.add("wall_s", "answer phase, post to last frame", "s", window, info)
 	if waitErr != nil {
@@ -525,7 +534,7 @@ func finalAnswers(ctx context.Context, base string, convs []*conv) (map[*conv]fi
 
 // checkAll checks every viewer; viewers with the same page and frames (most
 // of a room) are checked once.
-func checkAll(viewers []*viewer, finals map[*conv]finalAnswer) []verdict {
+func checkAll(viewers []*viewer, finals map[*conv]finalAnswer, dump string) []verdict {
 	out := make([]verdict, len(viewers))
 	memo := map[string]verdict{}
 	var mu sync.Mutex
@@ -557,6 +566,9 @@ func checkAll(viewers []*viewer, finals map[*conv]finalAnswer) []verdict {
 				frames[j] = f.b
 			}
 			got := checkAnswer(v.page.b, frames, v.conv.answerID, finals[v.conv].html, v.conv.tokens)
+			if dump != "" && !(got.Exact && got.Gaps == 0 && got.Dups == 0 && got.Err == "") {
+				dumpViewer(dump, i, v, frames, finals[v.conv].html, got)
+			}
 			mu.Lock()
 			memo[k] = got
 			out[i] = got
@@ -662,7 +674,7 @@ func (r *runner) runIdle(ctx context.Context, s scenario, t *target) (*result, e
 			unfinished++
 		}
 	}
-	res.addExactness(checkAll(viewers, finals), unfinished, 0)
+	res.addExactness(checkAll(viewers, finals, r.dump), unfinished, 0)
 	return res, nil
 }
 
@@ -800,4 +812,36 @@ func mean(xs []float64) float64 {
 		t += x
 	}
 	return t / float64(len(xs))
+}
+
+// dumpViewer writes what an inexact viewer received, for a person to read:
+// its page, its frames in order, and the answer it should have ended with.
+func dumpViewer(dir string, i int, v *viewer, frames [][]byte, want string, got verdict) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "viewer %d (%s, cut after %s, slow %v): %+v\n\n=== want\n%s\n\n=== page\n%s\n", i, v.kind, v.cutAfter, v.slow, got, want, v.page.b)
+	for j, f := range frames {
+		fmt.Fprintf(&b, "\n=== frame %d\n%s\n", j, f)
+	}
+	_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("viewer-%s-%d.txt", v.conv.id, i)), []byte(b.String()), 0o644)
+}
+
+// roundTrips is the count of commands the server sent to Redis, by name.
+func (t *target) roundTrips() map[string]int64 {
+	if t.counter == nil {
+		return nil
+	}
+	return t.counter.snapshot()
+}
+
+// diffCalls is after minus before, per command, with the total.
+func diffCalls(after, before map[string]int64) (map[string]int64, int64) {
+	d := map[string]int64{}
+	var total int64
+	for k, v := range after {
+		if n := v - before[k]; n > 0 {
+			d[k] = n
+			total += n
+		}
+	}
+	return d, total
 }

@@ -30,6 +30,7 @@ type target struct {
 	metricsURL string // Prometheus text endpoint, "" when none
 	rdb        *redis.Client
 	redisPID   int
+	counter    *redisCounter // between the server and Redis; nil with -url
 
 	procs []*exec.Cmd
 	logs  []*os.File
@@ -108,7 +109,12 @@ func (t *target) startRedis(ctx context.Context, dir string) (string, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "redis://127.0.0.1:" + strconv.Itoa(port), nil
+	// The server talks to Redis through a counter of its round trips.
+	t.counter, err = startRedisCounter("127.0.0.1:" + strconv.Itoa(port))
+	if err != nil {
+		return "", err
+	}
+	return "redis://" + t.counter.addr(), nil
 }
 
 // startParley runs the Parley binary against redisURL.
@@ -201,6 +207,9 @@ func (t *target) stop() {
 	}
 	for _, f := range t.logs {
 		_ = f.Close()
+	}
+	if t.counter != nil {
+		t.counter.close()
 	}
 	t.procs, t.logs = nil, nil
 }
@@ -480,15 +489,7 @@ func readRedis(ctx context.Context, rdb *redis.Client) (redisStats, error) {
 
 // diff is after minus before, per command, with the total.
 func (a redisStats) diff(b redisStats) (map[string]int64, int64) {
-	d := map[string]int64{}
-	var total int64
-	for k, v := range a.Calls {
-		if n := v - b.Calls[k]; n > 0 {
-			d[k] = n
-			total += n
-		}
-	}
-	return d, total
+	return diffCalls(a.Calls, b.Calls)
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

@@ -234,6 +234,34 @@ func (c *Cluster) Masters(t testing.TB) []string {
 	return addrs
 }
 
+// MasterFor returns the address of the master serving key's hash slot.
+func (c *Cluster) MasterFor(t testing.TB, key string) string {
+	t.Helper()
+	for _, s := range c.nodes {
+		if !s.running() {
+			continue
+		}
+		reply, err := Command(s.Addr, "CLUSTER", "KEYSLOT", key)
+		slot, ok := reply.(int64)
+		if err != nil || !ok {
+			continue
+		}
+		for _, n := range c.view(t) {
+			if !n.Master || n.Failed {
+				continue
+			}
+			for _, r := range n.Slots {
+				if int(slot) >= r[0] && int(slot) <= r[1] {
+					return n.Addr
+				}
+			}
+		}
+		t.Fatalf("testredis: no master serves slot %d of %q", slot, key)
+	}
+	t.Fatalf("testredis: no cluster node answers CLUSTER KEYSLOT")
+	return ""
+}
+
 // ReplicaOf returns the address of a live replica of the master at addr.
 func (c *Cluster) ReplicaOf(t testing.TB, master string) string {
 	t.Helper()
