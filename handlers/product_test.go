@@ -394,4 +394,3 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Fatalf("cross-site post: %d", res.StatusCode)
 	}
 }
-
