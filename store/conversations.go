@@ -190,6 +190,7 @@ if n < 1 or redis.call('HGET', msgs, n .. '.role') ~= 'assistant' then return {'
 if redis.call('HGET', msgs, n .. '.rev') ~= ARGV[7] then return {'dup'} end
 local gen = ARGV[6]
 local id = emit({'t', 'regen', 'm', n, 'g', gen}, {t = 'regen', m = n, g = gen})
+redis.call('DEL', textkey(n))
 redis.call('HSET', msgs, n .. '.text', '', n .. '.status', 'streaming', n .. '.error', '', n .. '.rev', id, n .. '.gen', gen)
 redis.call('HSET', meta, 'active', gen, 'amsg', n, 'stop', '')
 redis.call('SET', lease, gen, 'PX', ARGV[8])
@@ -207,13 +208,18 @@ var ErrNothingToRegenerate = errors.New("no answer to regenerate")
 func (s *Store) Regenerate(ctx context.Context, conv, owner, gen, rev string) (started bool, err error) {
 	ks, args := s.common(conv)
 	args = append(args, owner, gen, rev, s.cfg.LeaseTTL.Milliseconds(), interruptedText)
+	// Tracked first, as in Post: a reply lost after the script ran must
+	// still leave the answer to the sweeper.
+	if err := s.track(ctx, conv); err != nil {
+		return false, err
+	}
 	res, err := regenScript.Run(ctx, s.rdb, ks, args...).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("regenerate: %w", err)
 	}
 	switch res[0] {
 	case "ok":
-		return true, s.track(ctx, conv)
+		return true, nil
 	case "dup":
 		return false, nil
 	case "notfound":
@@ -228,18 +234,16 @@ func (s *Store) Regenerate(ctx context.Context, conv, owner, gen, rev string) (s
 	return false, fmt.Errorf("regenerate: unexpected reply %q", res[0])
 }
 
-// deleteScript removes every key of a conversation and rings the doorbell so
-// that open pages say so. Idempotency keys live in their own keys with a TTL,
-// found through the meta's record of them.
+// deleteScript removes every key of a conversation (see docs/redis.md) and
+// rings the doorbell so that open pages say so.
 //
 // ARGV[5] owner. KEYS[5] presence hash.
 var deleteScript = redis.NewScript(prelude + `
 if redis.call('EXISTS', meta) == 0 then return 'notfound' end
 if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return 'forbidden' end
-local prefix = string.sub(meta, 1, #meta - 4)
 local count = tonumber(redis.call('HGET', meta, 'count') or '0')
-for i = 0, count - 1 do redis.call('DEL', prefix .. 't:' .. i) end
-redis.call('DEL', meta, msgs, log, lease, KEYS[5], prefix .. 'idem')
+for i = 0, count - 1 do redis.call('DEL', textkey(i)) end
+redis.call('DEL', meta, msgs, log, lease, KEYS[5], string.sub(meta, 1, #meta - 4) .. 'idem')
 redis.call(pubcmd, channel, cjson.encode({t = 'deleted'}))
 return 'ok'
 `)
