@@ -64,22 +64,10 @@ func statusOf(d Deps, err error) (int, string) {
 // wants its answer as events that patch the page.
 func isDatastar(r *http.Request) bool { return r.Header.Get("Datastar-Request") == "true" }
 
-// readMessage reads and checks the message text of a post. Forms come
-// urlencoded (plain HTML) or multipart (Datastar's form content type).
+// readMessage reads and checks the message text of a post.
 func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, err error) {
-	r.Body = http.MaxBytesReader(w, r.Body, d.Limits.MaxBodyBytes)
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
-		err = r.ParseMultipartForm(d.Limits.MaxBodyBytes)
-	} else {
-		err = r.ParseForm()
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return "", badRequest(http.StatusRequestEntityTooLarge,
-				"The request is larger than %s. Shorten your message.", kb(int(d.Limits.MaxBodyBytes)))
-		}
-		return "", badRequest(http.StatusBadRequest, "The form could not be read (%v). Reload the page and try again.", err)
+	if err := readForm(d, w, r); err != nil {
+		return "", err
 	}
 	text = strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
 	switch {
@@ -219,7 +207,8 @@ func mustOwn(ctx context.Context, d Deps, id string) error {
 	return nil
 }
 
-// readForm parses a small form body within the request limit.
+// readForm parses a form body within the request limit. Forms come
+// urlencoded (plain HTML) or multipart (Datastar's form content type).
 func readForm(d Deps, w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, d.Limits.MaxBodyBytes)
 	var err error
@@ -231,7 +220,8 @@ func readForm(d Deps, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return badRequest(http.StatusRequestEntityTooLarge, "The request is larger than %s.", kb(int(d.Limits.MaxBodyBytes)))
+			return badRequest(http.StatusRequestEntityTooLarge,
+				"The request is larger than %s. Shorten your message.", kb(int(d.Limits.MaxBodyBytes)))
 		}
 		return badRequest(http.StatusBadRequest, "The form could not be read (%v). Reload the page and try again.", err)
 	}
