@@ -79,14 +79,28 @@ func sidebar(d Deps, r *http.Request, current, title string, watching bool) view
 	if err != nil {
 		d.Log.Warn("list conversations", "err", err)
 	}
+	found := false
 	for _, c := range list {
 		s.Conversations = append(s.Conversations, views.Summary{ID: c.ID, Title: c.Title, Updated: c.Updated})
+		found = found || c.ID == current
+	}
+	if current != "" && !watching && !found {
+		// Ours but not in the list (older than the list's length, or the
+		// list could not be read): it still gets its entry, whose title
+		// frames patch.
+		s.Conversations = append([]views.Summary{{ID: current, Title: title}}, s.Conversations...)
 	}
 	return s
 }
 
 func errorPage(d Deps, w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	render(w, r, status, views.ErrorPage(d.Assets, sidebar(d, r, "", "", false), title, detail))
+	// A 5xx most often means Redis is failing or slow: asking it again for
+	// the sidebar would only make the person wait twice as long for the error.
+	var sb views.Sidebar
+	if status < http.StatusInternalServerError {
+		sb = sidebar(d, r, "", "", false)
+	}
+	render(w, r, status, views.ErrorPage(d.Assets, sb, title, detail))
 }
 
 func notFound(d Deps, w http.ResponseWriter, r *http.Request) {
