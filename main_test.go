@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -294,16 +295,25 @@ func TestBrowserScreenshots(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	phone := []chromedp.EmulateViewportOption{chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2)}
 	for _, s := range []struct {
 		file          string
 		width, height int64
+		scheme        string // prefers-color-scheme
 		opts          []chromedp.EmulateViewportOption
 	}{
-		{"conversation-desktop.png", 1280, 900, nil},
-		{"conversation-phone.png", 375, 812, []chromedp.EmulateViewportOption{chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2)}},
+		{"conversation-desktop.png", 1280, 900, "light", nil},
+		{"conversation-desktop-dark.png", 1280, 900, "dark", nil},
+		{"conversation-phone.png", 375, 812, "light", phone},
+		{"conversation-phone-dark.png", 375, 812, "dark", phone},
 	} {
 		tb := b.newTab(s.file)
 		tb.do(chromedp.EmulateViewport(s.width, s.height, s.opts...))
+		if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: s.scheme}},
+		}); err != nil {
+			t.Fatalf("emulate %s scheme: %v", s.scheme, err)
+		}
 		tb.navigate(conv)
 		tb.waitFor("the second answer to be done", statusIs(3, "done"))
 		// The composer is sticky at the bottom of the viewport: in a capture
