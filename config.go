@@ -35,10 +35,13 @@ type config struct {
 	PostsPerMinute  int
 	SessionKey      string
 	MetricsAddr     string
+	PprofAddr       string
 	ViewerQueue     int
 	LogMaxLen       int
 
 	FlushInterval     time.Duration
+	FrameBudget       float64
+	FrameMaxHold      time.Duration
 	LeaseTTL          time.Duration
 	SweepInterval     time.Duration
 	ConversationTTL   time.Duration
@@ -128,6 +131,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.LogMaxLen, "log-max-len", "PARLEY_LOG_MAX_LEN", 10000, "approximate events kept per conversation log (older cursors get a full refresh)")
 
 	duration(&c.FlushInterval, "flush-interval", "PARLEY_FLUSH_INTERVAL", 25*time.Millisecond, "tokens are batched this long per Redis round trip")
+	float(&c.FrameBudget, "frame-budget", "PARLEY_FRAME_BUDGET", 2, "bytes sent per viewer for an answer, as a multiple of the answer's size, that long growing blocks are paced to (0: a frame every flush interval, lowest latency)")
+	duration(&c.FrameMaxHold, "frame-max-hold", "PARLEY_FRAME_MAX_HOLD", 300*time.Millisecond, "longest that text may wait for the frame budget")
 	duration(&c.LeaseTTL, "lease-ttl", "PARLEY_LEASE_TTL", 10*time.Second, "a generation that stops renewing for this long is ended as interrupted")
 	duration(&c.SweepInterval, "sweep-interval", "PARLEY_SWEEP_INTERVAL", 2*time.Second, "how often to look for generations whose process died")
 	duration(&c.ConversationTTL, "conversation-ttl", "PARLEY_CONVERSATION_TTL", 30*24*time.Hour, "idle conversations expire after this; 0 keeps them")
@@ -139,6 +144,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	duration(&c.RequestTimeout, "request-timeout", "PARLEY_REQUEST_TIMEOUT", 5*time.Second, "bound on the Redis work of one page load or action; past it the request fails with 503")
 
 	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9091", "address of the Prometheus /metrics listener, kept apart from the public one; empty disables it")
+	str(&c.PprofAddr, "pprof-addr", "PARLEY_PPROF_ADDR", "", "address of a net/http/pprof listener for profiling; empty (the default) disables it; never expose it")
 	str(&c.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "text", "text or json")
 
@@ -179,6 +185,9 @@ func (c config) validate() error {
 	}
 	if c.LeaseTTL < 3*c.FlushInterval {
 		errs = append(errs, fmt.Errorf("lease-ttl (%s) must be much longer than flush-interval (%s)", c.LeaseTTL, c.FlushInterval))
+	}
+	if c.FrameBudget < 0 || c.FrameMaxHold < 0 {
+		errs = append(errs, fmt.Errorf("frame-budget (%g) and frame-max-hold (%s) must not be negative", c.FrameBudget, c.FrameMaxHold))
 	}
 	if c.DemoTPS <= 0 {
 		errs = append(errs, fmt.Errorf("demo-tokens-per-second must be positive, got %g", c.DemoTPS))

@@ -118,6 +118,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	gens := generation.New(st, hub, model, log, generation.Config{
 		FlushInterval: cfg.FlushInterval,
+		FrameBudget:   cfg.FrameBudget,
+		FrameMaxHold:  cfg.FrameMaxHold,
 		MaxConcurrent: cfg.MaxGenerations,
 		LeaseTTL:      cfg.LeaseTTL,
 		SweepInterval: cfg.SweepInterval,
@@ -152,6 +154,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if err := servePprof(cfg.PprofAddr, log); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("listen for pprof on %s: %w", cfg.PprofAddr, err)
 	}
 	metricsAddr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, met, log)
 	if err != nil {
@@ -314,6 +320,11 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 	if copts != nil {
 		copts.DialTimeout, copts.ReadTimeout, copts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 		copts.ContextTimeoutEnabled = true
+		// go-redis re-reads the slot map on MOVED, but not when a master
+		// dies: it keeps dialling the dead address until its periodic reload
+		// (60 s by default). The hub tells it sooner (live/sharded.go); this
+		// bounds the wait when the hub cannot.
+		copts.ClusterStateReloadInterval = 10 * time.Second
 		rdb := redis.NewClusterClient(copts)
 		log.Info("using redis cluster: sharded pub/sub, one subscription per master", "seeds", copts.Addrs, "tls", copts.TLSConfig != nil)
 		return rdb, func() { _ = rdb.Close() }, nil

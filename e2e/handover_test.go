@@ -22,7 +22,7 @@ import (
 // when A has exited nothing is left streaming.
 func TestGracefulHandover(t *testing.T) {
 	const bound = 8 * time.Second // A's shutdown bound; answers get it less 2 s
-	d := demo{tps: 30, tokens: 120}
+	d := demo{tps: 30, tokens: 150}
 	srv := testredis.Start(t)
 	ps := startAll(t, env(srv.URL(), d, "PARLEY_SHUTDOWN_TIMEOUT", bound.String()), "A", "B")
 	a, b := ps[0], ps[1]

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,15 +11,17 @@ import (
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/views"
 )
 
 // TestProcessesShareConversations: three processes on one Redis. An answer
 // started through A streams to viewers on B and C (and A), who all end with
 // the same page; a Stop pressed on C ends a generation that runs on A, and
-// every viewer shows it stopped.
+// every viewer shows it stopped; every process counts the same people
+// watching and shows the same title.
 func TestProcessesShareConversations(t *testing.T) {
 	srv := testredis.Start(t)
-	ps := startAll(t, env(srv.URL(), demo{tps: 60, tokens: 150}), "A", "B", "C")
+	ps := startAll(t, env(srv.URL(), demo{tps: 60, tokens: 200}), "A", "B", "C")
 	a, b, c := ps[0], ps[1], ps[2]
 	st := redisStore(t, srv)
 	client := viewer.NewClient()
@@ -58,6 +61,18 @@ func TestProcessesShareConversations(t *testing.T) {
 	}
 	errs := follow(ctx, vs, viewer.HasEnded(3), nil)
 	waitFor(t, "the slow answer to show on B", 20*time.Second, func() bool { return vs[0].Text(3) != "" })
+	// Presence counts every stream of every process: each process's page
+	// says the same.
+	want := fmt.Sprintf("%d watching", len(vs))
+	waitFor(t, "every process to count "+want, 15*time.Second, func() bool {
+		for _, p := range ps {
+			d, err := viewer.Page(ctx, client, p.URL, conv)
+			if err != nil || d.TextOfClass("presence") != want {
+				return false
+			}
+		}
+		return true
+	})
 	if res, err := viewer.Stop(ctx, client, c.URL, conv); err != nil || res.Status != http.StatusOK {
 		t.Fatalf("stop through C: %v %+v", err, res)
 	}
@@ -72,13 +87,34 @@ func TestProcessesShareConversations(t *testing.T) {
 			t.Errorf("viewer %d shows %q, want stopped", i, got)
 		}
 	}
-	want := sameAsFresh(t, client, b.URL, conv, vs)
+	fresh := sameAsFresh(t, client, b.URL, conv, vs)
+	// The title the first answer gave the conversation is the same on
+	// every process and in every viewer.
+	var title string
+	for _, p := range ps {
+		d, err := viewer.Page(ctx, client, p.URL, conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := d.HTML(views.TitleID)
+		if title == "" {
+			title = got
+		}
+		if got != title || got == "" {
+			t.Errorf("%s shows the title %q, want %q", p.Name, got, title)
+		}
+	}
+	for i, v := range vs {
+		if got := v.HTML(views.TitleID); got != title {
+			t.Errorf("viewer %d shows the title %q, want %q", i, got, title)
+		}
+	}
 	m := stored(t, st, conv, 3)
 	if m.Status != store.StatusStopped || m.Text == "" {
 		t.Fatalf("stored stopped answer: status %q, text %q", m.Status, m.Text)
 	}
-	if !strings.Contains(want, `data-status="stopped"`) {
-		t.Fatalf("a fresh page does not show the stop:\n%s", want)
+	if !strings.Contains(fresh, `data-status="stopped"`) {
+		t.Fatalf("a fresh page does not show the stop:\n%s", fresh)
 	}
 	// The generation ran on A and ended there, stopped by the request C stored.
 	waitFor(t, "A to log the end of the stopped answer", 5*time.Second, func() bool {

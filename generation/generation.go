@@ -39,6 +39,12 @@ const (
 // Config holds the generation limits and timings.
 type Config struct {
 	FlushInterval time.Duration // tokens are batched for this long before one Redis round trip
+	// FrameBudget bounds the bytes of an answer's frames to about this many
+	// times the answer's size, by writing a long growing block less often
+	// (see pacer); 0 writes at every FlushInterval. FrameMaxHold bounds how
+	// long text may wait for that.
+	FrameBudget   float64
+	FrameMaxHold  time.Duration
 	MaxConcurrent int           // generations per process
 	LeaseTTL      time.Duration // renewed every third of it
 	SweepInterval time.Duration // how often dead generations are looked for
@@ -220,7 +226,8 @@ func (m *Manager) run(conv, gen string) string {
 		defer release()
 	}
 
-	w := &writer{m: m, conv: conv, gen: gen, log: log}
+	w := &writer{m: m, conv: conv, gen: gen, log: log,
+		pace: pacer{budget: m.cfg.FrameBudget, maxHold: m.cfg.FrameMaxHold}}
 	history, err := m.history(ctx, conv)
 	if err != nil {
 		log.Error("read conversation for the model", "err", err)
@@ -242,6 +249,9 @@ loop:
 	for {
 		select {
 		case <-flush.C:
+			if !w.ready() {
+				continue
+			}
 			if cause := w.flush(); cause != nil {
 				cancel(cause)
 			}
@@ -345,6 +355,7 @@ type writer struct {
 	// (answers start empty). Each append says where its text goes, so a batch
 	// retried after an error whose first try was in fact run is not doubled.
 	stored int
+	pace   pacer
 }
 
 // outcome is how the generation ended, as Observer reports it.
@@ -365,6 +376,13 @@ func (w *writer) add(text string) error {
 	w.pending.WriteString(text)
 	w.mu.Unlock()
 	return nil
+}
+
+// ready reports whether the pending text should be written now.
+func (w *writer) ready() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pace.ready(w.pending.String(), w.since, time.Now())
 }
 
 // flush appends what is pending. It returns a cause to end the generation
@@ -399,6 +417,7 @@ func (w *writer) flush() error {
 		return errFull
 	}
 	w.stored = stored
+	w.pace.wrote(text)
 	w.mu.Lock()
 	rest := w.pending.String()[len(text):]
 	w.pending.Reset()

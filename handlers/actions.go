@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,6 +56,14 @@ func statusOf(d Deps, err error) (int, string) {
 	var rl *store.ErrRateLimited
 	if errors.As(err, &rl) {
 		return http.StatusTooManyRequests, fmt.Sprintf("You are sending messages too quickly. Try again in %d seconds.", retrySeconds(rl))
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		// Redis is slow: a write may still run after we gave up on it, so
+		// "nothing was saved" would be a guess. Sending again is safe: the
+		// form's key makes a repeat of the same post a no-op.
+		d.Log.Warn("request timed out", "err", err)
+		return http.StatusServiceUnavailable, "The server is slow to answer right now. Try again in a few seconds."
 	}
 	d.Log.Error("request failed", "err", err)
 	return http.StatusServiceUnavailable, "Something went wrong on our side and nothing was saved. Try again in a few seconds."

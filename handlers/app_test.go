@@ -74,7 +74,7 @@ func defaultAppConfig() appConfig {
 		store: store.Config{LogMaxLen: 10000, LeaseTTL: 3 * time.Second, MaxAnswerBytes: 256 << 10, IdempotencyTTL: time.Hour},
 		hub: live.Config{ViewerQueue: 64, MaxViewers: 5000, Heartbeat: 15 * time.Second,
 			SubscribeTimeout: 5 * time.Second, ProbeInterval: 2 * time.Second},
-		gen:    generation.Config{FlushInterval: 20 * time.Millisecond, MaxConcurrent: 16, LeaseTTL: 3 * time.Second, SweepInterval: 200 * time.Millisecond, MaxDuration: time.Minute},
+		gen:    generation.Config{FlushInterval: 20 * time.Millisecond, FrameBudget: 2, FrameMaxHold: 300 * time.Millisecond, MaxConcurrent: 16, LeaseTTL: 3 * time.Second, SweepInterval: 200 * time.Millisecond, MaxDuration: time.Minute},
 		demo:   llm.DemoConfig{TokensPerSecond: 200, Tokens: 200},
 		limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10},
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 func TestRedisCluster(t *testing.T) {
 	c := testredis.StartCluster(t)
 	t.Run("AnswersStreamOnEveryShard", func(t *testing.T) { testClusterStreams(t, c) })
+	t.Run("SlotMoved", func(t *testing.T) { testClusterSlotMoves(t, c) })
 	t.Run("GracefulFailover", func(t *testing.T) {
 		testClusterFailover(t, c, func(master string) string { return c.Failover(t, master) }, true)
 	})
@@ -60,7 +62,9 @@ func testClusterStreams(t *testing.T, c *testredis.Cluster) {
 	// While every conversation has its room open: one subscription
 	// connection per master, none on the replicas, and each master holds
 	// the channels of its own slots (a room's channel plus the probe).
-	clusterWait(t, "a room for each conversation", func() bool { return a.Hub.Stats().Rooms >= int64(len(convs)) })
+	for _, conv := range convs {
+		defer pinRoom(t, a, conv)()
+	}
 	for _, m := range masters {
 		clients := pubsubClients(t, m)
 		if len(clients) != 1 {
@@ -85,6 +89,86 @@ func testClusterStreams(t *testing.T, c *testredis.Cluster) {
 			t.Errorf("conversation on %s: stored answer differs from the model's reply:\n got %q\nwant %q", masters[i], stored.Text, want)
 		}
 	}
+}
+
+// testClusterSlotMoves reshards the slot of one conversation to another
+// master while answers stream: the hub's connection to the old master keeps
+// its other channel, and the moved channel goes to the connection of the new
+// master (one connection that held channels of several slots is exactly what
+// go-redis cannot re-route, issue 3099).
+func testClusterSlotMoves(t *testing.T, c *testredis.Cluster) {
+	a := newClusterApp(t, c, llm.DemoConfig{TokensPerSecond: 100, Tokens: 400})
+	masters := c.Masters(t)
+	from, to := masters[0], masters[1]
+	moving := clusterCreate(t, a, c, from, "moving question")
+	staying := clusterCreate(t, a, c, from, "staying question")
+	for c.Slot(t, store.Channel(staying)) == c.Slot(t, store.Channel(moving)) {
+		staying = clusterCreate(t, a, c, from, "staying question")
+	}
+	other := clusterCreate(t, a, c, to, "other question")
+	convs := []string{moving, staying, other}
+	texts := []string{"moving question", "staying question", "other question"}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	views := followAll(ctx, t, a, convs, 3)
+	for _, conv := range convs {
+		defer pinRoom(t, a, conv)()
+	}
+	// Channels per connection, counting the probe: two rooms on from, one
+	// on to.
+	clusterWait(t, "the rooms to subscribe", func() bool {
+		return sharded(t, from) == 3 && sharded(t, to) == 2
+	})
+	slot := c.Slot(t, store.Channel(moving))
+	start := time.Now()
+	c.MoveSlot(t, slot, to)
+	clusterWait(t, "the moved channel on the new master's connection", func() bool {
+		return sharded(t, from) == 2 && sharded(t, to) == 3
+	})
+	t.Logf("slot %d moved from %s to %s; the hub followed after %v", slot, from, to, time.Since(start).Round(time.Millisecond))
+	for _, m := range []string{from, to} {
+		if n := len(pubsubClients(t, m)); n != 1 {
+			t.Errorf("master %s has %d subscription connections, want 1", m, n)
+		}
+	}
+
+	checkViews(t, a, convs, views.wait(t))
+	for i, conv := range convs {
+		stored := a.waitStatus(t, conv, 1, store.StatusDone)
+		want := a.Model.Reply([]llm.Message{{Role: llm.RoleUser, Content: texts[i]}})
+		if stored.Text != want {
+			t.Errorf("%s: stored answer differs from the model's reply:\n got %q\nwant %q", texts[i], stored.Text, want)
+		}
+	}
+}
+
+// pinRoom keeps conv's room, and so its subscription, open until the
+// returned func is called, however soon its viewers leave.
+func pinRoom(t *testing.T, a *app, conv string) func() {
+	t.Helper()
+	release, err := a.Hub.OnStop(context.Background(), conv, "pin", func() {})
+	if err != nil {
+		t.Fatalf("pin the room of %s: %v", conv, err)
+	}
+	return release
+}
+
+// sharded returns how many sharded channels the hub's connection to the
+// master at addr holds, -1 when it has no connection there.
+func sharded(t *testing.T, addr string) int {
+	t.Helper()
+	clients := pubsubClients(t, addr)
+	if len(clients) != 1 {
+		return -1
+	}
+	_, rest, _ := strings.Cut(clients[0], " ssub=")
+	n, _, _ := strings.Cut(rest, " ")
+	v, err := strconv.Atoi(n)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // testClusterFailover streams an answer on every shard, fails one master

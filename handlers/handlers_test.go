@@ -246,6 +246,12 @@ func TestIdleStreamGetsHeartbeatsAndStaysOpen(t *testing.T) {
 	})
 	conv := a.create(t, "hello")
 	a.waitStatus(t, conv, 1, store.StatusDone)
+	// The title comes after the first answer's end: wait for it too, so
+	// that the page is the last word.
+	waitFor(t, "the title", func() bool {
+		m, err := a.Store.Meta(context.Background(), conv)
+		return err == nil && m.Title != ""
+	})
 	_, cursor := a.page(t, conv)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -169,7 +169,7 @@ func BenchmarkFanOut(b *testing.B) {
 			}
 			// Let the joins' first writes, and the presence count they
 			// cause (debounced), go out before the clock starts.
-			time.Sleep(presenceDebounce + 250*time.Millisecond)
+			time.Sleep(presenceDelay(n) + 250*time.Millisecond)
 			h.mu.Lock()
 			r := h.rooms[conv]
 			h.mu.Unlock()

@@ -50,8 +50,12 @@ func newMsgState(md *markdown.Renderer, conv string, m store.Message) *msgState 
 	s := &msgState{conv: conv, rev: m.Rev, index: m.Index, role: m.Role, status: m.Status, errText: m.Error}
 	if m.Role == "assistant" {
 		s.doc = markdown.NewDoc(md)
-		if m.Text != "" {
+		switch {
+		case m.Text == "":
+		case m.Status == store.StatusStreaming:
 			s.doc.Append(m.Text)
+		default: // ended: every block is final, and likely rendered before
+			s.doc.AppendFinal(m.Text)
 		}
 	} else {
 		s.text = m.Text

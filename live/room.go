@@ -163,10 +163,21 @@ func (r *Room) broadcast(f *Frame) {
 // process's count is refreshed well before it expires, so a dead process's
 // viewers stop counting after presenceTTL.
 const (
-	presenceDebounce = 250 * time.Millisecond
-	presenceRefresh  = 10 * time.Second
-	presenceTTL      = 30 * time.Second
+	presenceDebounce    = 250 * time.Millisecond
+	presenceMaxDebounce = 5 * time.Second
+	presenceRefresh     = 10 * time.Second
+	presenceTTL         = 30 * time.Second
 )
+
+// presenceDelay is how long a room gathers presence changes before it
+// reports them. Every report ends as a frame to every viewer of the
+// conversation, so a big room reports less often: with a fixed 250 ms, 5,000
+// viewers coming and going received more presence frames than answer frames
+// (cmd/parley-load, fanout-5k), and a count that lags a few seconds in a
+// crowd is not noticed.
+func presenceDelay(viewers int) time.Duration {
+	return min(presenceDebounce*time.Duration(1+viewers/100), presenceMaxDebounce)
+}
 
 func (r *Room) run() {
 	var (
@@ -195,7 +206,7 @@ func (r *Room) run() {
 			return
 		case <-r.presence:
 			if debounce == nil {
-				debounce = time.After(presenceDebounce)
+				debounce = time.After(presenceDelay(r.viewerCount()))
 			}
 		case <-debounce:
 			debounce = nil

@@ -48,7 +48,7 @@ const (
 	// no probe interval to follow.
 	defaultTopologyEvery = 10 * time.Second
 	minShardBackoff      = 100 * time.Millisecond
-	maxShardBackoff      = 2 * time.Second
+	maxShardBackoff      = time.Second
 )
 
 // topology says which master serves each slot.
@@ -72,6 +72,16 @@ func (t *topology) setOwner(slot int, addr string) {
 		i = len(t.addrs) - 1
 	}
 	t.owner[slot] = int16(i)
+}
+
+// sameOwners reports whether o gives every slot the same master as t.
+func (t *topology) sameOwners(o *topology) bool {
+	for slot := range numSlots {
+		if t.ownerOf(slot) != o.ownerOf(slot) {
+			return false
+		}
+	}
+	return true
 }
 
 // serves returns the masters that own at least one slot.
@@ -102,7 +112,8 @@ type shardNode struct {
 	probe    string        // probe channel, in a slot of this node
 	channels map[string]struct{}
 
-	// Owned by the manager goroutine.
+	// Guarded by shards.mu too; changed by the manager, and marked broken
+	// by readers and probes.
 	connecting bool
 	broken     bool
 	retryAt    time.Time
@@ -122,10 +133,12 @@ type connResult struct {
 // notices to rooms and reports trouble to the manager.
 type shards struct {
 	h        *Hub
-	cluster  *redis.ClusterClient // nil for a single server with sharded pub/sub
-	single   string               // the single server's address
+	cluster  *redis.ClusterClient
 	nodeOpts func(addr string) *redis.Options
 	every    time.Duration // how often the slot map is read anyway
+	// slots reads the slot map; nil means CLUSTER SLOTS through the cluster
+	// client. Tests replace it to play a node whose view is out of date.
+	slots func(context.Context) ([]redis.ClusterSlot, error)
 
 	kick      chan struct{}
 	connected chan connResult
@@ -136,7 +149,7 @@ type shards struct {
 	nodes map[string]*shardNode
 	where map[string]*shardNode // channel -> node it is subscribed on
 	dirty bool                  // the slot map must be read again
-	moved map[int]string        // slot -> address, from MOVED replies
+	moved map[int]movedHint     // slot -> its master, from MOVED replies
 	retry map[string]struct{}   // channels to subscribe again where they are
 }
 
@@ -147,7 +160,7 @@ func newShards(h *Hub) (*shards, error) {
 		connected: make(chan connResult),
 		nodes:     map[string]*shardNode{},
 		where:     map[string]*shardNode{},
-		moved:     map[int]string{},
+		moved:     map[int]movedHint{},
 		retry:     map[string]struct{}{},
 		dirty:     true,
 		every:     h.cfg.ProbeInterval,
@@ -155,35 +168,21 @@ func newShards(h *Hub) (*shards, error) {
 	if s.every <= 0 {
 		s.every = defaultTopologyEvery
 	}
-	switch c := h.rdb.(type) {
-	case *redis.ClusterClient:
-		s.cluster = c
-		o := c.Options()
-		s.nodeOpts = func(addr string) *redis.Options {
-			return &redis.Options{
-				Addr: addr, ClientName: o.ClientName, Dialer: o.Dialer, OnConnect: o.OnConnect,
-				Protocol: o.Protocol, Username: o.Username, Password: o.Password,
-				CredentialsProvider: o.CredentialsProvider, CredentialsProviderContext: o.CredentialsProviderContext,
-				DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
-				TLSConfig: o.TLSConfig, DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
-				UnstableResp3: o.UnstableResp3, PoolSize: 1,
-			}
+	c, ok := h.rdb.(*redis.ClusterClient)
+	if !ok {
+		return nil, fmt.Errorf("sharded pub/sub needs a Redis Cluster client, not %T", h.rdb)
+	}
+	s.cluster = c
+	o := c.Options()
+	s.nodeOpts = func(addr string) *redis.Options {
+		return &redis.Options{
+			Addr: addr, ClientName: o.ClientName, Dialer: o.Dialer, OnConnect: o.OnConnect,
+			Protocol: o.Protocol, Username: o.Username, Password: o.Password,
+			CredentialsProvider: o.CredentialsProvider, CredentialsProviderContext: o.CredentialsProviderContext,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			TLSConfig: o.TLSConfig, DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
+			UnstableResp3: o.UnstableResp3, PoolSize: 1,
 		}
-	case *redis.Client:
-		o := c.Options()
-		s.single = o.Addr
-		s.nodeOpts = func(addr string) *redis.Options {
-			return &redis.Options{
-				Addr: addr, Network: o.Network, ClientName: o.ClientName, Dialer: o.Dialer, OnConnect: o.OnConnect,
-				Protocol: o.Protocol, Username: o.Username, Password: o.Password,
-				CredentialsProvider: o.CredentialsProvider, CredentialsProviderContext: o.CredentialsProviderContext,
-				DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
-				TLSConfig: o.TLSConfig, DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
-				UnstableResp3: o.UnstableResp3, PoolSize: 1,
-			}
-		}
-	default:
-		return nil, fmt.Errorf("sharded pub/sub needs a cluster client or a single-server client, not %T", h.rdb)
 	}
 	return s, nil
 }
@@ -191,6 +190,10 @@ func newShards(h *Hub) (*shards, error) {
 // runSharded is Run on Redis Cluster.
 func (h *Hub) runSharded(ctx context.Context) error {
 	s, err := newShards(h)
+	return h.runShards(ctx, s, err)
+}
+
+func (h *Hub) runShards(ctx context.Context, s *shards, err error) error {
 	h.mu.Lock()
 	h.ctx = ctx
 	if err != nil {
@@ -269,7 +272,7 @@ func (s *shards) wake() {
 func (s *shards) unsettled() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dirty || len(s.retry) > 0 || len(s.moved) > 0 {
+	if s.dirty || len(s.retry) > 0 {
 		return true
 	}
 	for _, n := range s.nodes {
@@ -288,30 +291,34 @@ func (s *shards) step(ctx context.Context) {
 	s.mu.Lock()
 	dirty := s.dirty
 	s.mu.Unlock()
+	var fresh *topology
 	if dirty {
 		t, err := s.fetchTopology(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.h.log.Warn("read the redis cluster slot map; retrying", "err", err)
-			}
-		} else {
-			s.mu.Lock()
-			s.topo, s.dirty = t, false
-			s.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			s.h.log.Warn("read the redis cluster slot map; retrying", "err", err)
 		}
+		fresh = t
 	}
 	s.mu.Lock()
-	if s.topo != nil {
-		// A node that refused a subscription with MOVED knows better than a
-		// slot map that may be older; the next read confirms it.
-		for slot, addr := range s.moved {
-			s.topo.setOwner(slot, addr)
-		}
-		clear(s.moved)
+	prev := s.topo
+	if fresh != nil {
+		s.topo, s.dirty = fresh, false
+	}
+	hinted := s.applyHints(fresh != nil)
+	changed := prev != nil && fresh != nil && !prev.sameOwners(fresh)
+	var masters []string
+	if changed {
+		masters = fresh.serves()
 	}
 	s.mu.Unlock()
+	if changed {
+		s.h.log.Info("redis cluster slot map changed", "masters", masters)
+	}
+	if changed || hinted {
+		s.reloadClient(ctx)
+	}
 
-	s.placeNodes(ctx)
+	s.placeNodes()
 	s.applyOps(ctx)
 	s.relocate(ctx)
 	s.connectBroken(ctx)
@@ -328,19 +335,64 @@ func (s *shards) step(ctx context.Context) {
 	s.mu.Unlock()
 }
 
+// movedHint is what a MOVED reply said: addr serves the slot now.
+type movedHint struct {
+	addr    string
+	until   time.Time // then forgotten, in case addr itself went away
+	applied bool
+}
+
+// hintTTL bounds how long a MOVED reply overrides the slot map.
+const hintTTL = 10 * time.Second
+
+// applyHints lays the MOVED replies over the slot map: the node that refused
+// a subscription knows better than a map read from a node that may not have
+// caught up yet. A hint is dropped once a freshly read map agrees with it, or
+// when it expires. It reports whether a new hint was applied. It must be
+// called with s.mu held.
+func (s *shards) applyHints(fresh bool) bool {
+	if s.topo == nil {
+		return false
+	}
+	now := time.Now()
+	added := false
+	for slot, h := range s.moved {
+		switch {
+		case now.After(h.until), fresh && s.topo.ownerOf(slot) == h.addr:
+			delete(s.moved, slot)
+		default:
+			if !h.applied {
+				h.applied, added = true, true
+				s.moved[slot] = h
+			}
+			s.topo.setOwner(slot, h.addr)
+		}
+	}
+	return added
+}
+
+// reloadClient makes the cluster client read the slot map again. go-redis
+// does so by itself on MOVED, but not when a master dies: until its periodic
+// reload (ClusterStateReloadInterval, 60 s by default) it keeps sending that
+// slot's commands to the dead address. The hub notices a fail-over first, so
+// it tells the client.
+func (s *shards) reloadClient(ctx context.Context) {
+	s.cluster.ReloadState(ctx)
+}
+
 // fetchTopology reads which master serves each slot.
 func (s *shards) fetchTopology(ctx context.Context) (*topology, error) {
 	t := &topology{}
-	if s.cluster == nil {
-		t.addrs = []string{s.single}
-		return t, nil // every owner index is 0: the one server serves all
-	}
 	for i := range t.owner {
 		t.owner[i] = -1
 	}
 	ctx, cancel := context.WithTimeout(ctx, topologyTimeout)
 	defer cancel()
-	slots, err := s.cluster.ClusterSlots(ctx).Result()
+	read := s.slots
+	if read == nil {
+		read = func(ctx context.Context) ([]redis.ClusterSlot, error) { return s.cluster.ClusterSlots(ctx).Result() }
+	}
+	slots, err := read(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cluster slots: %w", err)
 	}
@@ -361,7 +413,7 @@ func (s *shards) fetchTopology(ctx context.Context) (*topology, error) {
 
 // placeNodes opens a connection to every master that serves slots and
 // closes those to nodes that serve none any more.
-func (s *shards) placeNodes(ctx context.Context) {
+func (s *shards) placeNodes() {
 	s.mu.Lock()
 	if s.topo == nil {
 		s.mu.Unlock()
@@ -650,7 +702,7 @@ func (s *shards) receive(ctx context.Context, n *shardNode, ps *redis.PubSub) {
 				// or is moving (ASK, then addr is ""); the connection is fine.
 				s.mu.Lock()
 				if addr != "" {
-					s.moved[slot] = addr
+					s.moved[slot] = movedHint{addr: addr, until: time.Now().Add(hintTTL)}
 				}
 				s.dirty = true
 				for ch, at := range s.where {

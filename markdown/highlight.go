@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/chroma/v2"
 	"github.com/alecthomas/chroma/v2/lexers"
@@ -26,13 +27,15 @@ const (
 // the page would no longer equal the server's HTML), and nothing in a
 // rendered answer is ever run by Datastar.
 //
-// On success the button says "Copied" for a moment; when the browser refuses
-// the clipboard (no permission, page not focused) the code is selected so
-// that the person can copy it by hand. Datastar cuts expressions at ';', so
-// this is one expression.
-const CopyOnClick = `(b => b && navigator.clipboard.writeText(b.closest('.code').querySelector('code').textContent)` +
-	`.then(() => (b.textContent = 'Copied', setTimeout(() => b.textContent = 'Copy', 1500)))` +
-	`.catch(() => getSelection().selectAllChildren(b.closest('.code').querySelector('code'))))` +
+// On success the button says "Copied" for a moment. When the browser has no
+// clipboard API (a page served over plain HTTP from another host) or refuses
+// it (no permission, page not focused), the code is selected so that the
+// person can copy it by hand; no error reaches the console. Datastar cuts
+// expressions at ';', so this is one expression.
+const CopyOnClick = `(b => b && Promise.resolve()` +
+	`.then(() => navigator.clipboard.writeText(b.closest('.code').querySelector('code').textContent))` +
+	`.then(() => (b.textContent = 'Copied', setTimeout(() => b.textContent = 'Copy', 1500)),` +
+	` () => getSelection().selectAllChildren(b.closest('.code').querySelector('code'))))` +
 	`(evt.target.closest('button.copy'))`
 
 // maxHighlightBytes bounds the code a block may hold and still be
@@ -199,7 +202,7 @@ func (h *highlighter) writeBlock(b *strings.Builder, lang, code string) {
 	}
 	b.WriteString(">")
 	if !h.highlight(b, lang, code) {
-		b.WriteString(html.EscapeString(code))
+		escapeTo(b, code)
 	}
 	b.WriteString("</code></pre></div>")
 }
@@ -219,51 +222,97 @@ func (h *highlighter) highlight(b *strings.Builder, lang, code string) bool {
 	if err != nil {
 		return false
 	}
-	// Some lexers add a final newline; the copied text must be the code.
-	var total strings.Builder
-	total.Grow(len(code) + 1)
-	for _, t := range tokens {
-		total.WriteString(t.Value)
-	}
-	if got := total.String(); got != code {
-		last := len(tokens) - 1
-		if got != code+"\n" || last < 0 || !strings.HasSuffix(tokens[last].Value, "\n") {
+	// The tokens must be the code, in order: what the copy button copies.
+	// Some lexers add a final newline, which is dropped.
+	pos := 0
+	for i, t := range tokens {
+		switch {
+		case strings.HasPrefix(code[pos:], t.Value):
+			pos += len(t.Value)
+		case i == len(tokens)-1 && t.Value == code[pos:]+"\n":
+			pos = len(code)
+		default:
 			return false
 		}
-		tokens[last].Value = strings.TrimSuffix(tokens[last].Value, "\n")
+	}
+	if pos != len(code) {
+		return false
 	}
 
-	var run strings.Builder
-	class := ""
+	// A run is the code from runStart to pos, all of one class.
+	runStart, class := 0, ""
+	pos = 0
 	flush := func() {
-		if run.Len() == 0 {
+		if pos == runStart {
 			return
 		}
-		if class == "" {
-			b.WriteString(html.EscapeString(run.String()))
-		} else {
-			b.WriteString(`<span class="` + class + `">` + html.EscapeString(run.String()) + `</span>`)
+		if class != "" {
+			b.WriteString(`<span class="` + class + `">`)
 		}
-		run.Reset()
+		escapeTo(b, code[runStart:pos])
+		if class != "" {
+			b.WriteString(`</span>`)
+		}
+		runStart = pos
 	}
 	for _, t := range tokens {
+		v := t.Value
+		if pos+len(v) > len(code) {
+			v = code[pos:]
+		}
 		c := tokenClass(t.Type)
 		if !h.styled[c] {
 			c = ""
 		}
-		// Whitespace between two tokens of a class joins their span.
-		if c != class && !(class != "" && strings.TrimSpace(t.Value) == "" && !strings.Contains(t.Value, "\n")) {
+		// Blanks between two tokens of a class join their span.
+		blank := strings.TrimSpace(v) == "" && !strings.Contains(v, "\n")
+		if c != class && !(class != "" && blank) {
 			flush()
 			class = c
 		}
-		run.WriteString(t.Value)
+		pos += len(v)
 	}
 	flush()
 	return true
 }
 
-// tokenise runs lexer over code. chroma lexers panic on some internal errors;
-// that must not take down the room that renders the answer.
+// escapeTo writes s to b with the five characters that matter in HTML
+// escaped, as html.EscapeString does, without building a new string.
+func escapeTo(b *strings.Builder, s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '"':
+			esc = "&#34;"
+		case '\'':
+			esc = "&#39;"
+		default:
+			continue
+		}
+		b.WriteString(s[last:i])
+		b.WriteString(esc)
+		last = i + 1
+	}
+	b.WriteString(s[last:])
+}
+
+// maxLexTime bounds the time spent lexing one code block. Real code lexes in
+// well under a millisecond per kilobyte; chroma's lexers use backtracking
+// regular expressions, each match bounded by its own 250 ms timeout, so
+// hostile input could otherwise take seconds per render of a growing block.
+// Code that takes longer is shown plain.
+const maxLexTime = 100 * time.Millisecond
+
+// tokenise runs lexer over code, within maxLexTime. chroma lexers panic on
+// some internal errors; that must not take down the room that renders the
+// answer.
 func tokenise(lexer chroma.Lexer, code string) (tokens []chroma.Token, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -274,7 +323,14 @@ func tokenise(lexer chroma.Lexer, code string) (tokens []chroma.Token, err error
 	if err != nil {
 		return nil, fmt.Errorf("chroma %s lexer: %w", lexer.Config().Name, err)
 	}
-	return it.Tokens(), nil
+	start := time.Now()
+	for t := it(); t != chroma.EOF; t = it() {
+		tokens = append(tokens, t)
+		if len(tokens)%64 == 0 && time.Since(start) > maxLexTime {
+			return nil, fmt.Errorf("chroma %s lexer: more than %v for %d bytes", lexer.Config().Name, maxLexTime, len(code))
+		}
+	}
+	return tokens, nil
 }
 
 // lexer returns the lexer for a fence language, or nil if chroma has none.

@@ -26,6 +26,7 @@ type Renderer struct {
 	md     goldmark.Markdown
 	policy *bluemonday.Policy
 	hl     *highlighter
+	cache  *blockCache // finished blocks, see renderFinal
 }
 
 // NewRenderer returns a Renderer for GitHub-flavoured Markdown whose output is
@@ -57,7 +58,7 @@ func NewRenderer() *Renderer {
 			renderer.WithNodeRenderers(util.Prioritized(rawHTMLAsText{}, 100)),
 		),
 	)
-	return &Renderer{md: md, policy: newPolicy(), hl: newHighlighter()}
+	return &Renderer{md: md, policy: newPolicy(), hl: newHighlighter(), cache: newBlockCache(blockCacheBytes)}
 }
 
 // newPolicy returns the allow-list for goldmark's output: the elements and

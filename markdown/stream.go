@@ -30,6 +30,17 @@ func NewDoc(r *Renderer) *Doc {
 // nothing changed visually it may still return the index of the last block
 // (0 for an empty Doc).
 func (d *Doc) Append(text string) (first int) {
+	return d.append(text, false)
+}
+
+// AppendFinal is Append for the whole rest of a message that will not grow
+// (an answer that has ended): its last block is final too, so its HTML may
+// come from, and goes to, the renderer's cache of finished blocks.
+func (d *Doc) AppendFinal(text string) (first int) {
+	return d.append(text, true)
+}
+
+func (d *Doc) append(text string, final bool) (first int) {
 	d.text.WriteString(text)
 	all := d.text.String()
 	from := max(len(d.starts)-1, 0)
@@ -42,9 +53,17 @@ func (d *Doc) Append(text string) (first int) {
 			end = d.starts[i+1]
 		}
 		if i < len(d.ends) && d.ends[i] == end {
+			if i+1 < len(d.starts) { // rendered while last, final now
+				d.r.cache.put(all[d.starts[i]:end], d.html[i])
+			}
 			continue
 		}
-		h := d.r.Render(all[d.starts[i]:end])
+		var h string
+		if final || i+1 < len(d.starts) {
+			h = d.r.renderFinal(all[d.starts[i]:end]) // a later block exists: this one is final
+		} else {
+			h = d.r.Render(all[d.starts[i]:end])
+		}
 		if i < len(d.html) {
 			if d.html[i] != h && first < 0 {
 				first = i

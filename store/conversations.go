@@ -119,7 +119,9 @@ func (s *Store) List(ctx context.Context, owner string, limit int) ([]Summary, e
 
 // CleanTitle makes a title of text: one line, trimmed, at most MaxTitleRunes.
 func CleanTitle(text string) string {
-	t := strings.Join(strings.Fields(text), " ")
+	// A form can carry any bytes; a title must be text (the page, the
+	// notices' JSON and the sidebar must all show the same one).
+	t := strings.Join(strings.Fields(strings.ToValidUTF8(text, "\uFFFD")), " ")
 	t = strings.Trim(t, "\"'`*#_ ")
 	if utf8.RuneCountInString(t) > MaxTitleRunes {
 		r := []rune(t)[:MaxTitleRunes-1]

@@ -209,6 +209,13 @@ func (s *Store) Post(ctx context.Context, conv, owner, text, key, gen string, cr
 	}
 	args = append(args, createArg, text, gen, s.cfg.LeaseTTL.Milliseconds(),
 		s.cfg.IdempotencyTTL.Milliseconds(), time.Now().UnixMilli(), interruptedText, owner, key)
+	// Tracked before the script, not after it: when the script's reply is
+	// lost (a timeout while Redis is slow, which then runs it anyway) nobody
+	// runs the generation, and only the sweeper can end its answer. A post
+	// that starts nothing leaves an entry the sweeper drops as idle.
+	if err := s.track(ctx, conv); err != nil {
+		return PostResult{}, err
+	}
 	res, err := postScript.Run(ctx, s.rdb, ks, args...).StringSlice()
 	if err != nil {
 		return PostResult{}, fmt.Errorf("post message: %w", err)
@@ -216,9 +223,6 @@ func (s *Store) Post(ctx context.Context, conv, owner, text, key, gen string, cr
 	switch res[0] {
 	case "ok":
 		n, _ := strconv.Atoi(res[1])
-		if err := s.track(ctx, conv); err != nil {
-			return PostResult{}, err
-		}
 		return PostResult{UserIndex: n, Gen: gen, EventID: res[2]}, nil
 	case "dup":
 		n, _ := strconv.Atoi(res[1])

@@ -55,17 +55,35 @@ func attr(n *html.Node, name string) string {
 	return ""
 }
 
-// apply merges each top-level element of fragments into the element with
-// its id. A fragment without a target is an error: the client throws on it.
-func (d *dom) apply(fragments []byte) error {
+// parseFragments parses a frame's fragments as the client does (in a body).
+func parseFragments(fragments []byte) ([]*html.Node, error) {
 	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
 	nodes, err := html.ParseFragment(bytes.NewReader(fragments), body)
 	if err != nil {
-		return fmt.Errorf("parse fragment: %w", err)
+		return nil, fmt.Errorf("parse fragment: %w", err)
 	}
+	return nodes, nil
+}
+
+// apply merges each top-level element of fragments into the element with
+// its id. A fragment without a target is an error: the client throws on it.
+func (d *dom) apply(fragments []byte) error {
+	nodes, err := parseFragments(fragments)
+	if err != nil {
+		return err
+	}
+	return d.applyNodes(nodes, true)
+}
+
+// applyNodes merges parsed fragments; with share false they are copied
+// first, so that one parse can serve every viewer that got the frame.
+func (d *dom) applyNodes(nodes []*html.Node, share bool) error {
 	for _, n := range nodes {
 		if n.Type != html.ElementNode {
 			continue
+		}
+		if !share {
+			n = cloneNode(n)
 		}
 		id := attr(n, "id")
 		target := d.ids[id]
@@ -78,6 +96,15 @@ func (d *dom) apply(fragments []byte) error {
 		d.index(n, true)
 	}
 	return nil
+}
+
+// cloneNode copies n and everything under it, detached.
+func cloneNode(n *html.Node) *html.Node {
+	c := &html.Node{Type: n.Type, DataAtom: n.DataAtom, Data: n.Data, Namespace: n.Namespace, Attr: n.Attr}
+	for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
+		c.AppendChild(cloneNode(ch))
+	}
+	return c
 }
 
 // outer renders the element with id, or "" when the page has none.
@@ -126,12 +153,22 @@ type verdict struct {
 // the page as stored (want, from a fresh GET at the end), and counts gaps and
 // duplicates among the clock tokens of its text.
 func checkAnswer(page []byte, frames [][]byte, answerID string, want string, wantTokens int) verdict {
+	return checkParsed(page, len(frames), func(i int) ([]*html.Node, error) { return parseFragments(frames[i]) }, answerID, want, wantTokens)
+}
+
+// checkParsed is checkAnswer with frames parsed by frame(i), which may hand
+// out shared parses: they are copied before they are merged.
+func checkParsed(page []byte, n int, frame func(i int) ([]*html.Node, error), answerID string, want string, wantTokens int) verdict {
 	d, err := parseDOM(page)
 	if err != nil {
 		return verdict{Err: err.Error()}
 	}
-	for _, f := range frames {
-		if err := d.apply(f); err != nil {
+	for i := range n {
+		nodes, err := frame(i)
+		if err == nil {
+			err = d.applyNodes(nodes, false)
+		}
+		if err != nil {
 			return verdict{Err: err.Error()}
 		}
 	}

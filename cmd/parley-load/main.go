@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +61,10 @@ type options struct {
 	jsonPath  string
 	seed      uint64
 	keep      bool
+	pprof     bool
+	count     bool
+	extra     []string // more flags for the Parley server
+	cpuprof   string   // the load tool's own CPU profile
 	over      scenario // overrides, where set
 	set       map[string]bool
 }
@@ -68,12 +73,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-naive" {
 		return runNaive(ctx, args[1:], stderr)
 	}
+	if len(args) > 0 && args[0] == "count-redis" {
+		return runCounter(ctx, args[1:], stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	o, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	limit, err := raiseFileLimit(200_000)
 	if err != nil {
@@ -104,6 +123,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	r := &runner{log: stderr, prog: prog, rng: rand.New(rand.NewPCG(o.seed, 1))}
 	if o.keep {
 		r.dump = dir
+	}
+	if o.pprof {
+		r.profile = dir
 	}
 	var pairs []pair
 	var failures []error
@@ -150,11 +172,13 @@ func (r *runner) runOne(ctx context.Context, s scenario, variant string, o optio
 			}
 		}
 	} else {
-		redisURL, err := t.startRedis(ctx, dir)
+		// Round trips are counted where they are reported: idle viewers
+		// need none, and the counter would double this process's sockets.
+		redisURL, err := t.startRedis(ctx, dir, o.count && s.Kind != "idle")
 		if err != nil {
 			return nil, err
 		}
-		so := serverOptions{Model: "clock", TPS: s.TPS, Tokens: s.Tokens}
+		so := serverOptions{Model: "clock", TPS: s.TPS, Tokens: s.Tokens, Pprof: o.pprof && flags["pprof-addr"]}
 		// Limits a person would hit are lifted: here one "person" posts 100
 		// messages in a row, and 200 answers run at once.
 		for name, value := range map[string]string{
@@ -165,6 +189,7 @@ func (r *runner) runOne(ctx context.Context, s scenario, variant string, o optio
 			}
 		}
 		if variant == "parley" {
+			so.Extra = append(so.Extra, o.extra...)
 			err = t.startParley(ctx, bin, dir, redisURL, so)
 		} else {
 			err = t.startNaive(ctx, dir, redisURL, so)
@@ -198,6 +223,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.bin, "bin", "", "a Parley binary to run instead of building one")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of who joins when")
+	fs.BoolVar(&o.pprof, "pprof", false, "record a CPU profile of Parley during each run (implies -keep; needs a server with -pprof-addr)")
+	serverFlags := fs.String("server-flags", "", "more flags for the Parley server the tool starts, e.g. \"-frame-budget 0\"")
+	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write the load tool's own CPU profile to this file")
+	fs.BoolVar(&o.count, "count-redis", true, "count the server's Redis round trips through a relay process (adds a hop)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs and what inexact viewers received (the directory is printed)")
 	fs.IntVar(&o.over.Convs, "convs", 0, "override: conversations")
 	fs.IntVar(&o.over.Viewers, "viewers", 0, "override: viewers per conversation")
@@ -210,6 +239,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	if o.pprof {
+		o.keep = true
+	}
+	o.extra = strings.Fields(*serverFlags)
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if *list {

@@ -38,7 +38,8 @@ import (
 //     subscription, no rooms);
 //   - every token is its own Redis round trip (no coalescing);
 //   - on every token every viewer re-renders the whole answer's Markdown and
-//     re-sends the whole message (no shared render, no block patches).
+//     re-sends the whole message (no shared render, no cache, no block
+//     patches). Pages and catch-up frames use the product's own rendering.
 //
 // It is correct (subscribe, then read, then forward newer events), only slow.
 type naiveServer struct {
@@ -252,7 +253,7 @@ func (n *naiveServer) events(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		var sb strings.Builder
-		_ = views.Slot(from, live.MessageViews(n.md, id, msgs[from:])).Render(ctx, &sb)
+		_ = views.Slot(from, n.render(id, msgs[from:])).Render(ctx, &sb)
 		if _, err := w.Write(frame.Merge(ev.ID, sb.String())); err != nil {
 			return
 		}
@@ -261,4 +262,28 @@ func (n *naiveServer) events(w http.ResponseWriter, r *http.Request) {
 		}
 		sent = evID
 	}
+}
+
+// render renders messages from scratch, every block of every answer, with
+// no cache: the naive server's cost per token and viewer. The blocks are
+// those Parley's pages have (markdown.Split), so viewers can compare.
+func (n *naiveServer) render(conv string, msgs []store.Message) []views.Message {
+	out := make([]views.Message, len(msgs))
+	for i, m := range msgs {
+		v := views.Message{Conv: conv, Index: m.Index, Role: m.Role, Status: m.Status, Error: m.Error, Rev: m.Rev}
+		if m.Role != "assistant" {
+			v.Text = m.Text
+		} else {
+			starts := markdown.Split(m.Text)
+			for k, start := range starts {
+				end := len(m.Text)
+				if k+1 < len(starts) {
+					end = starts[k+1]
+				}
+				v.Blocks = append(v.Blocks, n.md.Render(m.Text[start:end]))
+			}
+		}
+		out[i] = v
+	}
+	return out
 }

@@ -2,21 +2,33 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // redisCounter sits between a server and its redis-server and counts the
 // commands the server sends: its round trips. INFO commandstats cannot tell
 // them apart from the commands a Lua script runs inside Redis, which are
 // free of network cost. Replies and pub/sub messages are relayed untouched
-// (the kernel splices them); only the request direction is parsed.
+// (the kernel splices them); only the request direction is parsed. It runs
+// in a process of its own ("count-redis"), so that its two sockets per
+// Redis connection (the naive server has one per viewer) count against
+// neither the load generator's open-file limit nor its CPU.
 type redisCounter struct {
 	ln       net.Listener
 	upstream string
@@ -150,4 +162,88 @@ func copyCommand(r *bufio.Reader, w *bufio.Writer) (string, error) {
 		}
 	}
 	return name, nil
+}
+
+// runCounter is the count-redis subcommand: it relays -listen to -upstream
+// and serves the counts as JSON on -control. Its first line of output gives
+// both addresses.
+func runCounter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("count-redis", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	upstream := fs.String("upstream", "127.0.0.1:6379", "redis-server address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := raiseFileLimit(200_000); err != nil {
+		fmt.Fprintln(stderr, "count-redis: warning:", err)
+	}
+	c, err := startRedisCounter(*upstream)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(c.snapshot())
+	})}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	fmt.Fprintf(stdout, "%s %s\n", c.addr(), ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// counterProc is a count-redis process run by the load tool.
+type counterProc struct {
+	addr, control string
+}
+
+func (t *target) startCounter(upstream, logPath string) (*counterProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the load tool's binary: %w", err)
+	}
+	cmd := exec.Command(self, "count-redis", "-upstream", upstream)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := t.start(cmd, logPath); err != nil {
+		return nil, fmt.Errorf("start the redis counter: %w", err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("the redis counter did not start: %w", err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return nil, fmt.Errorf("the redis counter said %q", line)
+	}
+	return &counterProc{addr: f[0], control: "http://" + f[1]}, nil
+}
+
+// counts reads the counter's totals so far.
+func (p *counterProc) counts(ctx context.Context) map[string]int64 {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", p.control, nil)
+	if err != nil {
+		return nil
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	var m map[string]int64
+	if json.NewDecoder(res.Body).Decode(&m) != nil {
+		return nil
+	}
+	return m
 }

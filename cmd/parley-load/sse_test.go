@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/html"
+
 	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/views"
@@ -179,4 +181,27 @@ func interleave(a, b [][]byte) [][]byte {
 		out = append(out, a[i], b[i])
 	}
 	return out
+}
+
+// TestParseCacheIsNotMutated: viewers that share parsed frames each get the
+// same verdict; merging one viewer's frames does not change another's.
+func TestParseCacheIsNotMutated(t *testing.T) {
+	now := time.Now()
+	var words []string
+	for i := range 6 {
+		words = append(words, string(llm.AppendClock(nil, int64(i), now)))
+	}
+	page, frames, want := answerFrames(t, words)
+	in, cache := newInterner(), newParseCache()
+	blobs := make([]*blob, len(frames))
+	for i, f := range frames {
+		blobs[i] = in.intern(f)
+	}
+	for viewer := range 3 {
+		v := checkParsed(page, len(blobs), func(i int) ([]*html.Node, error) { return cache.get(blobs[i]) },
+			views.MessageID(1), want, len(words))
+		if !v.Exact || v.Gaps != 0 || v.Err != "" {
+			t.Fatalf("viewer %d: %+v", viewer, v)
+		}
+	}
 }

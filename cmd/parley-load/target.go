@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +32,8 @@ type target struct {
 	metricsURL string // Prometheus text endpoint, "" when none
 	rdb        *redis.Client
 	redisPID   int
-	counter    *redisCounter // between the server and Redis; nil with -url
+	counter    *counterProc // between the server and Redis; nil with -url
+	pprofURL   string       // the server's profiler, when started with one
 
 	procs []*exec.Cmd
 	logs  []*os.File
@@ -42,6 +45,36 @@ type serverOptions struct {
 	TPS    float64 // default pace (answers override it in the prompt)
 	Tokens int
 	Extra  []string // more flags for parley
+	Pprof  bool     // serve the profiler
+}
+
+// profile records a CPU profile of the server for d into path, in the
+// background; wait returns once it is written.
+func (t *target) profile(ctx context.Context, d time.Duration, path string) (wait func()) {
+	if t.pprofURL == "" || path == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := max(1, int(d.Seconds()+0.5))
+		req, err := http.NewRequestWithContext(ctx, "GET", t.pprofURL+"/profile?seconds="+strconv.Itoa(secs), nil)
+		if err != nil {
+			return
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, res.Body)
+	}()
+	return func() { <-done }
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -88,7 +121,7 @@ func buildParley(ctx context.Context, dir string) (string, error) {
 }
 
 // startRedis runs a private redis-server on a free port. It persists nothing.
-func (t *target) startRedis(ctx context.Context, dir string) (string, error) {
+func (t *target) startRedis(ctx context.Context, dir string, count bool) (string, error) {
 	port, err := freePort()
 	if err != nil {
 		return "", err
@@ -109,12 +142,15 @@ func (t *target) startRedis(ctx context.Context, dir string) (string, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if !count {
+		return "redis://127.0.0.1:" + strconv.Itoa(port), nil
+	}
 	// The server talks to Redis through a counter of its round trips.
-	t.counter, err = startRedisCounter("127.0.0.1:" + strconv.Itoa(port))
+	t.counter, err = t.startCounter("127.0.0.1:"+strconv.Itoa(port), filepath.Join(dir, t.name+"-counter.log"))
 	if err != nil {
 		return "", err
 	}
-	return "redis://" + t.counter.addr(), nil
+	return "redis://" + t.counter.addr, nil
 }
 
 // startParley runs the Parley binary against redisURL.
@@ -131,6 +167,14 @@ func (t *target) startParley(ctx context.Context, bin, dir, redisURL string, o s
 		"-addr", "127.0.0.1:" + strconv.Itoa(port), "-redis-url", redisURL,
 		"-model", o.Model, "-demo-tokens-per-second", fmtFloat(o.TPS), "-demo-tokens", strconv.Itoa(o.Tokens),
 		"-max-viewers", "50000", "-max-generations", "2000", "-log-level", "warn",
+	}
+	if o.Pprof {
+		pport, err := freePort()
+		if err != nil {
+			return err
+		}
+		args = append(args, "-pprof-addr", "127.0.0.1:"+strconv.Itoa(pport))
+		t.pprofURL = "http://127.0.0.1:" + strconv.Itoa(pport) + "/debug/pprof"
 	}
 	args = append(args, o.Extra...)
 	cmd := exec.Command(bin, args...)
@@ -177,7 +221,10 @@ func (t *target) start(cmd *exec.Cmd, logPath string) error {
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = f, f
+	if cmd.Stdout == nil { // else the caller reads it
+		cmd.Stdout = f
+	}
+	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -208,9 +255,7 @@ func (t *target) stop() {
 	for _, f := range t.logs {
 		_ = f.Close()
 	}
-	if t.counter != nil {
-		t.counter.close()
-	}
+	t.counter = nil
 	t.procs, t.logs = nil, nil
 }
 
@@ -502,4 +547,90 @@ func (t *target) connectRedis(u string) error {
 	}
 	t.rdb = redis.NewClient(opts)
 	return nil
+}
+
+// histograms are cumulative Prometheus bucket counts by series and bound:
+// series is the metric name, plus "/command" for the Redis histogram.
+type histograms map[string]map[float64]float64
+
+// scrapeHistograms reads Parley's own latency histograms: token to frame,
+// and Redis round trips by command. They split the latency a viewer sees
+// into the server's part and the rest.
+func scrapeHistograms(ctx context.Context, u string) histograms {
+	if u == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return nil
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	out := histograms{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, ok := strings.Cut(line, "_bucket{")
+		if !ok || (name != "parley_token_to_frame_seconds" && name != "parley_redis_duration_seconds") {
+			continue
+		}
+		labels, val, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		series, le := name, ""
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			v = strings.Trim(v, `"`)
+			switch k {
+			case "le":
+				le = v
+			case "command":
+				series += "/" + v
+			}
+		}
+		bound, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			bound, err = math.Inf(1), nil
+		}
+		n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || err2 != nil {
+			continue
+		}
+		if out[series] == nil {
+			out[series] = map[float64]float64{}
+		}
+		out[series][bound] = n
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket holding quantile q of the
+// observations made between before and after (NaN when none).
+func (after histograms) quantile(before histograms, series string, q float64) (float64, float64) {
+	a, b := after[series], before[series]
+	bounds := make([]float64, 0, len(a))
+	for le := range a {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return math.NaN(), 0
+	}
+	total := a[bounds[len(bounds)-1]] - b[bounds[len(bounds)-1]]
+	if total <= 0 {
+		return math.NaN(), 0
+	}
+	for _, le := range bounds {
+		if a[le]-b[le] >= q*total {
+			return le, total
+		}
+	}
+	return math.Inf(1), total
 }

@@ -96,6 +96,7 @@ type viewer struct {
 	joinAfter time.Duration // for joinDuring: after the post
 	cutAfter  time.Duration // > 0: drop the stream this long after the post, then reconnect
 	slow      bool
+	raw       *bytes.Buffer // when set, every byte of the streams, to estimate compression
 
 	// Written by the viewer's goroutine, read after it ends.
 	page      *blob
@@ -274,6 +275,9 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 	defer e.prog.open.Add(-1)
 	opened()
 	var body io.Reader = countingReader{r: res.Body, n: &v.bytes, total: &e.prog.bytes}
+	if v.raw != nil {
+		body = io.TeeReader(body, v.raw)
+	}
 	if v.slow {
 		body = &slowReader{r: body, chunk: 1 << 10, every: 50 * time.Millisecond}
 	}

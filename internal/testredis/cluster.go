@@ -237,29 +237,93 @@ func (c *Cluster) Masters(t testing.TB) []string {
 // MasterFor returns the address of the master serving key's hash slot.
 func (c *Cluster) MasterFor(t testing.TB, key string) string {
 	t.Helper()
+	return c.masterOfSlot(t, c.Slot(t, key)).Addr
+}
+
+// Slot returns key's hash slot, as the cluster computes it.
+func (c *Cluster) Slot(t testing.TB, key string) int {
+	t.Helper()
 	for _, s := range c.nodes {
 		if !s.running() {
 			continue
 		}
-		reply, err := Command(s.Addr, "CLUSTER", "KEYSLOT", key)
-		slot, ok := reply.(int64)
-		if err != nil || !ok {
-			continue
-		}
-		for _, n := range c.view(t) {
-			if !n.Master || n.Failed {
-				continue
-			}
-			for _, r := range n.Slots {
-				if int(slot) >= r[0] && int(slot) <= r[1] {
-					return n.Addr
-				}
+		if reply, err := Command(s.Addr, "CLUSTER", "KEYSLOT", key); err == nil {
+			if slot, ok := reply.(int64); ok {
+				return int(slot)
 			}
 		}
-		t.Fatalf("testredis: no master serves slot %d of %q", slot, key)
 	}
 	t.Fatalf("testredis: no cluster node answers CLUSTER KEYSLOT")
-	return ""
+	return 0
+}
+
+// MoveSlot reshards one slot to the master at addr, keys and all, as
+// `redis-cli --cluster reshard` does (IMPORTING, MIGRATING, MIGRATE, then
+// SETSLOT NODE on every master), and waits until the cluster agrees.
+func (c *Cluster) MoveSlot(t testing.TB, slot int, to string) {
+	t.Helper()
+	from := c.masterOfSlot(t, slot)
+	if from.Addr == to {
+		return
+	}
+	var dst ClusterNode
+	for _, n := range c.view(t) {
+		if n.Addr == to {
+			dst = n
+		}
+	}
+	if !dst.Master {
+		t.Fatalf("testredis: %s is not a master", to)
+	}
+	s := strconv.Itoa(slot)
+	must := func(addr string, args ...string) any {
+		t.Helper()
+		r, err := Command(addr, args...)
+		if err != nil {
+			t.Fatalf("testredis: %s on %s: %v", strings.Join(args, " "), addr, err)
+		}
+		return r
+	}
+	must(to, "CLUSTER", "SETSLOT", s, "IMPORTING", from.ID)
+	must(from.Addr, "CLUSTER", "SETSLOT", s, "MIGRATING", dst.ID)
+	host, port, _ := net.SplitHostPort(to)
+	for {
+		keys, _ := must(from.Addr, "CLUSTER", "GETKEYSINSLOT", s, "100").([]any)
+		if len(keys) == 0 {
+			break
+		}
+		args := []string{"MIGRATE", host, port, "", "0", "5000", "KEYS"}
+		for _, k := range keys {
+			args = append(args, k.(string))
+		}
+		must(from.Addr, args...)
+	}
+	// The new owner first, then the old one, then the rest, as redis-cli
+	// does, so that no node points a client back and forth.
+	must(to, "CLUSTER", "SETSLOT", s, "NODE", dst.ID)
+	must(from.Addr, "CLUSTER", "SETSLOT", s, "NODE", dst.ID)
+	for _, n := range c.view(t) {
+		if n.Master && len(n.Slots) > 0 && n.Addr != to && n.Addr != from.Addr {
+			must(n.Addr, "CLUSTER", "SETSLOT", s, "NODE", dst.ID)
+		}
+	}
+	c.WaitHealthy(t)
+}
+
+func (c *Cluster) masterOfSlot(t testing.TB, slot int) ClusterNode {
+	t.Helper()
+	for _, n := range c.view(t) {
+		if !n.Master || n.Failed {
+			continue
+		}
+		for _, r := range n.Slots {
+			if slot >= r[0] && slot <= r[1] {
+				return n
+			}
+		}
+	}
+	t.Fatalf("testredis: no master serves slot %d", slot)
+	return ClusterNode{}
 }
 
 // ReplicaOf returns the address of a live replica of the master at addr.

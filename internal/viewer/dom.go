@@ -9,6 +9,7 @@ package viewer
 
 import (
 	"io"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -20,7 +21,10 @@ import (
 // DOM is a page as a browser holds it, with Datastar's merge-by-id applied
 // (a morph leaves the target equal to the fragment, so replacing the target
 // gives the same DOM).
-type DOM struct{ root *html.Node }
+type DOM struct {
+	root *html.Node
+	ids  map[string]*html.Node // every element with an id, kept up to date by Apply
+}
 
 // ParseDOM parses a whole page.
 func ParseDOM(r io.Reader) (*DOM, error) {
@@ -28,27 +32,32 @@ func ParseDOM(r io.Reader) (*DOM, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DOM{root: n}, nil
+	d := &DOM{root: n, ids: map[string]*html.Node{}}
+	d.index(n, true)
+	return d, nil
 }
 
-func (d *DOM) byID(id string) *html.Node {
-	var found *html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if found != nil {
-			return
-		}
-		if n.Type == html.ElementNode && attr(n, "id") == id {
-			found = n
-			return
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
+// index adds (or removes) the ids of n and its descendants. The first
+// element with an id wins, as getElementById's does.
+func (d *DOM) index(n *html.Node, add bool) {
+	if n.Type == html.ElementNode {
+		if id := attr(n, "id"); id != "" {
+			switch {
+			case !add:
+				if d.ids[id] == n {
+					delete(d.ids, id)
+				}
+			case d.ids[id] == nil:
+				d.ids[id] = n
+			}
 		}
 	}
-	walk(d.root)
-	return found
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		d.index(c, add)
+	}
 }
+
+func (d *DOM) byID(id string) *html.Node { return d.ids[id] }
 
 func attr(n *html.Node, name string) string {
 	for _, a := range n.Attr {
@@ -84,6 +93,8 @@ func (d *DOM) Apply(fragments string) error {
 		}
 		target.Parent.InsertBefore(n, target)
 		target.Parent.RemoveChild(target)
+		d.index(target, false)
+		d.index(n, true)
 	}
 	return nil
 }
@@ -133,6 +144,40 @@ func (d *DOM) Text(i int) string {
 		}
 	}
 	walk(n)
+	return strings.TrimSpace(sb.String())
+}
+
+// TextOfClass is the text of the first element with class c.
+func (d *DOM) TextOfClass(c string) string {
+	var found *html.Node
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if found != nil {
+			return
+		}
+		if n.Type == html.ElementNode && slices.Contains(strings.Fields(attr(n, "class")), c) {
+			found = n
+			return
+		}
+		for k := n.FirstChild; k != nil; k = k.NextSibling {
+			walk(k)
+		}
+	}
+	walk(d.root)
+	if found == nil {
+		return ""
+	}
+	var sb strings.Builder
+	var text func(*html.Node)
+	text = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			sb.WriteString(n.Data)
+		}
+		for k := n.FirstChild; k != nil; k = k.NextSibling {
+			text(k)
+		}
+	}
+	text(found)
 	return strings.TrimSpace(sb.String())
 }
 

@@ -31,7 +31,7 @@ func (e Event) Fragments() string {
 // since the beta.11 client reconnects only after an error.
 func ReadSSE(r io.Reader, fn func(Event) bool) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Buffer(make([]byte, 4<<10), 16<<20)
 	var ev Event
 	for sc.Scan() {
 		line := sc.Text()

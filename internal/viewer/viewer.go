@@ -218,6 +218,13 @@ func (v *Viewer) Status(i int) string {
 	return v.dom.Status(i)
 }
 
+// HTML renders the element with id as the viewer shows it.
+func (v *Viewer) HTML(id string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.dom.HTML(id)
+}
+
 // Text is message i's text as the viewer shows it.
 func (v *Viewer) Text(i int) string {
 	v.mu.Lock()

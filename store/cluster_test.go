@@ -1,0 +1,177 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/testredis"
+	"github.com/parley-chat/parley/store"
+)
+
+// TestStoreOnRedisCluster runs every store script on a real Redis Cluster,
+// for a conversation on each master: each script touches several keys of
+// one conversation (one hash tag, so one slot) and publishes its notice with
+// SPUBLISH on that slot's master, where a sharded subscriber receives every
+// logged event in log order, each naming the one before it. The writes that
+// span slots (an owner's list, the generation index) go through the cluster
+// client as separate commands.
+func TestStoreOnRedisCluster(t *testing.T) {
+	c := testredis.StartCluster(t)
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { _ = cc.Close() })
+	cfg := store.Config{
+		LogMaxLen: 1000, ConversationTTL: time.Hour, LeaseTTL: time.Minute,
+		MaxAnswerBytes: 1 << 20, IdempotencyTTL: time.Hour, Sharded: true,
+	}
+	st := store.New(cc, cfg)
+	short := cfg
+	short.LeaseTTL = 200 * time.Millisecond
+	stShort := store.New(cc, short) // for leases that must run out
+
+	for _, master := range c.Masters(t) {
+		conv := store.NewID()
+		for c.MasterFor(t, store.Channel(conv)) != master {
+			conv = store.NewID()
+		}
+		node := redis.NewClient(&redis.Options{Addr: master})
+		ps := node.SSubscribe(ctx, store.Channel(conv))
+		if _, err := ps.Receive(ctx); err != nil { // confirmed on the master
+			t.Fatalf("%s: ssubscribe: %v", master, err)
+		}
+
+		// post, idempotency, append, title, renew, stop, finish
+		res, err := st.Post(ctx, conv, testOwner, "question", "k1", store.NewID(), true)
+		must(t, master, "post", err)
+		if dup, err := st.Post(ctx, conv, testOwner, "question", "k1", store.NewID(), false); err != nil || !dup.Duplicate {
+			t.Fatalf("%s: second post with the same key: %+v %v", master, dup, err)
+		}
+		for _, w := range []string{"Hello ", "world"} {
+			r, _, err := st.AppendAt(ctx, conv, res.Gen, w, time.Now())
+			must(t, master, "append", err)
+			if r != store.Appended {
+				t.Fatalf("%s: append: %v", master, r)
+			}
+		}
+		ok, err := st.SetTitle(ctx, conv, testOwner, "A title", true)
+		must(t, master, "title", err)
+		if !ok {
+			t.Fatalf("%s: title not set", master)
+		}
+		if stop, err := st.Renew(ctx, conv, res.Gen); err != nil || stop {
+			t.Fatalf("%s: renew: %v %v", master, stop, err)
+		}
+		if r, err := st.Stop(ctx, conv); err != nil || r != store.StopSent {
+			t.Fatalf("%s: stop: %v %v", master, r, err)
+		}
+		if stop, err := st.Renew(ctx, conv, res.Gen); err != nil || !stop {
+			t.Fatalf("%s: renew after stop: %v %v", master, stop, err)
+		}
+		must(t, master, "finish", st.Finish(ctx, conv, res.Gen, store.StatusStopped, ""))
+
+		// regenerate, then a lease that runs out and the sweeper's expire
+		snap, err := st.Snapshot(ctx, conv, store.ID{})
+		must(t, master, "snapshot", err)
+		if len(snap.Messages) != 2 || snap.Messages[1].Text != "Hello world" || snap.Title != "A title" {
+			t.Fatalf("%s: snapshot: %+v", master, snap)
+		}
+		mid := snap.Last
+		gen2 := store.NewID()
+		started, err := stShort.Regenerate(ctx, conv, testOwner, gen2, snap.Messages[1].Rev)
+		must(t, master, "regenerate", err)
+		if !started {
+			t.Fatalf("%s: regenerate did not start", master)
+		}
+		if _, _, err := stShort.Append(ctx, conv, gen2, "Again"); err != nil {
+			t.Fatalf("%s: append after regenerate: %v", master, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ids, err := st.ExpiredLeases(ctx, time.Now(), 100)
+			must(t, master, "expired leases", err)
+			if slices.Contains(ids, conv) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the lease never showed as expired", master)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(250 * time.Millisecond) // the lease key itself expires too
+		if ended, err := st.Expire(ctx, conv); err != nil || !ended {
+			t.Fatalf("%s: expire: %v %v", master, ended, err)
+		}
+
+		// a snapshot after a cursor, presence, the owner's list and limits
+		after, err := st.Snapshot(ctx, conv, mid)
+		must(t, master, "snapshot after cursor", err)
+		if !after.CursorValid || after.From != 1 || len(after.Messages) != 1 ||
+			after.Messages[0].Text != "Again" || after.Messages[0].Status != store.StatusInterrupted {
+			t.Fatalf("%s: snapshot after %s: %+v", master, mid, after)
+		}
+		if n, err := st.Presence(ctx, conv, "process-a", 2, time.Minute); err != nil || n != 2 {
+			t.Fatalf("%s: presence: %d %v", master, n, err)
+		}
+		must(t, master, "touch", st.Touch(ctx, testOwner, conv))
+		list, err := st.List(ctx, testOwner, 10)
+		must(t, master, "list", err)
+		if !slices.ContainsFunc(list, func(s store.Summary) bool { return s.ID == conv && s.Title == "A title" }) {
+			t.Fatalf("%s: list: %+v", master, list)
+		}
+		must(t, master, "rate limit", st.Allow(ctx, testOwner, 100, time.Minute))
+		must(t, master, "reserve", st.ReserveOwner(ctx, testOwner, conv, 3, time.Minute))
+		if meta, err := st.Meta(ctx, conv); err != nil || meta.Owner != testOwner {
+			t.Fatalf("%s: meta: %+v %v", master, meta, err)
+		}
+
+		// Every logged event came through the shard's pub/sub, in order.
+		log, err := cc.XRange(ctx, "{c:"+conv+"}:log", "-", "+").Result()
+		must(t, master, "read the log", err)
+		must(t, master, "delete", st.Delete(ctx, conv, testOwner))
+		if _, err := st.Snapshot(ctx, conv, store.ID{}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: snapshot after delete: %v", master, err)
+		}
+		prev, i := "0-0", 0
+		sawStop, sawPresence := false, false
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			msg, err := ps.ReceiveMessage(rctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: notice %d of %d: %v", master, i, len(log), err)
+			}
+			ev, err := store.DecodeEvent(msg.Payload)
+			must(t, master, "decode notice", err)
+			if ev.Type == store.EventDeleted {
+				break
+			}
+			sawStop = sawStop || ev.Type == store.EventStop
+			sawPresence = sawPresence || ev.Type == store.EventPresence
+			if ev.ID == "" {
+				continue // not logged
+			}
+			if i >= len(log) || ev.ID != log[i].ID || ev.Prev != prev {
+				t.Fatalf("%s: notice %d is %s after %s, the log has %d entries", master, i, ev.ID, ev.Prev, len(log))
+			}
+			prev = log[i].ID
+			i++
+		}
+		if i != len(log) || !sawStop || !sawPresence {
+			t.Fatalf("%s: %d of %d logged notices, stop %v, presence %v", master, i, len(log), sawStop, sawPresence)
+		}
+		_ = ps.Close()
+		_ = node.Close()
+	}
+}
+
+func must(t *testing.T, master, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %s: %v", master, what, err)
+	}
+}
