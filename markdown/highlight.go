@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"html"
 	"strings"
-	"time"
 
 	"github.com/alecthomas/chroma/v2"
 	"github.com/alecthomas/chroma/v2/lexers"
@@ -303,14 +302,10 @@ func escapeTo(b *strings.Builder, s string) {
 	b.WriteString(s[last:])
 }
 
-// maxLexTime bounds the time spent lexing one code block. Real code lexes in
-// well under a millisecond per kilobyte; chroma's lexers use backtracking
-// regular expressions, each match bounded by its own 250 ms timeout, so
-// hostile input could otherwise take seconds per render of a growing block.
-// Code that takes longer is shown plain.
-const maxLexTime = 100 * time.Millisecond
-
-// tokenise runs lexer over code, within maxLexTime. chroma lexers panic on
+// tokenise runs lexer over code. Its work is bounded by maxHighlightBytes,
+// not by a clock: a rendering must be a pure function of the text, or a page
+// rendered on a busy machine would differ from the frames rendered on an idle
+// one (chroma bounds each backtracking match itself). chroma lexers panic on
 // some internal errors; that must not take down the room that renders the
 // answer.
 func tokenise(lexer chroma.Lexer, code string) (tokens []chroma.Token, err error) {
@@ -323,12 +318,8 @@ func tokenise(lexer chroma.Lexer, code string) (tokens []chroma.Token, err error
 	if err != nil {
 		return nil, fmt.Errorf("chroma %s lexer: %w", lexer.Config().Name, err)
 	}
-	start := time.Now()
 	for t := it(); t != chroma.EOF; t = it() {
 		tokens = append(tokens, t)
-		if len(tokens)%64 == 0 && time.Since(start) > maxLexTime {
-			return nil, fmt.Errorf("chroma %s lexer: more than %v for %d bytes", lexer.Config().Name, maxLexTime, len(code))
-		}
 	}
 	return tokens, nil
 }
