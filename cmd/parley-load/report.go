@@ -47,13 +47,14 @@ func (r *result) add(key, label, unit string, v float64, b better) {
 	r.Metrics = append(r.Metrics, metric{Key: key, Label: label, Unit: unit, Value: v, Better: b})
 }
 
+// get returns the value of metric key, NaN when the run did not measure it.
 func (r *result) get(key string) (float64, bool) {
 	for _, m := range r.Metrics {
 		if m.Key == key {
 			return m.Value, true
 		}
 	}
-	return 0, false
+	return math.NaN(), false
 }
 
 func (r *result) addLatency(key, label string, micros []int32, censored int) {
