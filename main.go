@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ConversationTTL: cfg.ConversationTTL,
 		LeaseTTL:        cfg.LeaseTTL,
 		MaxAnswerBytes:  cfg.MaxAnswerBytes,
+		MaxMessages:     cfg.MaxMessages,
 		IdempotencyTTL:  24 * time.Hour,
 		Sharded:         sharded,
 	})

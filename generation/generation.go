@@ -134,12 +134,21 @@ func (m *Manager) Reserve() (*Slot, error) {
 }
 
 // Start runs generation gen of conv in the background, in slot.
-func (m *Manager) Start(slot *Slot, conv, gen string) {
+// ended, when not nil, is called when the generation has ended, whatever
+// the way; conversation naming then runs outside the slot.
+func (m *Manager) Start(slot *Slot, conv, gen string, ended func()) {
 	go func() {
 		defer m.wg.Done()
-		defer slot.Release()
 		m.cfg.Observer.GenerationStarted()
-		m.cfg.Observer.GenerationEnded(m.run(conv, gen))
+		outcome, history := m.run(conv, gen)
+		m.cfg.Observer.GenerationEnded(outcome)
+		slot.Release()
+		if ended != nil {
+			ended()
+		}
+		if outcome == store.StatusDone {
+			m.nameConversation(conv, history)
+		}
 	}()
 }
 
@@ -207,8 +216,9 @@ func (m *Manager) RunSweeper(ctx context.Context) {
 const writeTimeout = 5 * time.Second
 
 // run is one generation, from reading the conversation to its end event. It
-// returns the status the answer ended with (see Observer).
-func (m *Manager) run(conv, gen string) string {
+// returns the status the answer ended with (see Observer) and the
+// conversation the model was given.
+func (m *Manager) run(conv, gen string) (outcome string, history []llm.Message) {
 	log := m.log.With("conversation", conv, "generation", gen)
 	ctx, cancel := context.WithCancelCause(m.base)
 	defer cancel(nil)
@@ -228,11 +238,11 @@ func (m *Manager) run(conv, gen string) string {
 
 	w := &writer{m: m, conv: conv, gen: gen, log: log,
 		pace: pacer{budget: m.cfg.FrameBudget, maxHold: m.cfg.FrameMaxHold}}
-	history, err := m.history(ctx, conv)
+	history, err = m.history(ctx, conv)
 	if err != nil {
 		log.Error("read conversation for the model", "err", err)
 		w.finish(store.StatusFailed, readFailText)
-		return w.outcome()
+		return w.outcome(), nil
 	}
 
 	modelDone := make(chan error, 1)
@@ -290,7 +300,6 @@ loop:
 	case modelErr == nil:
 		if w.drain() {
 			w.finish(store.StatusDone, "")
-			m.nameConversation(conv, history)
 		}
 	default:
 		if w.drain() {
@@ -298,7 +307,7 @@ loop:
 		}
 		log.Warn("model failed", "err", modelErr)
 	}
-	return w.outcome()
+	return w.outcome(), history
 }
 
 // fullText is shown under an answer cut off at the size limit.

@@ -16,8 +16,8 @@ type Titler interface {
 	Title(ctx context.Context, first string) (string, error)
 }
 
-// titleTimeout bounds the naming of a conversation; a slow title is not worth
-// holding a generation slot for.
+// titleTimeout bounds the naming of a conversation. It runs after the
+// answer's slot is released, so a slow title never holds back other answers.
 const titleTimeout = 15 * time.Second
 
 // nameConversation gives conv a title after its first answer, unless it has

@@ -15,7 +15,6 @@ import (
 
 	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/generation"
-	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
@@ -50,6 +49,8 @@ func statusOf(d Deps, err error) (int, string) {
 		return http.StatusForbidden, "Only the person who started this conversation can change it. You can watch it, or start your own."
 	case errors.Is(err, store.ErrOwnerBusy):
 		return http.StatusTooManyRequests, "You already have answers being written in other conversations. Wait for one to finish, or stop it."
+	case errors.Is(err, store.ErrConversationFull):
+		return http.StatusConflict, "This conversation has reached its length limit. Start a new conversation to go on."
 	case errors.Is(err, store.ErrNothingToRegenerate):
 		return http.StatusConflict, "There is no answer to write again."
 	}
@@ -103,33 +104,76 @@ func retrySeconds(rl *store.ErrRateLimited) int {
 	return max(1, int((rl.RetryAfter+time.Second-1)/time.Second))
 }
 
-// admit checks the owner's limits before an answer is started: the rate of
-// posts, then the answers they have running elsewhere.
-func admit(ctx context.Context, d Deps, owner, conv string) error {
+// admit checks a browser's limits before an answer is started in conv: the
+// rate of posts, then the answers it has running elsewhere. The returned
+// release ends the reservation (call it when the answer ends, or if it is not
+// started).
+func admit(ctx context.Context, d Deps, owner, conv string) (release func(), err error) {
 	if err := d.Store.Allow(ctx, owner, d.Limits.PostsPerMinute, time.Minute); err != nil {
+		return nil, err
+	}
+	if err := d.Store.ReserveOwner(ctx, owner, conv, d.Limits.OwnerGenerations, d.Limits.MaxAnswerDuration); err != nil {
+		return nil, err
+	}
+	return func() {
+		if d.Limits.OwnerGenerations <= 0 {
+			return
+		}
+		// Not the request's context: this runs when the answer ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.Store.ReleaseOwner(ctx, owner, conv); err != nil {
+			d.Log.Warn("release owner generation; it ages out", "err", err)
+		}
+	}, nil
+}
+
+// start runs one answer: the checks that can refuse it come first (owner,
+// then this process's capacity, then the browser's limits), then begin
+// stores it and takes the lease. begin reports false for a repeated request,
+// which starts nothing and is not an error.
+func start(ctx context.Context, d Deps, conv string, create bool, begin func(gen string) (bool, error)) error {
+	owner := session.Owner(ctx)
+	if !create {
+		if err := mustOwn(ctx, d, conv); err != nil {
+			return err
+		}
+	}
+	slot, err := d.Gen.Reserve()
+	if err != nil {
 		return err
 	}
-	return d.Store.ReserveOwner(ctx, owner, conv, d.Limits.OwnerGenerations, d.Limits.MaxAnswerDuration)
+	release, err := admit(ctx, d, owner, conv)
+	if err != nil {
+		d.Gen.Abandon(slot)
+		return err
+	}
+	gen := store.NewID()
+	started, err := begin(gen)
+	if err != nil || !started {
+		d.Gen.Abandon(slot)
+		// The reservation is this conversation's: a repeated request, or one
+		// refused as busy, leaves it to the answer that is running there.
+		if err != nil && !errors.Is(err, store.ErrBusy) {
+			release()
+		}
+		return err
+	}
+	d.Gen.Start(slot, conv, gen, release)
+	return nil
 }
 
 // post stores a message and starts its answer. A duplicate (same key) starts
 // nothing and is not an error: it is the same post, retried.
 func post(ctx context.Context, d Deps, conv, text, key string, create bool) error {
 	owner := session.Owner(ctx)
-	if err := admit(ctx, d, owner, conv); err != nil {
-		return err
-	}
-	slot, err := d.Gen.Reserve()
+	err := start(ctx, d, conv, create, func(gen string) (bool, error) {
+		res, err := d.Store.Post(ctx, conv, owner, text, key, gen, create)
+		return err == nil && !res.Duplicate, err
+	})
 	if err != nil {
 		return err
 	}
-	gen := store.NewID()
-	res, err := d.Store.Post(ctx, conv, owner, text, key, gen, create)
-	if err != nil || res.Duplicate {
-		d.Gen.Abandon(slot)
-		return err
-	}
-	d.Gen.Start(slot, conv, gen)
 	if err := d.Store.Touch(ctx, owner, conv); err != nil {
 		// The answer runs; only the sidebar misses the conversation.
 		d.Log.Warn("index conversation", "conversation", conv, "err", err)
@@ -262,24 +306,9 @@ func handleRegenerate(d Deps) http.Handler {
 
 func regenerate(ctx context.Context, d Deps, conv, rev string) error {
 	owner := session.Owner(ctx)
-	if err := mustOwn(ctx, d, conv); err != nil {
-		return err
-	}
-	if err := admit(ctx, d, owner, conv); err != nil {
-		return err
-	}
-	slot, err := d.Gen.Reserve()
-	if err != nil {
-		return err
-	}
-	gen := store.NewID()
-	started, err := d.Store.Regenerate(ctx, conv, owner, gen, rev)
-	if err != nil || !started {
-		d.Gen.Abandon(slot)
-		return err
-	}
-	d.Gen.Start(slot, conv, gen)
-	return nil
+	return start(ctx, d, conv, false, func(gen string) (bool, error) {
+		return d.Store.Regenerate(ctx, conv, owner, gen, rev)
+	})
 }
 
 // handleRename serves POST /c/{id}/title: the owner names the conversation.
@@ -318,9 +347,10 @@ func handleDelete(d Deps) http.Handler {
 			err = d.Store.Delete(ctx, id, session.Owner(ctx))
 		}
 		if err == nil && isDatastar(r) {
+			// The page's own stream says it is gone, in order after every
+			// frame it may still carry: patching here as well could race
+			// those frames to elements that no longer exist.
 			frame.Open(w, r, http.StatusOK)
-			_, _ = w.Write(live.DeletedEvents())
-			_, _ = w.Write(frame.Remove("", "#"+views.SideItemID))
 			return
 		}
 		respond(d, w, r, "/", err, nil)

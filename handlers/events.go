@@ -39,6 +39,13 @@ func handleEvents(d Deps) http.Handler {
 		switch {
 		case err == nil:
 			return
+		case errors.Is(err, store.ErrNotFound) && isDatastar(r) && !started:
+			// Deleted or expired while the page was away (a hidden tab, a
+			// reconnect): the page says so, and the clean end stops the client
+			// from retrying. A bare 404 would leave it "reconnecting" for ever.
+			frame.Open(w, r, http.StatusOK)
+			_, _ = w.Write(live.DeletedEvents())
+			return
 		case errors.Is(err, store.ErrNotFound):
 			http.Error(w, "There is no conversation at this address.", http.StatusNotFound)
 			return

@@ -193,7 +193,7 @@ func TestDeleteRemovesEverything(t *testing.T) {
 	res, cancel := a.events(t, conv, cursor)
 	defer cancel()
 
-	if code, body := a.action(t, a.Client, "/c/"+conv+"/delete", nil); code != 200 || !strings.Contains(body, "was deleted") {
+	if code, body := a.action(t, a.Client, "/c/"+conv+"/delete", nil); code != 200 {
 		t.Fatalf("delete: %d %q", code, body)
 	}
 	// The open stream says so, then ends (cleanly: the client must not retry).
@@ -211,6 +211,15 @@ func TestDeleteRemovesEverything(t *testing.T) {
 	}
 	if code, _ := a.getPage(t, a.Client, "/c/"+conv); code != 404 {
 		t.Fatalf("deleted conversation's page: status %d, want 404", code)
+	}
+	// A page that reconnects later (a hidden tab) is told, and its stream
+	// ends cleanly, so the client does not retry for ever.
+	late, lateCancel := a.events(t, conv, cursor)
+	defer lateCancel()
+	body, _ := io.ReadAll(late.Body)
+	if late.StatusCode != 200 || !strings.Contains(string(body), "This conversation was deleted") ||
+		!strings.Contains(string(body), "datastar-remove-fragments") {
+		t.Fatalf("reconnect to a deleted conversation: %d %q", late.StatusCode, body)
 	}
 	if _, home := a.getPage(t, a.Client, "/"); strings.Contains(home, "/c/"+conv) {
 		t.Fatal("deleted conversation still in the sidebar")
@@ -361,6 +370,34 @@ func TestPerBrowserLimits(t *testing.T) {
 		a.waitStatus(t, first, 1, store.StatusStopped)
 		if code, _ := a.action(t, a.Client, "/c", url.Values{"id": {id}, "text": {"second"}}); code != http.StatusSeeOther {
 			t.Fatalf("after the first ended: %d", code)
+		}
+	})
+	t.Run("answers at once, racing", func(t *testing.T) {
+		a := newApp(t, func(c *appConfig) {
+			c.limits.OwnerGenerations = 2
+			c.limits.MaxAnswerDuration = time.Minute
+			c.demo.TokensPerSecond = 20
+		})
+		_, _ = a.getPage(t, a.Client, "/") // the browser's cookie, before the race
+		codes := make(chan int, 8)
+		for range 8 {
+			go func() {
+				code, _ := a.action(t, a.Client, "/c", url.Values{"id": {store.NewID()}, "text": {"race"}})
+				codes <- code
+			}()
+		}
+		admitted := 0
+		for range 8 {
+			switch code := <-codes; code {
+			case http.StatusSeeOther:
+				admitted++
+			case http.StatusTooManyRequests:
+			default:
+				t.Errorf("racing post: status %d", code)
+			}
+		}
+		if admitted < 1 || admitted > 2 {
+			t.Fatalf("%d of 8 racing posts admitted with a limit of 2", admitted)
 		}
 	})
 }

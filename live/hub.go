@@ -213,6 +213,14 @@ func (h *Hub) receive(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			h.mu.Lock()
+			replaced := h.ps != ps
+			h.mu.Unlock()
+			if replaced {
+				// A rebuild closed it: the new one resubscribes every room,
+				// and each re-reads Redis when confirmed. Streams go on.
+				continue
+			}
 			// go-redis reconnects and resubscribes on the next Receive; every
 			// room will see its channel confirmed again and re-read the log.
 			h.log.Warn("redis subscription interrupted; live streams end and reconnect", "err", err, "retry_in", backoff)
@@ -374,13 +382,18 @@ func (h *Hub) runProbe(ctx context.Context) {
 // rebuild replaces the subscription with a new connection that subscribes to
 // every open room's channel; their confirmations make each room resync.
 func (h *Hub) rebuild(ctx context.Context) {
+	// Dial outside the lock: every notice, join and page render takes it.
+	ps := h.newPubSub(ctx)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	old := h.ps
-	h.ps = h.newPubSub(ctx)
+	h.ps = ps
 	h.ops = h.ops[:0]
 	for conv := range h.rooms {
 		h.enqueue(subOp{subscribe: true, channel: store.Channel(conv)})
+	}
+	h.mu.Unlock()
+	if ctx.Err() != nil {
+		_ = ps.Close() // shut down meanwhile: the closer saw the old one
 	}
 	if err := old.Close(); err != nil {
 		h.log.Debug("close old subscription", "err", err)

@@ -190,7 +190,8 @@ func renderTo(ctx context.Context, sb *strings.Builder, c templ.Component) {
 func deletedFrame() *Frame {
 	var sb strings.Builder
 	renderTo(context.Background(), &sb, views.Deleted())
-	return &Frame{Data: frame.Merge("", sb.String()), End: true}
+	data := append(frame.Merge("", sb.String()), frame.Remove("", "#"+views.SideItemID)...)
+	return &Frame{Data: data, End: true}
 }
 
 // DeletedEvents is what a stream of a conversation that no longer exists

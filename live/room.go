@@ -180,43 +180,11 @@ func presenceDelay(viewers int) time.Duration {
 }
 
 func (r *Room) run() {
-	var (
-		debounce <-chan time.Time
-		reported int
-	)
-	refresh := time.NewTicker(presenceRefresh)
-	defer refresh.Stop()
-	report := func(ctx context.Context, n int) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if _, err := r.hub.store.Presence(ctx, r.conv, r.hub.id, n, presenceTTL); err != nil {
-			r.hub.log.Debug("report presence", "conversation", r.conv, "err", err)
-			return
-		}
-		reported = n
-	}
+	go r.runPresence()
 	for {
 		select {
 		case <-r.ctx.Done():
-			if reported > 0 {
-				// The room closed: this process watches no more. Best
-				// effort; the count expires anyway.
-				report(context.WithoutCancel(r.ctx), 0)
-			}
 			return
-		case <-r.presence:
-			if debounce == nil {
-				debounce = time.After(presenceDelay(r.viewerCount()))
-			}
-		case <-debounce:
-			debounce = nil
-			if n := r.viewerCount(); n != reported {
-				report(r.ctx, n)
-			}
-		case <-refresh.C:
-			if reported > 0 {
-				report(r.ctx, r.viewerCount())
-			}
 		case p := <-r.inbox:
 			batch := []string{p}
 		drain:
@@ -231,6 +199,54 @@ func (r *Room) run() {
 			r.handle(batch)
 		case <-r.wake:
 			r.handle(nil)
+		}
+	}
+}
+
+// runPresence reports this process's viewer count of the room to Redis: on
+// changes (debounced), and again before it expires. It has a goroutine of its
+// own so that a slow Redis never holds up the room's frames. A report that
+// fails is tried again at the next refresh.
+func (r *Room) runPresence() {
+	var (
+		debounce <-chan time.Time
+		reported = 0
+		failed   bool
+	)
+	refresh := time.NewTicker(presenceRefresh)
+	defer refresh.Stop()
+	report := func(ctx context.Context, n int) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := r.hub.store.Presence(ctx, r.conv, r.hub.id, n, presenceTTL); err != nil {
+			r.hub.log.Debug("report presence", "conversation", r.conv, "err", err)
+			failed = true
+			return
+		}
+		reported, failed = n, false
+	}
+	for {
+		select {
+		case <-r.ctx.Done():
+			if reported > 0 || failed {
+				// The room closed: this process watches no more. Best
+				// effort; the count expires anyway.
+				report(context.WithoutCancel(r.ctx), 0)
+			}
+			return
+		case <-r.presence:
+			if debounce == nil {
+				debounce = time.After(presenceDelay(r.viewerCount()))
+			}
+		case <-debounce:
+			debounce = nil
+			if n := r.viewerCount(); n != reported || failed {
+				report(r.ctx, n)
+			}
+		case <-refresh.C:
+			if reported > 0 || failed {
+				report(r.ctx, r.viewerCount())
+			}
 		}
 	}
 }

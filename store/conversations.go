@@ -287,10 +287,13 @@ func presenceKey(conv string) string { return keysFor(conv).prefix + "watch" }
 // watching is not part of the conversation, and a page that misses a count
 // gets the next one.
 //
-// KEYS[1] presence hash, ARGV: pubcmd, channel, process, count, now ms, ttl ms.
+// KEYS[1] presence hash, ARGV: pubcmd, channel, process, count, ttl ms.
 var presenceScript = redis.NewScript(`
 local key = KEYS[1]
-local pubcmd, channel, proc, n, now, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local pubcmd, channel, proc, n, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Redis's clock, not the callers': processes' clocks may disagree.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if n > 0 then
   redis.call('HSET', key, proc, n .. ':' .. (now + ttl))
 else
@@ -319,7 +322,7 @@ func (s *Store) Presence(ctx context.Context, conv, proc string, n int, ttl time
 		pub = "SPUBLISH"
 	}
 	total, err := presenceScript.Run(ctx, s.rdb, []string{presenceKey(conv)},
-		pub, Channel(conv), proc, n, time.Now().UnixMilli(), ttl.Milliseconds()).Int()
+		pub, Channel(conv), proc, n, ttl.Milliseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("record presence: %w", err)
 	}
@@ -361,29 +364,50 @@ func (s *Store) Allow(ctx context.Context, owner string, max int, window time.Du
 // ErrOwnerBusy: the owner has as many answers being written as allowed.
 var ErrOwnerBusy = errors.New("too many answers being written for this browser")
 
+// ReleaseOwner ends the reservation of ReserveOwner once conv's generation
+// has ended (or was never started).
+func (s *Store) ReleaseOwner(ctx context.Context, owner, conv string) error {
+	if err := s.rdb.ZRem(ctx, ownerGensKey(owner), conv).Err(); err != nil {
+		return fmt.Errorf("release owner generation: %w", err)
+	}
+	return nil
+}
+
+// reserveGrace is how long a fresh reservation counts as running whatever
+// its conversation's state: its post may not have reached Redis yet.
+const reserveGrace = 15 * time.Second
+
 // ReserveOwner admits one more running generation for owner in conv, up to
-// max across all processes. The set holds conversations scored by when their
-// generation must have ended (now + maxDuration): entries of generations that
-// ended are found idle and dropped here, and a dead process's entries expire
-// by themselves, so no other code path has to remember to release them.
+// max across all processes. The set holds conversations scored by when they
+// were reserved. The reservation is added first and counted after, so two
+// requests racing for the last place cannot both get it (at worst both are
+// refused). Entries whose generation ended are found idle and dropped here,
+// and a dead process's entries age out after maxDuration, so no other code
+// path has to rely on releasing them (ReleaseOwner is prompt, not needed).
 func (s *Store) ReserveOwner(ctx context.Context, owner, conv string, max int, maxDuration time.Duration) error {
 	if max <= 0 {
 		return nil
 	}
 	k := ownerGensKey(owner)
 	now := time.Now()
-	if err := s.rdb.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Err(); err != nil {
+	pipe := s.rdb.TxPipeline()
+	pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.Add(-maxDuration).UnixMilli(), 10))
+	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.UnixMilli()), Member: conv})
+	pipe.PExpire(ctx, k, maxDuration)
+	all := pipe.ZRangeWithScores(ctx, k, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("owner generations: %w", err)
 	}
-	convs, err := s.rdb.ZRange(ctx, k, 0, -1).Result()
-	if err != nil {
-		return fmt.Errorf("owner generations: %w", err)
-	}
-	running := 0
+	running := 1 // this one
 	var idle []any
-	for _, c := range convs {
+	for _, z := range all.Val() {
+		c := z.Member.(string)
 		if c == conv {
-			continue // this conversation can run one answer at a time anyway
+			continue
+		}
+		if now.Sub(time.UnixMilli(int64(z.Score))) < reserveGrace {
+			running++
+			continue
 		}
 		active, err := s.rdb.HGet(ctx, keysFor(c).meta, "active").Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -398,14 +422,9 @@ func (s *Store) ReserveOwner(ctx context.Context, owner, conv string, max int, m
 	if len(idle) > 0 {
 		_ = s.rdb.ZRem(ctx, k, idle...).Err()
 	}
-	if running >= max {
+	if running > max {
+		_ = s.rdb.ZRem(ctx, k, conv).Err()
 		return ErrOwnerBusy
-	}
-	pipe := s.rdb.Pipeline()
-	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.Add(maxDuration).UnixMilli()), Member: conv})
-	pipe.PExpire(ctx, k, maxDuration)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("owner generations: %w", err)
 	}
 	return nil
 }

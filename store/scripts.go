@@ -80,7 +80,8 @@ local function textkey(n) return string.sub(KEYS[1], 1, #KEYS[1] - 4) .. 't:' ..
 // [7] generation ID, [8] lease ms, [9] idempotency TTL ms, [10] now (ms),
 // [11] error text for an answer whose generation died, [12] the poster's owner
 // ID: it becomes the conversation's owner on create, and must be it otherwise,
-// [13] the idempotency key.
+// [13] the idempotency key, [14] the most messages a conversation may hold
+// (0: no limit).
 var postScript = redis.NewScript(prelude + `
 local idem = KEYS[5]
 local create = ARGV[5] == '1'
@@ -96,6 +97,7 @@ if active ~= '' then
   finish(redis.call('HGET', meta, 'amsg'), active, 'interrupted', ARGV[11])
 end
 local n = tonumber(redis.call('HGET', meta, 'count') or '0')
+if tonumber(ARGV[14]) > 0 and n + 2 > tonumber(ARGV[14]) then return {'full'} end
 local a = n + 1
 local text, gen = ARGV[6], ARGV[7]
 local id = emit({'t', 'message', 'm', n, 'x', text, 'g', gen}, {t = 'message', m = n, x = text, g = gen})

@@ -43,6 +43,8 @@ var (
 	ErrBusy     = errors.New("an answer is still being written")
 	ErrStale    = errors.New("generation no longer owns the answer")
 	ErrExists   = errors.New("conversation already exists")
+	// ErrConversationFull: the conversation holds Config.MaxMessages.
+	ErrConversationFull = errors.New("conversation is at its length limit")
 	// ErrForbidden: only the conversation's owner may change it.
 	ErrForbidden = errors.New("conversation belongs to someone else")
 )
@@ -56,8 +58,11 @@ type Config struct {
 	ConversationTTL time.Duration // idle conversations expire after this; 0 keeps them
 	LeaseTTL        time.Duration // a generation that does not renew for this long is dead
 	MaxAnswerBytes  int           // an answer stops growing at this size
-	IdempotencyTTL  time.Duration // how long a post's idempotency key is remembered
-	Sharded         bool          // publish with SPUBLISH (Redis Cluster) instead of PUBLISH
+	// MaxMessages bounds a conversation (each post adds two messages), and
+	// so every page load, snapshot and model request of it; 0 is no limit.
+	MaxMessages    int
+	IdempotencyTTL time.Duration // how long a post's idempotency key is remembered
+	Sharded        bool          // publish with SPUBLISH (Redis Cluster) instead of PUBLISH
 }
 
 // Store reads and writes conversations. It is safe for concurrent use.
@@ -208,7 +213,7 @@ func (s *Store) Post(ctx context.Context, conv, owner, text, key, gen string, cr
 		createArg = "1"
 	}
 	args = append(args, createArg, text, gen, s.cfg.LeaseTTL.Milliseconds(),
-		s.cfg.IdempotencyTTL.Milliseconds(), time.Now().UnixMilli(), interruptedText, owner, key)
+		s.cfg.IdempotencyTTL.Milliseconds(), time.Now().UnixMilli(), interruptedText, owner, key, s.cfg.MaxMessages)
 	// Tracked before the script, not after it: when the script's reply is
 	// lost (a timeout while Redis is slow, which then runs it anyway) nobody
 	// runs the generation, and only the sweeper can end its answer. A post
@@ -235,6 +240,8 @@ func (s *Store) Post(ctx context.Context, conv, owner, text, key, gen string, cr
 		return PostResult{}, ErrBusy
 	case "forbidden":
 		return PostResult{}, ErrForbidden
+	case "full":
+		return PostResult{}, ErrConversationFull
 	}
 	return PostResult{}, fmt.Errorf("post message: unexpected reply %q", res[0])
 }

@@ -275,3 +275,24 @@ func evalshaStats(b *testing.B, rdb *redis.Client) (calls, usec int64) {
 
 // testOwner owns the conversations the tests create.
 const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"
+
+func TestConversationLengthLimit(t *testing.T) {
+	st, _ := newStore(t, store.Config{MaxMessages: 4})
+	ctx := context.Background()
+	conv := store.NewID()
+	for i, create := range []bool{true, false} {
+		res, err := st.Post(ctx, conv, testOwner, "hi", store.NewID(), store.NewID(), create)
+		if err != nil {
+			t.Fatalf("post %d: %v", i, err)
+		}
+		if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Post(ctx, conv, testOwner, "one more", store.NewID(), store.NewID(), false); !errors.Is(err, store.ErrConversationFull) {
+		t.Fatalf("a fifth and sixth message: %v, want ErrConversationFull", err)
+	}
+	if snap, _ := st.Snapshot(ctx, conv, store.ID{}); snap.Count != 4 {
+		t.Fatalf("conversation has %d messages, want 4", snap.Count)
+	}
+}

@@ -89,6 +89,7 @@ const (
 	MessagesID  = "messages"
 	ComposerID  = "composer-area"
 	SideItemID  = "side-current"
+	ActionsID   = "conv-actions"
 )
 
 // untitled is what a conversation is called until it has a title.

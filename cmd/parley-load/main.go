@@ -64,6 +64,7 @@ type options struct {
 	pprof     bool
 	count     bool
 	extra     []string // more flags for the Parley server
+	env       []string // more environment for the Parley server
 	cpuprof   string   // the load tool's own CPU profile
 	over      scenario // overrides, where set
 	set       map[string]bool
@@ -189,7 +190,7 @@ func (r *runner) runOne(ctx context.Context, s scenario, variant string, o optio
 			}
 		}
 		if variant == "parley" {
-			so.Extra = append(so.Extra, o.extra...)
+			so.Extra, so.Env = append(so.Extra, o.extra...), o.env
 			err = t.startParley(ctx, bin, dir, redisURL, so)
 		} else {
 			err = t.startNaive(ctx, dir, redisURL, so)
@@ -225,6 +226,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of who joins when")
 	fs.BoolVar(&o.pprof, "pprof", false, "record a CPU profile of Parley during each run (implies -keep; needs a server with -pprof-addr)")
 	serverFlags := fs.String("server-flags", "", "more flags for the Parley server the tool starts, e.g. \"-frame-budget 0\"")
+	serverEnv := fs.String("server-env", "", "more environment for the Parley server, e.g. \"GOGC=50\"")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write the load tool's own CPU profile to this file")
 	fs.BoolVar(&o.count, "count-redis", true, "count the server's Redis round trips through a relay process (adds a hop)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs and what inexact viewers received (the directory is printed)")
@@ -243,6 +245,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 		o.keep = true
 	}
 	o.extra = strings.Fields(*serverFlags)
+	o.env = strings.Fields(*serverEnv)
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if *list {

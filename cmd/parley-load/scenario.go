@@ -708,6 +708,13 @@ func (r *runner) runIdle(ctx context.Context, s scenario, t *target) (*result, e
 	res.add("rss_per_viewer_kib", "server RSS per viewer", "KiB", (after.rss-before.rss)/n/1024, lower)
 	if after.goroutines > 0 {
 		res.add("goroutines_per_viewer", "goroutines per viewer", "", (after.goroutines-before.goroutines)/n, lower)
+		res.add("stack_per_viewer_kib", "of which goroutine stacks per viewer (Go memstats)", "KiB", (after.stack-before.stack)/n/1024, lower)
+		res.add("heap_per_viewer_kib", "of which heap in use per viewer (Go memstats)", "KiB", (after.heap-before.heap)/n/1024, lower)
+	}
+	if t.pprofURL != "" && r.profile != "" {
+		for _, kind := range []string{"heap", "goroutine"} {
+			fetchProfile(ctx, t.pprofURL+"/"+kind, filepath.Join(r.profile, s.Name+"-"+t.name+"."+kind+".pprof"))
+		}
 	}
 	res.add("threads", "server threads", "", float64(after.threads), info)
 	res.add("server_cpu_s", "server CPU while connecting and idling", "s", cpu1-cpu0, lower)
@@ -733,6 +740,7 @@ func (r *runner) runIdle(ctx context.Context, s scenario, t *target) (*result, e
 
 type usage struct {
 	rss, goroutines float64
+	stack, heap     float64
 	threads         int
 }
 
@@ -745,7 +753,7 @@ func procOrMetrics(ctx context.Context, t *target) usage {
 	}
 	if t.metricsURL != "" {
 		if p := scrape(ctx, t.metricsURL); p != nil {
-			u.goroutines = p.Goroutines
+			u.goroutines, u.stack, u.heap = p.Goroutines, p.Stack, p.Heap
 			if u.rss == 0 {
 				u.rss = p.RSS
 			}
@@ -955,4 +963,21 @@ func compressedSize(stream []byte) int {
 	}
 	_ = zw.Close()
 	return out.Len()
+}
+
+// fetchProfile saves one of the server's profiles (heap, goroutine) to path.
+func fetchProfile(ctx context.Context, u, path string) {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil {
+		_ = os.WriteFile(path, b, 0o644)
+	}
 }

@@ -45,6 +45,7 @@ type serverOptions struct {
 	TPS    float64 // default pace (answers override it in the prompt)
 	Tokens int
 	Extra  []string // more flags for parley
+	Env    []string // more environment for parley
 	Pprof  bool     // serve the profiler
 }
 
@@ -180,7 +181,7 @@ func (t *target) startParley(ctx context.Context, bin, dir, redisURL string, o s
 	cmd := exec.Command(bin, args...)
 	// /metrics, where the server has it, on a port of our own.
 	maddr := "127.0.0.1:" + strconv.Itoa(mport)
-	cmd.Env = append(os.Environ(), "METRICS_ADDR="+maddr, "PARLEY_METRICS_ADDR="+maddr)
+	cmd.Env = append(append(os.Environ(), "METRICS_ADDR="+maddr, "PARLEY_METRICS_ADDR="+maddr), o.Env...)
 	if err := t.start(cmd, filepath.Join(dir, t.name+".log")); err != nil {
 		return fmt.Errorf("start parley: %w", err)
 	}
@@ -337,6 +338,8 @@ type promSample struct {
 	CPU        float64
 	RSS        float64
 	Goroutines float64
+	Stack      float64 // go_memstats_stack_inuse_bytes
+	Heap       float64 // go_memstats_heap_inuse_bytes
 }
 
 // scrape reads the standard process and Go collectors' values.
@@ -376,6 +379,10 @@ func scrape(ctx context.Context, u string) *promSample {
 			p.RSS, found = v, true
 		case "go_goroutines":
 			p.Goroutines, found = v, true
+		case "go_memstats_stack_inuse_bytes":
+			p.Stack = v
+		case "go_memstats_heap_inuse_bytes":
+			p.Heap = v
 		}
 	}
 	if !found {
