@@ -1,8 +1,8 @@
 package handlers_test
 
 import (
-	"bufio"
 	"context"
+	"github.com/parley-chat/parley/internal/viewer"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/net/html"
-	"golang.org/x/net/html/atom"
 
 	"github.com/parley-chat/parley/generation"
 	"github.com/parley-chat/parley/handlers"
@@ -25,7 +23,6 @@ import (
 	"github.com/parley-chat/parley/markdown"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
-	"github.com/parley-chat/parley/views"
 )
 
 // app is the whole server in one test process, against a private redis-server.
@@ -192,7 +189,7 @@ func (a *app) waitStatus(t *testing.T, conv string, i int, statuses ...string) s
 }
 
 // page loads the conversation page and returns its DOM and cursor.
-func (a *app) page(t testing.TB, conv string) (*dom, string) {
+func (a *app) page(t testing.TB, conv string) (*viewer.DOM, string) {
 	t.Helper()
 	res, err := a.Client.Get(a.URL + "/c/" + conv)
 	if err != nil {
@@ -202,162 +199,15 @@ func (a *app) page(t testing.TB, conv string) (*dom, string) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("page: status %d", res.StatusCode)
 	}
-	d, err := parseDOM(res.Body)
+	d, err := viewer.ParseDOM(res.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, d.cursor()
+	return d, d.Cursor()
 }
 
-// sseEvent is one server-sent event.
-type sseEvent struct {
-	Event, ID string
-	Data      []string
-	Comment   bool
-}
+// sseEvent is one server-sent event; readSSE and the page model come from
+// internal/viewer, which the multi-process tests share.
+type sseEvent = viewer.Event
 
-// fragments joins the "fragments" data lines as the beta.11 client does.
-func (e sseEvent) fragments() string {
-	var lines []string
-	for _, l := range e.Data {
-		if v, ok := strings.CutPrefix(l, "fragments "); ok {
-			lines = append(lines, v)
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
-// readSSE calls fn for each event (and comment) until fn returns false or
-// the stream ends.
-func readSSE(r io.Reader, fn func(sseEvent) bool) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	var ev sseEvent
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if ev.Event != "" || ev.Comment {
-				if !fn(ev) {
-					return nil
-				}
-			}
-			ev = sseEvent{}
-		case strings.HasPrefix(line, ":"):
-			ev.Comment = true
-		case strings.HasPrefix(line, "event: "):
-			ev.Event = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "id: "):
-			ev.ID = strings.TrimPrefix(line, "id: ")
-		case strings.HasPrefix(line, "data: "):
-			ev.Data = append(ev.Data, strings.TrimPrefix(line, "data: "))
-		}
-	}
-	return sc.Err()
-}
-
-// dom is a page as a browser holds it, with Datastar's merge-by-id applied
-// (a morph leaves the target equal to the fragment, so replacing it is the
-// same DOM).
-type dom struct{ root *html.Node }
-
-func parseDOM(r io.Reader) (*dom, error) {
-	n, err := html.Parse(r)
-	if err != nil {
-		return nil, err
-	}
-	return &dom{root: n}, nil
-}
-
-func (d *dom) byID(id string) *html.Node {
-	var found *html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if found != nil {
-			return
-		}
-		if n.Type == html.ElementNode && attr(n, "id") == id {
-			found = n
-			return
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(d.root)
-	return found
-}
-
-func attr(n *html.Node, name string) string {
-	for _, a := range n.Attr {
-		if a.Key == name {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-// apply merges each top-level element of fragments into the element with
-// its id. A missing target is an error: the real client throws on it.
-func (d *dom) apply(fragments string) error {
-	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
-	nodes, err := html.ParseFragment(strings.NewReader(fragments), body)
-	if err != nil {
-		return err
-	}
-	for _, n := range nodes {
-		if n.Type != html.ElementNode {
-			continue
-		}
-		id := attr(n, "id")
-		target := d.byID(id)
-		if target == nil {
-			return &missingTarget{id: id}
-		}
-		target.Parent.InsertBefore(n, target)
-		target.Parent.RemoveChild(target)
-	}
-	return nil
-}
-
-type missingTarget struct{ id string }
-
-func (m *missingTarget) Error() string { return "no element with id " + m.id }
-
-// html renders the element with id (empty when absent).
-func (d *dom) html(id string) string {
-	n := d.byID(id)
-	if n == nil {
-		return ""
-	}
-	var sb strings.Builder
-	_ = html.Render(&sb, n)
-	return sb.String()
-}
-
-// status is the data-status of message i's footer.
-func (d *dom) status(i int) string {
-	n := d.byID(views.FootID(i))
-	if n == nil {
-		return ""
-	}
-	return attr(n, "data-status")
-}
-
-// cursor is the log position the page was rendered at.
-func (d *dom) cursor() string {
-	var cur string
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if v := attr(n, "data-on-load"); v != "" {
-			if _, rest, ok := strings.Cut(v, "after="); ok {
-				cur, _, _ = strings.Cut(rest, "'")
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(d.root)
-	return cur
-}
+func readSSE(r io.Reader, fn func(sseEvent) bool) error { return viewer.ReadSSE(r, fn) }

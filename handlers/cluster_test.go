@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"github.com/parley-chat/parley/internal/viewer"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -276,7 +277,7 @@ func clusterCreate(t *testing.T, a *app, c *testredis.Cluster, master, text stri
 
 // viewResult is what one viewer ended with.
 type viewResult struct {
-	dom   *dom
+	dom   *viewer.DOM
 	err   error
 	stall time.Duration // longest wait between two frames
 }
@@ -316,13 +317,13 @@ func checkViews(t *testing.T, a *app, convs []string, results [][]viewResult) {
 	t.Helper()
 	for ci, conv := range convs {
 		fresh, _ := a.page(t, conv)
-		want := fresh.html("messages")
+		want := fresh.HTML("messages")
 		for vi, r := range results[ci] {
 			if r.err != nil {
 				t.Errorf("conversation %d, viewer %d: %v", ci, vi, r.err)
 				continue
 			}
-			if got := r.dom.html("messages"); got != want {
+			if got := r.dom.HTML("messages"); got != want {
 				t.Errorf("conversation %d, viewer %d ended with a different page:\n got %s\nwant %s", ci, vi, got, want)
 			}
 		}
@@ -336,7 +337,7 @@ func checkViews(t *testing.T, a *app, convs []string, results [][]viewResult) {
 func follow(ctx context.Context, a *app, conv string, i int, drops bool, seed uint64) viewResult {
 	rng := rand.New(rand.NewPCG(seed, 5))
 	var (
-		d      *dom
+		d      *viewer.DOM
 		res    viewResult
 		header string
 		after  string
@@ -362,7 +363,7 @@ func follow(ctx context.Context, a *app, conv string, i int, drops bool, seed ui
 		}
 	}
 	res.err = nil
-	for !done(d.status(i)) {
+	for !done(d.Status(i)) {
 		url := a.URL + "/c/" + conv + "/events"
 		if after != "" {
 			url += "?after=" + after
@@ -396,7 +397,7 @@ func follow(ctx context.Context, a *app, conv string, i int, drops bool, seed ui
 			if ev.Comment {
 				return true
 			}
-			if err := d.apply(ev.fragments()); err != nil {
+			if err := d.Apply(ev.Fragments()); err != nil {
 				applyErr = fmt.Errorf("frame %s: %w", ev.ID, err)
 				return false
 			}
@@ -407,7 +408,7 @@ func follow(ctx context.Context, a *app, conv string, i int, drops bool, seed ui
 				header = ev.ID
 			}
 			frames++
-			return !done(d.status(i)) && frames != dropAfter
+			return !done(d.Status(i)) && frames != dropAfter
 		})
 		resp.Body.Close()
 		if applyErr != nil {
@@ -421,7 +422,7 @@ func follow(ctx context.Context, a *app, conv string, i int, drops bool, seed ui
 
 // clusterPage loads a conversation page without failing the test, so a
 // viewer can try again while Redis fails over.
-func clusterPage(ctx context.Context, a *app, conv string) (*dom, string, error) {
+func clusterPage(ctx context.Context, a *app, conv string) (*viewer.DOM, string, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+"/c/"+conv, nil)
 	res, err := a.Client.Do(req)
 	if err != nil {
@@ -432,11 +433,11 @@ func clusterPage(ctx context.Context, a *app, conv string) (*dom, string, error)
 		_, _ = io.Copy(io.Discard, res.Body)
 		return nil, "", fmt.Errorf("page: status %d", res.StatusCode)
 	}
-	d, err := parseDOM(res.Body)
+	d, err := viewer.ParseDOM(res.Body)
 	if err != nil {
 		return nil, "", err
 	}
-	return d, d.cursor(), nil
+	return d, d.Cursor(), nil
 }
 
 // pubsubClients lists the connections in pub/sub mode on the node at addr.

@@ -90,8 +90,8 @@ func TestMalformedLastEventIDGetsFullState(t *testing.T) {
 		_ = readSSE(res.Body, func(ev sseEvent) bool { first = ev; return false })
 		cancel()
 		res.Body.Close()
-		if !strings.Contains(first.fragments(), `id="slot-0"`) || !strings.Contains(first.fragments(), `id="m-1"`) {
-			t.Fatalf("Last-Event-ID %q: first frame is not the full state: %q", id, first.fragments())
+		if !strings.Contains(first.Fragments(), `id="slot-0"`) || !strings.Contains(first.Fragments(), `id="m-1"`) {
+			t.Fatalf("Last-Event-ID %q: first frame is not the full state: %q", id, first.Fragments())
 		}
 	}
 }

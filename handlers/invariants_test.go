@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"github.com/parley-chat/parley/internal/viewer"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -50,7 +51,7 @@ func TestViewersConvergeAtAnyInstant(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, viewers)
-	doms := make([]*dom, viewers)
+	doms := make([]*viewer.DOM, viewers)
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range viewers {
 		delay := time.Duration(rng.Int64N(int64(4 * time.Second)))
@@ -89,12 +90,12 @@ func TestViewersConvergeAtAnyInstant(t *testing.T) {
 		t.Fatalf("stored answer differs from the model's reply:\n got %q\nwant %q", stored.Text, want)
 	}
 	fresh, _ := a.page(t, conv)
-	wantHTML := fresh.html("messages")
+	wantHTML := fresh.HTML("messages")
 	if !strings.Contains(wantHTML, `id="m-3"`) {
 		t.Fatalf("fresh page lacks the answer: %s", wantHTML)
 	}
 	for i, d := range doms {
-		if got := d.html("messages"); got != wantHTML {
+		if got := d.HTML("messages"); got != wantHTML {
 			t.Errorf("viewer %d (%v) ended with a different page:\n got %s\nwant %s", i, reconnect(i%int(numReconnectKinds)), got, wantHTML)
 		}
 	}
@@ -103,7 +104,7 @@ func TestViewersConvergeAtAnyInstant(t *testing.T) {
 // watchUntilDone is one viewer: it loads the page, follows the live stream
 // and, for reconnecting kinds, drops the stream a few times and comes back
 // with the chosen cursor, until message i has ended.
-func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconnect, seed uint64) (*dom, error) {
+func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconnect, seed uint64) (*viewer.DOM, error) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	d, cursor := a.page(tb{}, conv)
 	after := cursor
@@ -114,7 +115,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 		reconnects = 1 + rng.IntN(3)
 	}
 	for {
-		if done(d.status(i)) {
+		if done(d.Status(i)) {
 			return d, nil
 		}
 		url := a.URL + "/c/" + conv + "/events"
@@ -144,7 +145,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 			if ev.Comment {
 				return true
 			}
-			if err := d.apply(ev.fragments()); err != nil {
+			if err := d.Apply(ev.Fragments()); err != nil {
 				applyErr = fmt.Errorf("frame %s: %w", ev.ID, err)
 				return false
 			}
@@ -153,7 +154,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 			}
 			applied = append(applied, ev.ID)
 			frames++
-			if done(d.status(i)) {
+			if done(d.Status(i)) {
 				return false
 			}
 			return frames != dropAfter
@@ -162,7 +163,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 		if applyErr != nil {
 			return d, applyErr
 		}
-		if done(d.status(i)) {
+		if done(d.Status(i)) {
 			return d, nil
 		}
 		if frames != dropAfter {

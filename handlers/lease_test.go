@@ -41,13 +41,13 @@ func TestDeadGenerationEndsAsInterrupted(t *testing.T) {
 	d, _ := a.page(t, conv)
 	start := time.Now()
 	_ = readSSE(resp.Body, func(ev sseEvent) bool {
-		if err := d.apply(ev.fragments()); err != nil {
+		if err := d.Apply(ev.Fragments()); err != nil {
 			t.Errorf("apply: %v", err)
 			return false
 		}
-		return d.status(1) == store.StatusStreaming
+		return d.Status(1) == store.StatusStreaming
 	})
-	if got := d.status(1); got != store.StatusInterrupted {
+	if got := d.Status(1); got != store.StatusInterrupted {
 		t.Fatalf("viewer sees %q after %v, want interrupted", got, time.Since(start))
 	}
 	msg := a.waitStatus(t, conv, 1, store.StatusInterrupted)
@@ -70,7 +70,7 @@ func TestModelFailureShowsInPage(t *testing.T) {
 		t.Fatalf("failed answer: text %q, error %q", msg.Text, msg.Error)
 	}
 	d, _ := a.page(t, conv)
-	if foot := d.html("m-1-foot"); !strings.Contains(foot, "Failed") || !strings.Contains(foot, "failed on purpose") {
+	if foot := d.HTML("m-1-foot"); !strings.Contains(foot, "Failed") || !strings.Contains(foot, "failed on purpose") {
 		t.Fatalf("page does not show the failure: %s", foot)
 	}
 }

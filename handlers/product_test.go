@@ -142,8 +142,8 @@ func TestTitleRenameAndList(t *testing.T) {
 	}
 	got := ""
 	_ = readSSE(res.Body, func(ev sseEvent) bool {
-		if strings.Contains(ev.fragments(), `id="conv-title"`) {
-			got = ev.fragments()
+		if strings.Contains(ev.Fragments(), `id="conv-title"`) {
+			got = ev.Fragments()
 			return false
 		}
 		return true
@@ -199,7 +199,7 @@ func TestDeleteRemovesEverything(t *testing.T) {
 	// The open stream says so, then ends (cleanly: the client must not retry).
 	sawNotice := false
 	err := readSSE(res.Body, func(ev sseEvent) bool {
-		sawNotice = sawNotice || strings.Contains(ev.fragments(), "This conversation was deleted")
+		sawNotice = sawNotice || strings.Contains(ev.Fragments(), "This conversation was deleted")
 		return true
 	})
 	if !sawNotice || err != nil {
@@ -282,7 +282,7 @@ func TestRegenerateRewritesTheLastAnswer(t *testing.T) {
 	}
 	// A page built from the stream equals a fresh page.
 	d, _ := a.page(t, conv)
-	if !strings.Contains(d.html("messages"), `class="regen owner-only"`) {
+	if !strings.Contains(d.HTML("messages"), `class="regen owner-only"`) {
 		t.Fatal("finished answer has no Regenerate")
 	}
 }

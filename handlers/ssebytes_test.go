@@ -133,21 +133,21 @@ func measureLongAnswer(t *testing.T, tps float64, tokens int) streamMeasure {
 		}
 		m.events++
 		last = now
-		if err := page.apply(ev.fragments()); err != nil {
+		if err := page.Apply(ev.Fragments()); err != nil {
 			applyErr = err
 			return false
 		}
-		return page.status(3) != store.StatusDone
+		return page.Status(3) != store.StatusDone
 	})
 	if err != nil || applyErr != nil {
 		t.Fatalf("read the stream: %v, %v", err, applyErr)
 	}
-	if got := page.status(3); got != store.StatusDone {
+	if got := page.Status(3); got != store.StatusDone {
 		t.Fatalf("the stream ended with the answer %q", got)
 	}
 
 	fresh, _ := a.page(t, conv)
-	if got, want := page.html(views.MessageID(3)), fresh.html(views.MessageID(3)); got != want {
+	if got, want := page.HTML(views.MessageID(3)), fresh.HTML(views.MessageID(3)); got != want {
 		t.Fatalf("the page after the stream differs from a fresh load:\n got %.300q\nwant %.300q", got, want)
 	}
 	stored := a.waitStatus(t, conv, 3, store.StatusDone)
@@ -159,6 +159,6 @@ func measureLongAnswer(t *testing.T, tps float64, tokens int) streamMeasure {
 	for _, b := range doc.Blocks() {
 		m.blocks += len(b)
 	}
-	m.sent, m.final = int(body.n), len(fresh.html(views.MessageID(3)))
+	m.sent, m.final = int(body.n), len(fresh.HTML(views.MessageID(3)))
 	return m
 }
