@@ -32,6 +32,7 @@ type config struct {
 	MaxViewers      int
 	MaxGenerations  int
 	MaxMessages     int
+	RedisPoolSize   int
 	OwnerGens       int
 	PostsPerMinute  int
 	SessionKey      string
@@ -128,6 +129,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.OwnerGens, "max-generations-per-browser", "PARLEY_MAX_GENERATIONS_PER_BROWSER", 3, "answers one browser may have written at once, across processes (0: no limit)")
 	integer(&c.PostsPerMinute, "posts-per-minute", "PARLEY_POSTS_PER_MINUTE", 20, "messages and regenerations one browser may send per minute, across processes (0: no limit)")
 	c.SessionKey = getenv("PARLEY_SESSION_KEY") // a secret: env only
+	integer(&c.RedisPoolSize, "redis-pool-size", "PARLEY_REDIS_POOL_SIZE", 0, "Redis connections per process (per node on a cluster) besides subscriptions; 0 is go-redis's default, 10 per CPU")
 	integer(&c.MaxMessages, "max-messages", "PARLEY_MAX_MESSAGES", 1000, "messages one conversation may hold (each exchange is two); 409 past it (0: no limit)")
 	integer(&c.ViewerQueue, "viewer-queue", "PARLEY_VIEWER_QUEUE", 64, "frames queued per viewer before a slow one is fast-forwarded")
 	integer(&c.LogMaxLen, "log-max-len", "PARLEY_LOG_MAX_LEN", 10000, "approximate events kept per conversation log (older cursors get a full refresh)")

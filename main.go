@@ -321,6 +321,9 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 	if copts != nil {
 		copts.DialTimeout, copts.ReadTimeout, copts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 		copts.ContextTimeoutEnabled = true
+		if cfg.RedisPoolSize > 0 {
+			copts.PoolSize = cfg.RedisPoolSize
+		}
 		// go-redis re-reads the slot map on MOVED, but not when a master
 		// dies: it keeps dialling the dead address until its periodic reload
 		// (60 s by default). The hub tells it sooner (live/sharded.go); this
@@ -338,6 +341,9 @@ func connectRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), 
 	// its goroutine) until it answers; with one they fail fast and clearly.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 	opts.ContextTimeoutEnabled = true // a request's deadline bounds its commands too
+	if cfg.RedisPoolSize > 0 {
+		opts.PoolSize = cfg.RedisPoolSize
+	}
 	rdb := redis.NewClient(opts)
 	log.Info("using redis", "addr", opts.Addr, "db", opts.DB, "tls", opts.TLSConfig != nil)
 	return rdb, func() { _ = rdb.Close() }, nil
