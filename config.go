@@ -147,7 +147,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	duration(&c.RedisTimeout, "redis-timeout", "PARLEY_REDIS_TIMEOUT", 3*time.Second, "a Redis command (or connecting) that takes longer fails, so a slow Redis gives errors, not a pile-up of waiting requests")
 	duration(&c.RequestTimeout, "request-timeout", "PARLEY_REQUEST_TIMEOUT", 5*time.Second, "bound on the Redis work of one page load or action; past it the request fails with 503")
 
-	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9091", "address of the Prometheus /metrics listener, kept apart from the public one; empty disables it")
+	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9091", "address of the Prometheus /metrics listener, kept apart from the public one; empty or \"off\" disables it (an empty env var reads as unset, so use METRICS_ADDR=off)")
 	str(&c.PprofAddr, "pprof-addr", "PARLEY_PPROF_ADDR", "", "address of a net/http/pprof listener for profiling; empty (the default) disables it; never expose it")
 	str(&c.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "text", "text or json")
@@ -157,6 +157,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := errors.Join(envErrs...); err != nil {
 		return c, err
+	}
+	if c.MetricsAddr == "off" {
+		c.MetricsAddr = ""
 	}
 	return c, c.validate()
 }

@@ -179,6 +179,8 @@ func newHubCollector(stats func() live.Stats) *hubCollector {
 			func(s live.Stats) int64 { return s.Rooms }),
 		gauge("parley_redis_subscribed_channels", "Channels on the process's one Redis subscription (one per room, plus the probe).",
 			func(s live.Stats) int64 { return s.Subscriptions }),
+		gauge("parley_redis_subscription_connections", "Redis connections in pub/sub mode: one, or one per master on a cluster.",
+			func(s live.Stats) int64 { return s.SubscriptionConns }),
 		counter("parley_frames_rendered_total", "Frames rendered by rooms: once per batch of events, whatever the number of viewers.",
 			func(s live.Stats) int64 { return s.Frames }),
 		counter("parley_frames_written_total", "Frames written to viewers (catch-ups included, heartbeats not).",
