@@ -1,0 +1,30 @@
+package main
+
+import (
+	"io"
+	"testing"
+)
+
+// TestMetricsAddrOff: an empty environment variable reads as unset, so the
+// documented way to turn the metrics listener off by env is "off".
+func TestMetricsAddrOff(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, nil, ":9091"},
+		{map[string]string{"METRICS_ADDR": "off"}, nil, ""},
+		{nil, []string{"-metrics-addr", ""}, ""},
+		{nil, []string{"-metrics-addr", "off"}, ""},
+		{map[string]string{"METRICS_ADDR": "127.0.0.1:9999"}, nil, "127.0.0.1:9999"},
+	} {
+		cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.env, tc.args, err)
+		}
+		if cfg.MetricsAddr != tc.want {
+			t.Errorf("%v %v: metrics addr %q, want %q", tc.env, tc.args, cfg.MetricsAddr, tc.want)
+		}
+	}
+}
