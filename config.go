@@ -41,6 +41,8 @@ type config struct {
 	ViewerQueue     int
 	LogMaxLen       int
 
+	SSEGzip bool
+
 	FlushInterval     time.Duration
 	FrameBudget       float64
 	FrameMaxHold      time.Duration
@@ -81,6 +83,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		fs.IntVar(p, name, def, usage+" (env "+env+")")
 	}
+	boolean := func(p *bool, name, env string, def bool, usage string) {
+		if v := getenv(env); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: use 1 or 0", env, v))
+			}
+			def = b
+		}
+		fs.BoolVar(p, name, def, usage+" (env "+env+")")
+	}
 	float := func(p *float64, name, env string, def float64, usage string) {
 		if v := getenv(env); v != "" {
 			n, err := strconv.ParseFloat(v, 64)
@@ -105,15 +117,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.Addr, "addr", "PARLEY_ADDR", "localhost:8080", "address to listen on")
 	str(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty starts an embedded in-memory Redis; with addr= parameters (redis://host:port?addr=host2:port2) it names a Redis Cluster")
 	str(&c.RedisClusterAddrs, "redis-cluster-addrs", "REDIS_CLUSTER_ADDRS", "", "Redis Cluster seed nodes, host:port,host:port (credentials and TLS then come from REDIS_URL, if set)")
-	clusterDef := false
-	if v := getenv("REDIS_CLUSTER"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("REDIS_CLUSTER=%q: use 1 or 0", v))
-		}
-		clusterDef = b
-	}
-	fs.BoolVar(&c.RedisCluster, "redis-cluster", clusterDef, "REDIS_URL names one node of a Redis Cluster (env REDIS_CLUSTER)")
+	boolean(&c.RedisCluster, "redis-cluster", "REDIS_CLUSTER", false, "REDIS_URL names one node of a Redis Cluster")
 	c.OpenAIKey = getenv("OPENAI_API_KEY") // a secret: env only, never a flag or a log line
 	str(&c.OpenAIBaseURL, "openai-base-url", "OPENAI_BASE_URL", "", "OpenAI-compatible API base URL (OpenAI, Ollama, vLLM, llama.cpp); with OPENAI_API_KEY or this set, answers come from that model")
 	str(&c.Model, "model", "PARLEY_MODEL", "", "model name for the OpenAI-compatible API (default gpt-4o-mini); 'demo' forces the offline demo model; 'clock' is the load-test model whose tokens carry their emission time (paced by the demo settings)")
@@ -134,8 +138,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.ViewerQueue, "viewer-queue", "PARLEY_VIEWER_QUEUE", 64, "frames queued per viewer before a slow one is fast-forwarded")
 	integer(&c.LogMaxLen, "log-max-len", "PARLEY_LOG_MAX_LEN", 10000, "approximate events kept per conversation log (older cursors get a full refresh)")
 
+	boolean(&c.SSEGzip, "sse-gzip", "PARLEY_SSE_GZIP", true, "gzip live streams for clients that accept it (each frame is compressed once per room, against the frames before it)")
 	duration(&c.FlushInterval, "flush-interval", "PARLEY_FLUSH_INTERVAL", 25*time.Millisecond, "tokens are batched this long per Redis round trip")
-	float(&c.FrameBudget, "frame-budget", "PARLEY_FRAME_BUDGET", 2, "bytes sent per viewer for an answer, as a multiple of the answer's size, that long growing blocks are paced to (0: a frame every flush interval, lowest latency)")
+	float(&c.FrameBudget, "frame-budget", "PARLEY_FRAME_BUDGET", 0, "bytes sent per viewer for an answer, as a multiple of the answer's size before compression, that long growing blocks are paced to; 0 (the default) writes a frame every flush interval, which gzip makes cheap (set 2 when most clients cannot take gzip)")
 	duration(&c.FrameMaxHold, "frame-max-hold", "PARLEY_FRAME_MAX_HOLD", 300*time.Millisecond, "longest that text may wait for the frame budget")
 	duration(&c.LeaseTTL, "lease-ttl", "PARLEY_LEASE_TTL", 10*time.Second, "a generation that stops renewing for this long is ended as interrupted")
 	duration(&c.SweepInterval, "sweep-interval", "PARLEY_SWEEP_INTERVAL", 2*time.Second, "how often to look for generations whose process died")

@@ -149,7 +149,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			PostsPerMinute: cfg.PostsPerMinute, OwnerGenerations: cfg.OwnerGens,
 			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
 		},
-		Ready: st.Ping,
+		Ready:       st.Ping,
+		GzipStreams: cfg.SSEGzip,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -80,12 +80,18 @@ func TestBrowserStreamsAnswerAcrossTabs(t *testing.T) {
 		t.Fatalf("tab 2 opened after the answer ended (status %q): the test wants it to join mid-answer; slow the demo model", got)
 	}
 
-	// The first tab sees the answer grow, frame by frame.
+	// The first tab sees the answer grow, frame by frame, from a gzip
+	// stream: Chromium decodes each frame as it arrives.
 	n := tab1.textLen(1)
 	for range 2 {
 		n = tab1.waitGrowth(1, n)
 	}
 	tab2.waitGrowth(1, tab2.textLen(1))
+	for _, tb := range []*tab{tab1, tab2} {
+		if enc := tb.streamEncodings(); len(enc) == 0 || enc[0] != "gzip" {
+			t.Errorf("%s: the live stream's Content-Encoding was %q, want gzip", tb.name, enc)
+		}
+	}
 
 	for _, tb := range []*tab{tab1, tab2} {
 		tb.waitFor("the answer to be done", statusIs(1, "done"))
@@ -625,7 +631,8 @@ type stream struct {
 	id          network.RequestID
 	sent        time.Time
 	lastEventID string
-	status      int64 // 0 until a response arrived
+	status      int64  // 0 until a response arrived
+	encoding    string // the response's Content-Encoding
 }
 
 // tab is one browser tab (its own window, so that it is visible and keeps
@@ -739,9 +746,28 @@ func (tb *tab) listen(ev any) {
 		for _, s := range tb.requests {
 			if s.id == ev.RequestID {
 				s.status = ev.Response.Status
+				for k, v := range ev.Response.Headers {
+					if strings.EqualFold(k, "Content-Encoding") {
+						s.encoding = fmt.Sprint(v)
+					}
+				}
 			}
 		}
 	}
+}
+
+// streamEncodings returns the Content-Encoding of each event-stream response
+// the tab received, in order.
+func (tb *tab) streamEncodings() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	var out []string
+	for _, s := range tb.requests {
+		if s.status != 0 {
+			out = append(out, s.encoding)
+		}
+	}
+	return out
 }
 
 func argsText(args []*runtime.RemoteObject) string {

@@ -79,6 +79,15 @@ func Open(w http.ResponseWriter, r *http.Request, status int) {
 	datastar.NewSSE(w, r)
 }
 
+// OpenGzip starts a 200 event-stream response whose body the caller writes
+// gzip-encoded (live compresses frames once per room, not per response).
+// no-transform still asks proxies not to re-encode or buffer it.
+func OpenGzip(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Add("Vary", "Accept-Encoding")
+	Open(w, r, http.StatusOK)
+}
+
 // dataLines splits a payload into the "key value" data lines beta.11 expects;
 // the client joins lines of one key with "\n". Carriage returns would end an
 // SSE line early, so they are folded into newlines first.

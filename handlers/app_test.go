@@ -121,7 +121,7 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 	}
 	ts := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
-		Limits: cfg.limits, Ready: st.Ping, Sessions: sessions,
+		Limits: cfg.limits, Ready: st.Ping, Sessions: sessions, GzipStreams: true,
 	}))
 	t.Cleanup(func() {
 		cancel()

@@ -3,6 +3,8 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/frame"
@@ -31,10 +33,15 @@ func handleEvents(d Deps) http.Handler {
 			cursor = store.ID{}
 		}
 		started := false
+		gzip := d.GzipStreams && acceptsGzip(r.Header.Values("Accept-Encoding"))
 		err = d.Hub.Watch(r.Context(), id, cursor, func() (live.Stream, error) {
-			frame.Open(w, r, http.StatusOK)
+			if gzip {
+				frame.OpenGzip(w, r)
+			} else {
+				frame.Open(w, r, http.StatusOK)
+			}
 			started = true
-			return responseStream{rc: http.NewResponseController(w), w: w}, nil
+			return responseStream{rc: http.NewResponseController(w), w: w, gzip: gzip}, nil
 		})
 		switch {
 		case err == nil:
@@ -67,9 +74,13 @@ func handleEvents(d Deps) http.Handler {
 
 // responseStream writes frames to an SSE response.
 type responseStream struct {
-	rc *http.ResponseController
-	w  http.ResponseWriter
+	rc   *http.ResponseController
+	w    http.ResponseWriter
+	gzip bool // the response is gzip-encoded; live writes gzip
 }
+
+// Gzip implements live.GzipStream.
+func (s responseStream) Gzip() bool { return s.gzip }
 
 func (s responseStream) Write(p []byte) error {
 	_, err := s.w.Write(p)
@@ -81,3 +92,38 @@ func (s responseStream) Flush() error { return s.rc.Flush() }
 // SetWriteDeadline bounds the writes up to the next flush: live drops a
 // viewer whose connection takes nothing for its write timeout.
 func (s responseStream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
+
+// acceptsGzip reports whether Accept-Encoding values list gzip (or *) with a
+// non-zero quality (RFC 9110, section 12.5.3).
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(item, ";")
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name != "gzip" && name != "x-gzip" && name != "*" {
+				continue
+			}
+			if q, ok := quality(params); ok && q > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// quality reads q from the parameters of an Accept-Encoding item (1 when
+// absent); ok is false when it is malformed.
+func quality(params string) (float64, bool) {
+	for _, p := range strings.Split(params, ";") {
+		k, v, found := strings.Cut(strings.TrimSpace(p), "=")
+		if !found || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || q < 0 || q > 1 {
+			return 0, false
+		}
+		return q, true
+	}
+	return 1, true
+}

@@ -56,6 +56,8 @@ type Deps struct {
 	Limits   Limits
 	// Ready reports whether the process can serve (Redis reachable).
 	Ready func(ctx context.Context) error
+	// GzipStreams gzips live streams for clients that accept it.
+	GzipStreams bool
 }
 
 // NewServer returns the application's handler with every route.

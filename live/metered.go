@@ -55,9 +55,9 @@ func (s *meteredStream) arm() {
 	}
 }
 
-// Write writes one SSE event or comment. Comments (heartbeats) start with a
-// colon; anything else is a frame.
-func (s *meteredStream) Write(p []byte) error {
+// write writes bytes of the stream as they go on the wire (encoded or not);
+// isFrame counts an event, as opposed to a heartbeat or gzip framing.
+func (s *meteredStream) write(p []byte, isFrame bool) error {
 	s.arm()
 	err := s.Stream.Write(p)
 	if err != nil {
@@ -65,7 +65,7 @@ func (s *meteredStream) Write(p []byte) error {
 		return err
 	}
 	s.h.bytes.Add(int64(len(p)))
-	if len(p) > 0 && p[0] != ':' {
+	if isFrame {
 		s.h.written.Add(1)
 	}
 	return nil

@@ -31,6 +31,8 @@ type Frame struct {
 	// Appended is when the generation got the oldest text the frame carries
 	// (zero for none): the start of its token-to-frame latency.
 	Appended time.Time
+
+	z zdata // its compressed forms (gzip.go)
 }
 
 // msgState is a message as a room keeps it: an answer keeps its Markdown doc,

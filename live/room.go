@@ -42,6 +42,7 @@ type Room struct {
 	watching atomic.Int64
 
 	mu       sync.Mutex
+	hist     history // the frames broadcast last, for compression
 	viewers  map[*viewer]struct{}
 	stoppers map[int]stopper
 	nextStop int
@@ -154,6 +155,7 @@ func (r *Room) broadcast(f *Frame) {
 	r.hub.frames.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.hist.stamp(f)
 	for v := range r.viewers {
 		v.offer(f)
 	}

@@ -42,6 +42,14 @@ type Stream interface {
 	Flush() error
 }
 
+// GzipStream is a Stream whose response is gzip-encoded (the client accepts
+// it and the response says Content-Encoding: gzip). Watch then writes gzip,
+// compressing each frame once for the whole room (gzip.go).
+type GzipStream interface {
+	Stream
+	Gzip() bool
+}
+
 // Watch streams conversation conv to one viewer whose page is at position
 // cursor (the zero ID when unknown), until ctx is done or the hub shuts down.
 // It joins the room first, then reads what changed after the cursor, then
@@ -80,16 +88,18 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 		return err
 	}
 	out := h.meter(stream)
+	gz, _ := stream.(GzipStream)
+	wr := &wire{out: out, gzip: gz != nil && gz.Gzip()}
 	sent := cursor
 	if !snap.CursorValid || snap.Last != cursor {
-		if err := out.Write(CatchUp(h.md, conv, cursor, snap).Data); err != nil {
+		if err := wr.raw(CatchUp(h.md, conv, cursor, snap).Data, true); err != nil {
 			return nil
 		}
 		sent = snap.Last
 	}
 	// Every stream starts with an event, even when the page is current: the
 	// page clears its "reconnecting" sign at the first event of a stream.
-	if err := out.Write(presenceFrame(max(1, int(r.watching.Load()))).Data); err != nil {
+	if err := wr.raw(presenceFrame(max(1, int(r.watching.Load()))).Data, true); err != nil {
 		return nil
 	}
 	if err := out.Flush(); err != nil {
@@ -108,7 +118,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 		case <-lost:
 			return ErrUnavailable
 		case <-heartbeat.C:
-			if err := out.Write(frame.Heartbeat()); err != nil {
+			if err := wr.raw(frame.Heartbeat(), false); err != nil {
 				return nil
 			}
 			if err := out.Flush(); err != nil {
@@ -120,7 +130,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 			for f != nil {
 				if f.ID.IsZero() {
 					// Not a log position: presence or a deletion.
-					if err := out.Write(f.Data); err != nil {
+					if err := wr.frame(f); err != nil {
 						return nil
 					}
 					end = end || f.End
@@ -129,11 +139,13 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 						gap = true // frames we never got: take the current state
 						break
 					}
-					if err := out.Write(f.Data); err != nil {
+					if err := wr.frame(f); err != nil {
 						return nil
 					}
 					sent = f.ID
 					out.frameWritten(f)
+				} else {
+					wr.skip()
 				}
 				select { // write whatever else is queued, then flush once
 				case f = <-v.queue:
@@ -145,18 +157,23 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 				return nil
 			}
 			if end {
+				_ = wr.end()
 				return nil
 			}
 			if gap {
 				v.lagged.Store(true)
-				retry = h.fastForward(ctx, conv, v, &sent, out)
+				retry = h.fastForward(ctx, conv, v, &sent, wr)
 			}
 		case <-v.kick:
-			retry = h.fastForward(ctx, conv, v, &sent, out)
+			retry = h.fastForward(ctx, conv, v, &sent, wr)
 		case <-retry:
-			retry = h.fastForward(ctx, conv, v, &sent, out)
+			retry = h.fastForward(ctx, conv, v, &sent, wr)
 		}
-		if ctx.Err() != nil || v.gone {
+		if v.gone {
+			_ = wr.end()
+			return nil
+		}
+		if ctx.Err() != nil {
 			return nil
 		}
 	}
@@ -165,7 +182,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 // fastForward brings a viewer that fell behind to the current state in one
 // frame, dropping what it had queued. It returns a timer channel when Redis
 // could not be read, to try again.
-func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *store.ID, out Stream) <-chan time.Time {
+func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *store.ID, wr *wire) <-chan time.Time {
 	if !v.lagged.Load() {
 		return nil
 	}
@@ -183,8 +200,8 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 	snap, err := h.store.Snapshot(ctx, conv, *sent)
 	if errors.Is(err, store.ErrNotFound) {
 		// Deleted while this viewer lagged: say so, and end the stream.
-		_ = out.Write(DeletedEvents())
-		_ = out.Flush()
+		_ = wr.raw(DeletedEvents(), true)
+		_ = wr.out.Flush()
 		v.gone = true
 		return nil
 	}
@@ -194,12 +211,12 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 		return time.After(time.Second)
 	}
 	if snap.Last != *sent || !snap.CursorValid {
-		if err := out.Write(CatchUp(h.md, conv, *sent, snap).Data); err != nil {
+		if err := wr.raw(CatchUp(h.md, conv, *sent, snap).Data, true); err != nil {
 			return nil
 		}
 		*sent = snap.Last
 	}
-	if err := out.Flush(); err != nil {
+	if err := wr.out.Flush(); err != nil {
 		return nil
 	}
 	return nil

@@ -63,6 +63,7 @@ type options struct {
 	keep      bool
 	pprof     bool
 	count     bool
+	gzip      bool     // viewers accept gzip, as browsers do
 	extra     []string // more flags for the Parley server
 	env       []string // more environment for the Parley server
 	cpuprof   string   // the load tool's own CPU profile
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := supportedFlags(ctx, bin)
 
 	prog := newProgress(os.Stderr)
-	r := &runner{log: stderr, prog: prog, rng: rand.New(rand.NewPCG(o.seed, 1))}
+	r := &runner{log: stderr, prog: prog, gzip: o.gzip, rng: rand.New(rand.NewPCG(o.seed, 1))}
 	if o.keep {
 		r.dump = dir
 	}
@@ -228,6 +229,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	serverFlags := fs.String("server-flags", "", "more flags for the Parley server the tool starts, e.g. \"-frame-budget 0\"")
 	serverEnv := fs.String("server-env", "", "more environment for the Parley server, e.g. \"GOGC=50\"")
 	fs.StringVar(&o.cpuprof, "cpuprofile", "", "write the load tool's own CPU profile to this file")
+	fs.BoolVar(&o.gzip, "gzip", true, "viewers send Accept-Encoding: gzip, as browsers do (bytes are counted on the wire)")
 	fs.BoolVar(&o.count, "count-redis", true, "count the server's Redis round trips through a relay process (adds a hop)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs and what inexact viewers received (the directory is printed)")
 	fs.IntVar(&o.over.Convs, "convs", 0, "override: conversations")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -102,10 +103,11 @@ type viewer struct {
 	page      *blob
 	frames    []*blob
 	lastID    string
-	bytes     int64
-	events    int // merge-fragments events
-	signals   int // other events (signals, presence)
-	tokens    int // new clock words received in frames
+	bytes     int64 // on the wire
+	decoded   int64 // after gzip decoding
+	events    int   // merge-fragments events
+	signals   int   // other events (signals, presence)
+	tokens    int   // new clock words received in frames
 	maxSeq    int64
 	lat       []int32 // microseconds, tokens emitted after the connection began
 	connects  int
@@ -119,6 +121,7 @@ type viewer struct {
 // env is what every viewer of a run shares.
 type env struct {
 	base   string
+	gzip   bool         // streams are requested with Accept-Encoding: gzip, as browsers do
 	client *http.Client // pages and streams
 	slow   *http.Client // streams of slow readers: a small receive buffer
 	blobs  *interner
@@ -130,8 +133,8 @@ type counters struct {
 	open, done, frames, tokens, bytes atomic.Int64
 }
 
-func newEnv(base string, prog *counters) *env {
-	return &env{base: base, client: newHTTPClient(0), slow: newHTTPClient(8 << 10), blobs: newInterner(), prog: prog}
+func newEnv(base string, prog *counters, gzip bool) *env {
+	return &env{base: base, gzip: gzip, client: newHTTPClient(0), slow: newHTTPClient(8 << 10), blobs: newInterner(), prog: prog}
 }
 
 // newHTTPClient keeps as many connections as there are viewers. rcvbuf > 0
@@ -257,6 +260,11 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 	if v.lastID != "" {
 		req.Header.Set("Last-Event-ID", v.lastID)
 	}
+	if e.gzip {
+		// Set by hand, so the transport does not decode for us: bytes are
+		// counted as they come off the wire.
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	client := e.client
 	if v.slow {
 		client = e.slow
@@ -275,11 +283,20 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 	defer e.prog.open.Add(-1)
 	opened()
 	var body io.Reader = countingReader{r: res.Body, n: &v.bytes, total: &e.prog.bytes}
-	if v.raw != nil {
-		body = io.TeeReader(body, v.raw)
-	}
 	if v.slow {
 		body = &slowReader{r: body, chunk: 1 << 10, every: 50 * time.Millisecond}
+	}
+	if res.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return fmt.Errorf("open stream: gzip: %w", err)
+		}
+		body = zr
+	}
+	var discard atomic.Int64
+	body = countingReader{r: body, n: &v.decoded, total: &discard}
+	if v.raw != nil {
+		body = io.TeeReader(body, v.raw)
 	}
 	sr := newSSEReader(body)
 	for {
