@@ -39,6 +39,7 @@ type config struct {
 	MetricsAddr     string
 	PprofAddr       string
 	ViewerQueue     int
+	RoomWrites      int
 	LogMaxLen       int
 
 	SSEGzip bool
@@ -136,6 +137,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.RedisPoolSize, "redis-pool-size", "PARLEY_REDIS_POOL_SIZE", 0, "Redis connections per process (per node on a cluster) besides subscriptions; 0 is go-redis's default, 10 per CPU")
 	integer(&c.MaxMessages, "max-messages", "PARLEY_MAX_MESSAGES", 1000, "messages one conversation may hold (each exchange is two); 409 past it (0: no limit)")
 	integer(&c.ViewerQueue, "viewer-queue", "PARLEY_VIEWER_QUEUE", 64, "frames queued per viewer before a slow one is fast-forwarded")
+	integer(&c.RoomWrites, "room-writes-per-second", "PARLEY_ROOM_WRITES_PER_SECOND", 50000, "a room with many viewers gets fewer, bigger frames, so that writing them takes about this many writes a second (5,000 viewers: a frame per 100 ms, at most 250 ms); 0 sends every batch")
 	integer(&c.LogMaxLen, "log-max-len", "PARLEY_LOG_MAX_LEN", 10000, "approximate events kept per conversation log (older cursors get a full refresh)")
 
 	boolean(&c.SSEGzip, "sse-gzip", "PARLEY_SSE_GZIP", true, "gzip live streams for clients that accept it (each frame is compressed once per room, against the frames before it)")
@@ -200,6 +202,9 @@ func (c config) validate() error {
 	}
 	if c.FrameBudget < 0 || c.FrameMaxHold < 0 {
 		errs = append(errs, fmt.Errorf("frame-budget (%g) and frame-max-hold (%s) must not be negative", c.FrameBudget, c.FrameMaxHold))
+	}
+	if c.RoomWrites < 0 {
+		errs = append(errs, fmt.Errorf("room-writes-per-second must not be negative, got %d (0 turns the spacing off)", c.RoomWrites))
 	}
 	if c.DemoTPS <= 0 {
 		errs = append(errs, fmt.Errorf("demo-tokens-per-second must be positive, got %g", c.DemoTPS))

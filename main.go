@@ -105,14 +105,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	md := markdown.NewRenderer()
 	hub := live.NewHub(rdb, st, md, log, live.Config{
-		ViewerQueue:      cfg.ViewerQueue,
-		MaxViewers:       cfg.MaxViewers,
-		Heartbeat:        cfg.Heartbeat,
-		SubscribeTimeout: 5 * time.Second,
-		ProbeInterval:    10 * time.Second,
-		Sharded:          sharded,
-		WriteTimeout:     viewerWriteTimeout,
-		Observer:         liveObs,
+		ViewerQueue:         cfg.ViewerQueue,
+		MaxViewers:          cfg.MaxViewers,
+		Heartbeat:           cfg.Heartbeat,
+		SubscribeTimeout:    5 * time.Second,
+		ProbeInterval:       10 * time.Second,
+		Sharded:             sharded,
+		WriteTimeout:        viewerWriteTimeout,
+		RoomWritesPerSecond: cfg.RoomWrites,
+		Observer:            liveObs,
 	})
 	if met != nil {
 		met.RegisterHub(hub.Stats)

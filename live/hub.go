@@ -43,7 +43,11 @@ type Config struct {
 	// the stream supports deadlines): a viewer that takes none for this long
 	// is dropped, so a stalled client cannot hold its stream for ever.
 	WriteTimeout time.Duration
-	Observer     Observer // told each frame's token-to-frame latency; nil for nobody
+	// RoomWritesPerSecond spaces a room's frames so that writing them to all
+	// its viewers takes about this many writes a second (see frameGap); 0
+	// sends a frame for every batch of events however many watch.
+	RoomWritesPerSecond int
+	Observer            Observer // told each frame's token-to-frame latency; nil for nobody
 }
 
 // Stats are counters for tests and metrics.

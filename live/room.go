@@ -48,7 +48,8 @@ type Room struct {
 	nextStop int
 
 	// Owned by the run goroutine.
-	state *convState
+	state     *convState
+	lastFrame time.Time // when the last frame of log events was broadcast
 }
 
 type stopper struct {
@@ -181,13 +182,42 @@ func presenceDelay(viewers int) time.Duration {
 	return min(presenceDebounce*time.Duration(1+viewers/100), presenceMaxDebounce)
 }
 
+// frameGap is the least time between two frames of a room with n viewers.
+// Fan-out costs frames x viewers writes, each a syscall of some 10 µs: at one
+// frame per generation flush (25 ms), 5,000 viewers would need 200,000 writes
+// a second, more than two cores can do, and everyone would fall behind. So a
+// room sends at most writesPerSecond writes' worth of frames: a small room
+// gets every flush as a frame, a crowd gets fewer, bigger frames, which carry
+// the same text (frames hold state, so nothing is lost by merging them).
+func frameGap(n, writesPerSecond int) time.Duration {
+	if writesPerSecond <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second/time.Duration(writesPerSecond), maxFrameGap)
+}
+
+// maxFrameGap bounds frameGap: beyond it, a reader sees the text stutter.
+const maxFrameGap = 250 * time.Millisecond
+
 func (r *Room) run() {
 	go r.runPresence()
+	hold := time.NewTimer(0)
+	<-hold.C
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case p := <-r.inbox:
+			// A crowd gets frames less often: notices wait in the inbox
+			// meanwhile, and the next frame covers them all.
+			if wait := time.Until(r.lastFrame.Add(frameGap(r.viewerCount(), r.hub.cfg.RoomWritesPerSecond))); wait > 0 {
+				hold.Reset(wait)
+				select {
+				case <-r.ctx.Done():
+					return
+				case <-hold.C:
+				}
+			}
 			batch := []string{p}
 		drain:
 			for len(batch) < inboxSize {
@@ -323,6 +353,7 @@ func (r *Room) emit(from store.ID, ch *changes) {
 	if ch.status {
 		data = append(data, busySignals(id, r.state.msgs)...)
 	}
+	r.lastFrame = time.Now()
 	r.broadcast(&Frame{From: from, ID: r.state.last, Data: data, Appended: ch.appended})
 }
 

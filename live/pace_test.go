@@ -1,0 +1,117 @@
+package live
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/testredis"
+	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/store"
+)
+
+func TestFrameGap(t *testing.T) {
+	for _, c := range []struct {
+		viewers, writes int
+		want            time.Duration
+	}{
+		{1, 50000, 20 * time.Microsecond},
+		{1000, 50000, 20 * time.Millisecond},
+		{5000, 50000, 100 * time.Millisecond},
+		{10000, 50000, 200 * time.Millisecond},
+		{100000, 50000, maxFrameGap},
+		{5000, 0, 0},
+	} {
+		if got := frameGap(c.viewers, c.writes); got != c.want {
+			t.Errorf("frameGap(%d, %d) = %v, want %v", c.viewers, c.writes, got, c.want)
+		}
+	}
+}
+
+// TestCrowdGetsFewerFrames appends to an answer every 5 ms for a second and
+// counts the frames a viewer gets: with a writes budget that gives the room
+// a 100 ms gap, about ten frames carry all of the text; without one, about
+// one per append. Either way the viewer reaches the last event.
+func TestCrowdGetsFewerFrames(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	st := store.New(rdb, store.Config{LogMaxLen: 100000, LeaseTTL: time.Minute, MaxAnswerBytes: 16 << 20, IdempotencyTTL: time.Hour})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	for _, c := range []struct {
+		name      string
+		writes    int
+		minFrames int
+		maxFrames int
+	}{
+		{"no spacing", 0, 60, 1000},
+		{"one viewer, 10 writes a second", 10, 5, 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := NewHub(rdb, st, markdown.NewRenderer(), log, Config{ViewerQueue: 1024, MaxViewers: 10, Heartbeat: time.Hour,
+				SubscribeTimeout: 5 * time.Second, RoomWritesPerSecond: c.writes})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { _ = h.Run(ctx) }()
+
+			conv := store.NewID()
+			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recordStream{}
+			go func() { _ = h.Watch(ctx, conv, store.ID{}, func() (Stream, error) { return rec, nil }) }()
+			waitFor(t, func() bool { return h.Stats().Viewers == 1 })
+			time.Sleep(100 * time.Millisecond)
+			rec.mu.Lock()
+			before := rec.n
+			rec.mu.Unlock()
+
+			offset := 0
+			var want strings.Builder
+			for i := range 200 {
+				word := "w" + strings.Repeat("x", i%7) + " "
+				if _, _, n, err := st.AppendFrom(ctx, conv, res.Gen, word, offset, time.Now()); err != nil {
+					t.Fatal(err)
+				} else {
+					offset = n
+				}
+				want.WriteString(word)
+				time.Sleep(5 * time.Millisecond)
+			}
+			last, err := st.Snapshot(ctx, conv, store.ID{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool {
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				return rec.last == last.Last.String()
+			})
+			rec.mu.Lock()
+			frames := rec.n - before
+			rec.mu.Unlock()
+			t.Logf("%d frames for 200 appends over about a second", frames)
+			if frames < c.minFrames || frames > c.maxFrames {
+				t.Errorf("%d frames, want %d to %d", frames, c.minFrames, c.maxFrames)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
