@@ -2,6 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +28,26 @@ func TestMetricsAddrOff(t *testing.T) {
 		}
 		if cfg.MetricsAddr != tc.want {
 			t.Errorf("%v %v: metrics addr %q, want %q", tc.env, tc.args, cfg.MetricsAddr, tc.want)
+		}
+	}
+}
+
+// TestReadmeListsEverySetting keeps the README's configuration table true:
+// every environment variable a flag reads is in it.
+func TestReadmeListsEverySetting(t *testing.T) {
+	var usage strings.Builder
+	_, _ = parseConfig([]string{"-h"}, func(string) string { return "" }, &usage)
+	envs := regexp.MustCompile(`\(env ([A-Z0-9_]+)\)`).FindAllStringSubmatch(usage.String(), -1)
+	if len(envs) < 20 {
+		t.Fatalf("found only %d settings in the usage text:\n%s", len(envs), usage.String())
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range envs {
+		if !strings.Contains(string(readme), "`"+m[1]+"`") {
+			t.Errorf("README.md's configuration table does not list %s", m[1])
 		}
 	}
 }
