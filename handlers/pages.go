@@ -1,14 +1,18 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
 
 	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/markdown"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
@@ -25,6 +29,8 @@ func handleHome(d Deps) http.Handler {
 // handleConversation serves GET /c/{id}: the whole conversation rendered on the
 // server as of one log position, which the page's live stream resumes from.
 func handleConversation(d Deps) http.Handler {
+	cache := views.NewMessageCache(messageCacheBytes)
+	bufs := &sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if !store.ValidConversationID(id) {
@@ -33,7 +39,12 @@ func handleConversation(d Deps) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 		defer cancel()
-		snap, err := d.Store.Snapshot(ctx, id, store.ID{})
+		held := cache.Conversation(id)
+		known := make([]string, len(held))
+		for i, h := range held {
+			known[i] = h.Rev
+		}
+		snap, err := d.Store.SnapshotKnown(ctx, id, known)
 		if errors.Is(err, store.ErrNotFound) {
 			notFound(d, w, r)
 			return
@@ -44,18 +55,13 @@ func handleConversation(d Deps) http.Handler {
 				"The conversation store is not answering. Reload the page in a few seconds.")
 			return
 		}
-		meta, err := d.Store.Meta(ctx, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			d.Log.Warn("read conversation owner", "conversation", id, "err", err)
-		}
-		// The owner never changes, so reading it beside the snapshot is safe.
-		owner := meta.Owner != "" && meta.Owner == session.Owner(r.Context())
+		owner := snap.Owner != "" && snap.Owner == session.Owner(r.Context())
 		w.Header().Set("Cache-Control", "no-store")
-		render(w, r, http.StatusOK, views.ConversationPage(d.Assets, views.Conversation{
+		renderBuffered(w, r, bufs, views.ConversationPage(d.Assets, views.Conversation{
 			ID:          id,
 			Title:       snap.Title,
 			Cursor:      snap.Last.String(),
-			Messages:    live.MessageViews(d.MD, id, snap.Messages),
+			Messages:    pageMessages(d.MD, cache, id, held, snap.Messages),
 			Streaming:   snap.Active != "",
 			Owner:       owner,
 			Watching:    max(1, d.Hub.Watching(id)),
@@ -64,6 +70,67 @@ func handleConversation(d Deps) http.Handler {
 			Sidebar:     sidebar(d, r, id, snap.Title, !owner),
 		}))
 	})
+}
+
+// messageCacheBytes bounds the rendered HTML of ended messages that a
+// process keeps for pages (views.MessageCache). An answer of a few hundred
+// words is 1-2 KB of HTML, so 32 MiB holds about 100 conversations of 200
+// messages: the ones people are reading now. A miss costs only rendering.
+const messageCacheBytes = 32 << 20
+
+// pageMessages returns the views of a page's messages. A message the store
+// reported as known (its revision is the one held) is written from held;
+// the others are rendered as they are now, and kept for the next page once
+// they have ended.
+func pageMessages(md *markdown.Renderer, cache *views.MessageCache, conv string, held []views.CachedMessage, msgs []store.Message) []views.Message {
+	out := make([]views.Message, len(msgs))
+	var missed []store.Message
+	var at []int // positions in msgs of missed
+	for i, m := range msgs {
+		if m.Known {
+			// SnapshotKnown sets Known only for a revision it was given,
+			// and it was given held's.
+			out[i] = views.Message{Conv: conv, Index: m.Index, Rev: m.Rev, HTML: held[m.Index].HTML}
+			continue
+		}
+		missed = append(missed, m)
+		at = append(at, i)
+	}
+	var scratch bytes.Buffer
+	for k, v := range live.MessageViews(md, conv, missed) {
+		if m := missed[k]; m.Status != store.StatusStreaming {
+			v.HTML = views.RenderMessage(&scratch, v)
+			cache.Put(conv, m.Index, m.Rev, v.HTML)
+		}
+		out[at[k]] = v
+	}
+	return out
+}
+
+// maxPooledPage bounds the buffers kept for rendering pages, so that one
+// huge page does not stay in memory.
+const maxPooledPage = 1 << 20
+
+// renderBuffered renders c whole before writing it, in one write with its
+// Content-Length: written through net/http's 4 KB buffer, a long page
+// cost a write system call per 4 KB.
+func renderBuffered(w http.ResponseWriter, r *http.Request, bufs *sync.Pool, c templ.Component) {
+	buf := bufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledPage {
+			buf.Reset()
+			bufs.Put(buf)
+		}
+	}()
+	if err := c.Render(r.Context(), buf); err != nil {
+		// Views do no I/O: only a cancelled request fails here.
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	// A failed write means the client went away; there is nobody to tell.
+	_, _ = w.Write(buf.Bytes())
 }
 
 // sidebarSize is how many conversations the sidebar lists.

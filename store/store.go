@@ -113,6 +113,9 @@ type Message struct {
 	Text   string
 	Error  string
 	Rev    string // ID of the last log entry that changed it
+	// Known: the reader holds this revision (SnapshotKnown), so only Index
+	// and Rev are set.
+	Known bool
 }
 
 // Snapshot is a conversation as of log position Last.
@@ -124,6 +127,7 @@ type Snapshot struct {
 	CursorValid bool      // the cursor asked for is an entry of the log
 	From        int       // index of Messages[0]
 	Messages    []Message // every message changed after the cursor
+	Owner       string    // set by SnapshotKnown only
 }
 
 // Keys of one conversation. The hash tag keeps them in one cluster slot.
@@ -440,6 +444,7 @@ func (s *Store) Snapshot(ctx context.Context, conv string, cursor ID) (*Snapshot
 	snap := &Snapshot{Last: last, Active: res[2], CursorValid: res[3] == "1", Title: res[5]}
 	snap.Count, _ = strconv.Atoi(res[1])
 	snap.From, _ = strconv.Atoi(res[4])
+	snap.Messages = make([]Message, 0, (len(res)-6)/5)
 	for i, f := 0, res[6:]; len(f) >= 5; i, f = i+1, f[5:] {
 		snap.Messages = append(snap.Messages, Message{
 			Index: snap.From + i, Role: f[0], Status: f[1], Text: f[2], Error: f[3], Rev: f[4],

@@ -37,6 +37,10 @@ type Message struct {
 	Text   string   // the user's text (shown as typed)
 	Blocks []string // an answer's rendered, sanitised Markdown blocks
 	Rev    string   // log ID of the message's last change; Regenerate names it
+	// HTML, when set, is MessageView's output for this message as rendered
+	// before (RenderMessage, kept in a MessageCache): Slot writes it as it
+	// is, and no other field is read.
+	HTML string
 }
 
 // Summary is one conversation in the sidebar.

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -16,8 +17,14 @@ import (
 func Slot(i int, msgs []Message) templ.Component {
 	return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
 		for k, m := range msgs {
-			if _, err := io.WriteString(w, `<div id="`+SlotID(i+k)+`" class="slot">`); err != nil {
+			if err := openSlot(w, i+k); err != nil {
 				return err
+			}
+			if m.HTML != "" {
+				if _, err := io.WriteString(w, m.HTML); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := MessageView(m).Render(ctx, w); err != nil {
 				return err
@@ -39,6 +46,17 @@ func Blocks(i, k int, blocks []string) templ.Component {
 		}
 		return closeSlots(w, BlockSlotID(i, max(k, len(blocks))), max(0, len(blocks)-k))
 	})
+}
+
+// openSlot writes the opening tag of SlotID(i) in pieces: a page opens one
+// per message, and building the string cost an allocation each.
+func openSlot(w io.Writer, i int) error {
+	for _, s := range [...]string{`<div id="slot-`, strconv.Itoa(i), `" class="slot">`} {
+		if _, err := io.WriteString(w, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // closeSlots writes the last, empty slot and closes the n slots around it.
