@@ -51,9 +51,7 @@ type zdata struct {
 	dictLen int      // bytes of dictionary the frame was compressed against
 
 	withDict, bare lazyBytes
-
-	mu      sync.Mutex
-	partial map[int][]byte // by dictionary length, for viewers building a run
+	tiers          [len(dictTiers)]lazyBytes // for viewers building a run
 }
 
 type lazyBytes struct {
@@ -78,33 +76,27 @@ func deflate(p, dict []byte) []byte {
 
 // compressed returns f's data deflated for a viewer whose stream so far ends
 // with the room's last dictLen bytes (0 for any viewer). The full dictionary
-// and none are the common cases, made once each; a viewer still building up
-// its run after a catch-up or a heartbeat uses the part it has, and viewers
-// that joined together share that too (a few lengths per frame are kept).
+// and none are the common cases. A viewer still building up its run after a
+// catch-up or a heartbeat uses the largest of a few fixed lengths that it
+// has, so that however many viewers there are, a frame is compressed at
+// most len(dictTiers)+2 times, and viewers in the same state share the bytes.
 func (f *Frame) compressed(dictLen int) []byte {
-	switch dictLen = min(dictLen, f.z.dictLen); dictLen {
-	case 0:
-		return f.z.bare.get(func() []byte { return deflate(f.Data, nil) })
-	case f.z.dictLen:
-		return f.z.withDict.get(func() []byte { return deflate(f.Data, f.dictTail(dictLen)) })
-	}
-	f.z.mu.Lock()
-	defer f.z.mu.Unlock()
-	if z, ok := f.z.partial[dictLen]; ok {
-		return z
-	}
-	z := deflate(f.Data, f.dictTail(dictLen))
-	if len(f.z.partial) < maxPartial {
-		if f.z.partial == nil {
-			f.z.partial = map[int][]byte{}
+	if dictLen >= f.z.dictLen {
+		if f.z.dictLen == 0 {
+			return f.z.bare.get(func() []byte { return deflate(f.Data, nil) })
 		}
-		f.z.partial[dictLen] = z
+		return f.z.withDict.get(func() []byte { return deflate(f.Data, f.dictTail(f.z.dictLen)) })
 	}
-	return z
+	for i := len(dictTiers) - 1; i >= 0; i-- {
+		if n := dictTiers[i]; n <= dictLen {
+			return f.z.tiers[i].get(func() []byte { return deflate(f.Data, f.dictTail(n)) })
+		}
+	}
+	return f.z.bare.get(func() []byte { return deflate(f.Data, nil) })
 }
 
-// maxPartial bounds the partial-dictionary forms kept per frame.
-const maxPartial = 4
+// dictTiers are the shorter dictionaries a frame may be compressed against.
+var dictTiers = [...]int{256, 512, 1 << 10, 2 << 10, 4 << 10}
 
 // dictTail returns the last n bytes of the frames before f, contiguous.
 func (f *Frame) dictTail(n int) []byte {
