@@ -38,7 +38,9 @@ const (
 
 // Config holds the generation limits and timings.
 type Config struct {
-	FlushInterval time.Duration // tokens are batched for this long before one Redis round trip
+	// FlushInterval: each answer's tokens are batched for this long; the
+	// process's appender sends the batches of many answers in one round trip.
+	FlushInterval time.Duration
 	// FrameBudget bounds the bytes of an answer's frames to about this many
 	// times the answer's size, by writing a long growing block less often
 	// (see pacer); 0 writes at every FlushInterval. FrameMaxHold bounds how
@@ -80,6 +82,7 @@ type Manager struct {
 	model   llm.Model
 	log     *slog.Logger
 	cfg     Config
+	appends *appender
 
 	slots      chan struct{}
 	base       context.Context
@@ -98,8 +101,9 @@ func New(st *store.Store, stopper Stopper, model llm.Model, log *slog.Logger, cf
 	}
 	return &Manager{
 		store: st, stopper: stopper, model: model, log: log, cfg: cfg,
-		slots: make(chan struct{}, cfg.MaxConcurrent),
-		base:  base, cancelBase: cancel,
+		appends: newAppender(st, cfg.FlushInterval),
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
+		base:    base, cancelBase: cancel,
 	}
 }
 
@@ -236,8 +240,7 @@ func (m *Manager) run(conv, gen string) (outcome string, history []llm.Message) 
 		defer release()
 	}
 
-	w := &writer{m: m, conv: conv, gen: gen, log: log,
-		pace: pacer{budget: m.cfg.FrameBudget, maxHold: m.cfg.FrameMaxHold}}
+	w := newWriter(m, conv, gen, log)
 	history, err = m.history(ctx, conv)
 	if err != nil {
 		log.Error("read conversation for the model", "err", err)
@@ -245,26 +248,26 @@ func (m *Manager) run(conv, gen string) (outcome string, history []llm.Message) 
 		return w.outcome(), nil
 	}
 
+	// From here the process's appender writes the text, on its shared tick.
+	m.appends.add(w)
+	defer m.appends.remove(w)
 	modelDone := make(chan error, 1)
 	go func() {
 		modelDone <- m.model.Stream(ctx, history, w.add)
 	}()
 
-	flush := time.NewTicker(m.cfg.FlushInterval)
-	defer flush.Stop()
 	renew := time.NewTicker(m.cfg.LeaseTTL / 3)
 	defer renew.Stop()
+	halted := w.halted
 	var modelErr error
 loop:
 	for {
 		select {
-		case <-flush.C:
-			if !w.ready() {
-				continue
-			}
-			if cause := w.flush(); cause != nil {
-				cancel(cause)
-			}
+		case <-halted:
+			// An append was refused (stale, stopped, full): end the model's
+			// stream, and the answer once it has ended.
+			cancel(w.haltCause())
+			halted = nil
 		case <-renew.C:
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 			stop, err := m.store.Renew(rctx, conv, gen)
@@ -284,10 +287,15 @@ loop:
 
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errStopped):
+		// What is pending is dropped, as the person asked; what is in
+		// flight lands before the end, as it would have without batching.
+		w.quiesce()
 		w.finish(store.StatusStopped, "")
 	case errors.Is(cause, errStale):
+		w.quiesce()
 		log.Warn("generation lost its lease; another process ends the answer")
 	case errors.Is(cause, errFull):
+		w.quiesce()
 		w.finish(store.StatusFailed, m.fullText())
 	case errors.Is(cause, errShutdown):
 		if w.drain() {
@@ -347,7 +355,11 @@ func (m *Manager) history(ctx context.Context, conv string) ([]llm.Message, erro
 	return msgs, nil
 }
 
-// writer batches a generation's text and writes it to the store.
+// writer holds a generation's text until the appender writes it, and what
+// the generation knows of its answer in Redis. The model's stream adds text;
+// the appender takes the due text on its tick and settles the reply; the
+// generation's own goroutine waits for the end (drain, quiesce) and writes
+// it (finish).
 type writer struct {
 	m    *Manager
 	conv string
@@ -357,14 +369,42 @@ type writer struct {
 	mu      sync.Mutex
 	pending strings.Builder
 	since   time.Time // when the oldest pending text arrived
+	// maxPending bounds pending: text beyond the answer's size limit could
+	// never be stored, so a Redis that is away does not make it grow.
+	maxPending int
 
-	failing bool   // a Redis write failed; logged once until one succeeds
-	ended   string // the status this generation wrote as its end, if it did
 	// stored is the answer's length in Redis as the last append reported it
 	// (answers start empty). Each append says where its text goes, so a batch
 	// retried after an error whose first try was in fact run is not doubled.
 	stored int
 	pace   pacer
+
+	inflight bool      // the appender has taken text it has not settled yet
+	sent     string    // that text: a prefix of pending
+	taken    time.Time // when it was taken
+	draining bool      // the answer is ending: all pending text is due now
+	closed   bool      // nothing more is taken (halted, drained or quiesced)
+	failing  bool      // an append failed; logged once until one succeeds
+	cause    error     // why an append halted the generation, once halted
+
+	// halted is closed when an append was refused for good (stale,
+	// stopped, full); haltCause then says why.
+	halted chan struct{}
+	// settledc is signalled after each reply to this writer's appends.
+	settledc chan struct{}
+
+	ended string // the status this generation wrote as its end, if it did
+}
+
+// newWriter returns the writer of generation gen of conv, for m's appender.
+func newWriter(m *Manager, conv, gen string, log *slog.Logger) *writer {
+	w := &writer{m: m, conv: conv, gen: gen, log: log,
+		pace:   pacer{budget: m.cfg.FrameBudget, maxHold: m.cfg.FrameMaxHold},
+		halted: make(chan struct{}), settledc: make(chan struct{}, 1)}
+	if n := m.store.Config().MaxAnswerBytes; n > 0 {
+		w.maxPending = n + 1 // one byte over: the append then says Full
+	}
+	return w
 }
 
 // outcome is how the generation ended, as Observer reports it.
@@ -382,89 +422,134 @@ func (w *writer) add(text string) error {
 	if w.pending.Len() == 0 {
 		w.since = time.Now()
 	}
+	if w.maxPending > 0 && w.pending.Len()+len(text) > w.maxPending {
+		text = text[:max(0, w.maxPending-w.pending.Len())]
+	}
 	w.pending.WriteString(text)
 	w.mu.Unlock()
 	return nil
 }
 
-// ready reports whether the pending text should be written now.
-func (w *writer) ready() bool {
+// take returns the append of the text due at now, if any, and marks it in
+// flight: the pacer decides, except while the answer is ending. busy says
+// that an append of it is in flight already, so that nothing is due yet.
+func (w *writer) take(now time.Time) (c store.AppendCall, ok, busy bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.pace.ready(w.pending.String(), w.since, time.Now())
+	if w.inflight || w.closed {
+		return store.AppendCall{}, false, w.inflight
+	}
+	text := w.pending.String()
+	if text == "" || !w.draining && !w.pace.ready(text, w.since, now) {
+		return store.AppendCall{}, false, false
+	}
+	w.inflight, w.sent, w.taken = true, text, now
+	return store.AppendCall{Conv: w.conv, Gen: w.gen, Text: text, Offset: w.stored, Got: w.since}, true, false
 }
 
-// flush appends what is pending. It returns a cause to end the generation
-// with, or nil to go on. On a Redis error the text stays pending and is
-// retried on the next tick: nothing is dropped while the lease holds.
-func (w *writer) flush() error {
-	taken := time.Now()
+// settle takes the reply to the append in flight. On a Redis error the
+// text stays pending and goes again, with what came since, on a next tick:
+// nothing is dropped while the lease holds.
+func (w *writer) settle(r store.AppendReply) {
+	var warn, cause error
 	w.mu.Lock()
-	text, since := w.pending.String(), w.since
-	w.mu.Unlock()
-	if text == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	res, _, stored, err := w.m.store.AppendFrom(ctx, w.conv, w.gen, text, w.stored, since)
+	text := w.sent
+	w.inflight, w.sent = false, ""
 	switch {
-	case errors.Is(err, store.ErrStale):
-		return errStale
-	case err != nil:
+	case errors.Is(r.Err, store.ErrStale):
+		cause = errStale
+	case r.Err != nil:
 		if !w.failing {
-			w.log.Warn("append to answer; will retry", "err", err)
+			warn = r.Err
 			w.failing = true
 		}
-		return nil
+	case r.Result == store.StopRequested:
+		cause = errStopped
+	case r.Result == store.Full:
+		cause = errFull
+	default:
+		w.failing = false
+		w.stored = r.Length
+		w.pace.wrote(text)
+		rest := w.pending.String()[len(text):]
+		w.pending.Reset()
+		w.pending.WriteString(rest)
+		// What came during the write arrived after the text was taken:
+		// counting from then overstates its latency by at most one round
+		// trip, never less.
+		w.since = w.taken
 	}
-	w.failing = false
-	switch res {
-	case store.StopRequested:
-		return errStopped
-	case store.Full:
-		return errFull
+	if cause != nil && w.cause == nil {
+		w.cause, w.closed = cause, true
+		close(w.halted)
 	}
-	w.stored = stored
-	w.pace.wrote(text)
-	w.mu.Lock()
-	rest := w.pending.String()[len(text):]
-	w.pending.Reset()
-	w.pending.WriteString(rest)
-	// What came during the write arrived after the text was taken: counting
-	// from then overstates its latency by at most one round trip, never less.
-	w.since = taken
 	w.mu.Unlock()
-	return nil
+	if warn != nil {
+		w.log.Warn("append to answer; will retry", "err", warn)
+	}
+	select {
+	case w.settledc <- struct{}{}:
+	default: // a signal is already waiting
+	}
 }
 
-// drain writes all pending text before the end event, retrying for up to one
-// lease. It reports whether the generation still owns its answer.
+// haltCause is why an append halted the generation (errStale, errStopped,
+// errFull), once halted is closed.
+func (w *writer) haltCause() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cause
+}
+
+// quiesce lets no more text be taken and waits for the append in flight,
+// if any, to be settled, so that the end event comes after it. An append
+// ends within writeTimeout.
+func (w *writer) quiesce() {
+	w.mu.Lock()
+	w.closed = true
+	for w.inflight {
+		w.mu.Unlock()
+		<-w.settledc
+		w.mu.Lock()
+	}
+	w.mu.Unlock()
+}
+
+// drain has all pending text written before the end event, the appender
+// retrying it for up to one lease. It reports whether the generation still
+// owns its answer.
 func (w *writer) drain() bool {
-	deadline := time.Now().Add(w.m.cfg.LeaseTTL)
+	w.mu.Lock()
+	w.draining = true
+	w.mu.Unlock()
+	w.m.appends.hurry(w)
+	deadline := time.NewTimer(w.m.cfg.LeaseTTL)
+	defer deadline.Stop()
 	for {
 		w.mu.Lock()
-		empty := w.pending.Len() == 0
+		done := w.pending.Len() == 0 && !w.inflight && w.cause == nil
+		if done {
+			w.closed = true
+		}
 		w.mu.Unlock()
-		if empty {
+		if done {
 			return true
 		}
-		if cause := w.flush(); cause != nil {
+		select {
+		case <-w.halted:
 			// Stopped or full: keep what was written, end accordingly.
-			switch {
+			switch cause := w.haltCause(); {
 			case errors.Is(cause, errStopped):
 				w.finish(store.StatusStopped, "")
 			case errors.Is(cause, errFull):
 				w.finish(store.StatusFailed, w.m.fullText())
 			}
 			return false
-		}
-		if time.Now().After(deadline) {
+		case <-w.settledc:
+		case <-deadline.C:
+			w.quiesce()
 			w.log.Error("could not write the end of an answer; the sweeper will end it as interrupted")
 			return false
-		}
-		if w.failing {
-			time.Sleep(w.m.cfg.FlushInterval * 4)
 		}
 	}
 }

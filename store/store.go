@@ -292,30 +292,9 @@ func (s *Store) AppendAt(ctx context.Context, conv, gen, text string, got time.T
 // then appends only the part that is not stored yet, so retrying after any
 // error never doubles text. It returns the answer's length after the append.
 func (s *Store) AppendFrom(ctx context.Context, conv, gen, text string, offset int, got time.Time) (res AppendResult, id string, length int, err error) {
-	ks, args := s.common(conv)
-	at := ""
-	if !got.IsZero() {
-		at = strconv.FormatInt(got.UnixMilli(), 10)
-	}
-	args = append(args, gen, text, s.cfg.MaxAnswerBytes, s.cfg.LeaseTTL.Milliseconds(), at, offset)
-	reply, err := appendScript.Run(ctx, s.rdb, ks, args...).StringSlice()
-	if err != nil {
-		return 0, "", 0, fmt.Errorf("append to answer: %w", err)
-	}
-	switch reply[0] {
-	case "ok":
-		if len(reply) > 2 {
-			length, _ = strconv.Atoi(reply[2])
-		}
-		return Appended, reply[1], length, nil
-	case "stop":
-		return StopRequested, "", 0, nil
-	case "full":
-		return Full, "", 0, nil
-	case "stale":
-		return 0, "", 0, ErrStale
-	}
-	return 0, "", 0, fmt.Errorf("append to answer: unexpected reply %q", reply[0])
+	ks, args := s.appendArgs(AppendCall{Conv: conv, Gen: gen, Text: text, Offset: offset, Got: got})
+	r := parseAppend(appendScript.Run(ctx, s.rdb, ks, args...))
+	return r.Result, r.ID, r.Length, r.Err
 }
 
 // Finish ends generation gen's answer with status and a message for people

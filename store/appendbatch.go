@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// AppendCall is one append of a batch: AppendFrom's arguments.
+type AppendCall struct {
+	Conv, Gen, Text string
+	Offset          int       // the answer's length before Text; -1 when unknown
+	Got             time.Time // when the generation got Text; zero when unknown
+}
+
+// AppendReply is what one append of a batch did: AppendFrom's results. Err
+// is ErrStale, or the error of this append's round trip, after which the
+// append may or may not have run (retry it with the same Offset).
+type AppendReply struct {
+	Result AppendResult
+	ID     string // the delta's log entry ID
+	Length int    // the answer's length after the append
+	Err    error
+}
+
+// AppendBatch runs the appends of many generations in one pipelined round
+// trip, each exactly as AppendFrom would, and appends their replies to out
+// in the order of calls. The answers a process writes then cost Redis one
+// round trip per batch, not one each, and no generation waits for a pooled
+// connection behind the others. Each append is its own script run, so a
+// stale or stopped generation is refused alone, and its neighbours in the
+// batch are unaffected.
+//
+// On a Redis Cluster the client splits the pipeline by node; an error then
+// fails only the appends it reached. When Redis has lost the script (a
+// restart, SCRIPT FLUSH, a promoted replica), the appends it refused are
+// sent again, once, after loading it.
+func (s *Store) AppendBatch(ctx context.Context, calls []AppendCall, out []AppendReply) []AppendReply {
+	if len(calls) == 0 {
+		return out
+	}
+	cmds := s.pipeAppends(ctx, calls)
+	var again []int
+	for i, cmd := range cmds {
+		if isNoScript(cmd.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		if err := appendScript.Load(ctx, s.rdb).Err(); err != nil {
+			for _, i := range again {
+				cmds[i].SetErr(fmt.Errorf("load the append script: %w", err))
+			}
+		} else {
+			retry := make([]AppendCall, len(again))
+			for j, i := range again {
+				retry[j] = calls[i]
+			}
+			for j, cmd := range s.pipeAppends(ctx, retry) {
+				cmds[again[j]] = cmd
+			}
+		}
+	}
+	for _, cmd := range cmds {
+		out = append(out, parseAppend(cmd))
+	}
+	return out
+}
+
+// Shard names the Redis Cluster master that holds conv's keys, as the
+// client knows the cluster now, so that a writer can keep the
+// conversations of a failing master from holding up the others. It is ""
+// on a single Redis, and when the client does not know.
+func (s *Store) Shard(ctx context.Context, conv string) string {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return ""
+	}
+	node, err := cc.MasterForKey(ctx, keysFor(conv).meta)
+	if err != nil {
+		return ""
+	}
+	return node.Options().Addr
+}
+
+// pipeAppends sends calls as one pipeline of EVALSHAs and returns their
+// commands, each with its own reply or error.
+func (s *Store) pipeAppends(ctx context.Context, calls []AppendCall) []*redis.Cmd {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, 0, len(calls))
+	sha := appendScript.Hash()
+	for _, c := range calls {
+		ks, args := s.appendArgs(c)
+		cmds = append(cmds, pipe.EvalSha(ctx, sha, ks, args...))
+	}
+	// Each command carries its own error; Exec's is the first of them.
+	_, _ = pipe.Exec(ctx)
+	return cmds
+}
+
+// appendArgs builds the keys and arguments of appendScript.
+func (s *Store) appendArgs(c AppendCall) ([]string, []any) {
+	ks, args := s.common(c.Conv)
+	at := ""
+	if !c.Got.IsZero() {
+		at = strconv.FormatInt(c.Got.UnixMilli(), 10)
+	}
+	return ks, append(args, c.Gen, c.Text, s.cfg.MaxAnswerBytes, s.cfg.LeaseTTL.Milliseconds(), at, c.Offset)
+}
+
+// parseAppend reads appendScript's reply.
+func parseAppend(cmd *redis.Cmd) AppendReply {
+	reply, err := cmd.StringSlice()
+	if err != nil {
+		return AppendReply{Err: fmt.Errorf("append to answer: %w", err)}
+	}
+	if len(reply) == 0 {
+		return AppendReply{Err: errors.New("append to answer: empty reply")}
+	}
+	switch reply[0] {
+	case "ok":
+		r := AppendReply{Result: Appended}
+		if len(reply) > 1 {
+			r.ID = reply[1]
+		}
+		if len(reply) > 2 {
+			r.Length, _ = strconv.Atoi(reply[2])
+		}
+		return r
+	case "stop":
+		return AppendReply{Result: StopRequested}
+	case "full":
+		return AppendReply{Result: Full}
+	case "stale":
+		return AppendReply{Err: ErrStale}
+	}
+	return AppendReply{Err: fmt.Errorf("append to answer: unexpected reply %q", reply[0])}
+}
+
+// isNoScript reports whether err is Redis saying it does not have a script.
+func isNoScript(err error) bool {
+	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}
