@@ -194,3 +194,26 @@ func (s bufStream) Flush() error         { return nil }
 type countingWriter struct{ n int }
 
 func (c *countingWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// BenchmarkCompressFrame is what gzip costs a room per frame: one answer's
+// frame compressed against the frames before it, by dictionary size.
+func BenchmarkCompressFrame(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	frames := growingFrames(300, rng)
+	var room history
+	for _, f := range frames {
+		room.stamp(f)
+	}
+	f := frames[len(frames)-1]
+	for _, n := range []int{0, 1 << 10, 4 << 10, gzipDict} {
+		b.Run(fmt.Sprintf("dict=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(f.Data)))
+			var out int
+			for b.Loop() {
+				out = len(deflate(f.Data, f.dictTail(min(n, f.z.dictLen))))
+			}
+			b.ReportMetric(float64(out), "out-bytes")
+		})
+	}
+}
