@@ -118,8 +118,11 @@ func (a *appender) hurry(w *writer) {
 	}
 }
 
-// step is the time between sub-ticks.
-func (a *appender) step() time.Duration { return a.interval / time.Duration(a.phases) }
+// step is the time between sub-ticks; at least a millisecond, so that a tiny
+// flush interval cannot make a ticker of zero (which panics).
+func (a *appender) step() time.Duration {
+	return max(a.interval/time.Duration(a.phases), time.Millisecond)
+}
 
 // loop runs a sub-tick every step until no generation is left.
 func (a *appender) loop() {

@@ -19,6 +19,8 @@ func TestAcceptsGzip(t *testing.T) {
 		{[]string{"*;q=0, identity"}, false},
 		{[]string{"x-gzip"}, true},
 		{[]string{"gzipped"}, false},
+		{[]string{"gzip;q=0, *"}, false}, // explicit beats the wildcard
+		{[]string{"br, *;q=0.1"}, true},
 	} {
 		if got := acceptsGzip(c.values); got != c.want {
 			t.Errorf("acceptsGzip(%q) = %t, want %t", c.values, got, c.want)

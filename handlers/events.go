@@ -93,22 +93,31 @@ func (s responseStream) Flush() error { return s.rc.Flush() }
 // viewer whose connection takes nothing for its write timeout.
 func (s responseStream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
 
-// acceptsGzip reports whether Accept-Encoding values list gzip (or *) with a
-// non-zero quality (RFC 9110, section 12.5.3).
+// acceptsGzip reports whether Accept-Encoding values accept gzip: listed
+// (or matched by *) with a non-zero quality. An explicit gzip entry wins over
+// * (RFC 9110, section 12.5.3).
 func acceptsGzip(values []string) bool {
+	explicit, wildcard := -1.0, -1.0
 	for _, v := range values {
 		for _, item := range strings.Split(v, ",") {
 			name, params, _ := strings.Cut(item, ";")
 			name = strings.ToLower(strings.TrimSpace(name))
-			if name != "gzip" && name != "x-gzip" && name != "*" {
-				continue
+			q, ok := quality(params)
+			if !ok {
+				q = 0
 			}
-			if q, ok := quality(params); ok && q > 0 {
-				return true
+			switch name {
+			case "gzip", "x-gzip":
+				explicit = max(explicit, q)
+			case "*":
+				wildcard = max(wildcard, q)
 			}
 		}
 	}
-	return false
+	if explicit >= 0 {
+		return explicit > 0
+	}
+	return wildcard > 0
 }
 
 // quality reads q from the parameters of an Accept-Encoding item (1 when

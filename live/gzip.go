@@ -156,6 +156,13 @@ func (h *history) stamp(f *Frame) {
 		h.n -= len(h.parts[0])
 		h.parts = h.parts[1:]
 	}
+	// Cut from the front, the array still holds the dropped frames; after
+	// many small frames that can keep megabytes of big ones reachable. Move
+	// to a new array instead of clearing entries: older frames' dictionaries
+	// still use the old one (and let it go with them).
+	if cap(h.parts) > 2*len(h.parts)+16 {
+		h.parts = append([][]byte(nil), h.parts...)
+	}
 }
 
 // wire writes one viewer's stream, gzip-encoded or not, and knows how much of

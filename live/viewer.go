@@ -109,6 +109,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 	heartbeat := time.NewTicker(h.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	var retry <-chan time.Time // set while a fast-forward waits for Redis
+	wrote := false             // a frame was written since the last heartbeat tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,6 +119,13 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 		case <-lost:
 			return ErrUnavailable
 		case <-heartbeat.C:
+			// Only a quiet stream needs one (it gets one within two
+			// intervals of its last frame); on a busy one a heartbeat
+			// would also cost the next frame its shared compression.
+			if wrote {
+				wrote = false
+				continue
+			}
 			if err := wr.raw(frame.Heartbeat(), false); err != nil {
 				return nil
 			}
@@ -125,6 +133,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 				return nil
 			}
 		case f := <-v.queue:
+			wrote = true
 			gap := false
 			end := false
 			for f != nil {
