@@ -85,10 +85,8 @@ func deflate(p, dict []byte) []byte {
 // has, so that however many viewers there are, a frame is compressed at
 // most len(dictTiers)+2 times, and viewers in the same state share the bytes.
 func (f *Frame) compressed(dictLen int) []byte {
-	if dictLen >= f.z.dictLen {
-		if f.z.dictLen == 0 {
-			return f.z.bare.get(func() []byte { return deflate(f.Data, nil) })
-		}
+	dictLen = min(dictLen, f.z.dictLen) // never more than the room had
+	if f.z.dictLen > 0 && dictLen == f.z.dictLen {
 		return f.z.withDict.get(func() []byte { return deflate(f.Data, f.dictTail(f.z.dictLen)) })
 	}
 	for i := len(dictTiers) - 1; i >= 0; i-- {
@@ -216,12 +214,18 @@ func (w *wire) raw(p []byte, isFrame bool) error {
 	return w.encoded(p, deflate(p, nil), isFrame)
 }
 
+// header writes the gzip header before the stream's first bytes.
+func (w *wire) header() error {
+	if w.started {
+		return nil
+	}
+	w.started = true
+	return w.out.write(gzipHeader, false)
+}
+
 func (w *wire) encoded(p, z []byte, isFrame bool) error {
-	if !w.started {
-		w.started = true
-		if err := w.out.write(gzipHeader, false); err != nil {
-			return err
-		}
+	if err := w.header(); err != nil {
+		return err
 	}
 	w.crc = crc32.Update(w.crc, crc32.IEEETable, p)
 	w.size += uint32(len(p))
@@ -236,11 +240,8 @@ func (w *wire) end() error {
 	if !w.gzip {
 		return nil
 	}
-	if !w.started {
-		w.started = true
-		if err := w.out.write(gzipHeader, false); err != nil {
-			return err
-		}
+	if err := w.header(); err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	_ = flate.StatelessDeflate(&buf, nil, true, nil)

@@ -185,7 +185,7 @@ func newHubCollector(stats func() live.Stats) *hubCollector {
 			func(s live.Stats) int64 { return s.Frames }),
 		counter("parley_frames_written_total", "Frames written to viewers (catch-ups included, heartbeats not).",
 			func(s live.Stats) int64 { return s.FramesWritten }),
-		counter("parley_written_bytes_total", "Bytes written to viewers' streams, heartbeats included.",
+		counter("parley_written_bytes_total", "Bytes written to viewers' streams as they go on the wire (gzip-compressed for clients that take it), heartbeats included.",
 			func(s live.Stats) int64 { return s.BytesWritten }),
 		counter("parley_viewers_fast_forwarded_total", "Times a viewer fell behind and was brought to the current state in one frame.",
 			func(s live.Stats) int64 { return s.FastForwards }),
