@@ -79,7 +79,9 @@ func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, e
 	if err := readForm(d, w, r); err != nil {
 		return "", err
 	}
-	text = strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
+	// Browsers send line breaks as CR LF; a lone CR is a line break too
+	// (the fuzzer found "\r\r\n" leaving a CR LF after one replacement).
+	text = strings.ReplaceAll(strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n"), "\r", "\n")
 	switch {
 	case !utf8.ValidString(text):
 		return "", badRequest(http.StatusBadRequest, "The message is not valid UTF-8 text.")
