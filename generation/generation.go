@@ -141,15 +141,17 @@ func (m *Manager) Reserve() (*Slot, error) {
 // ended, when not nil, is called when the generation has ended, whatever
 // the way; conversation naming then runs outside the slot.
 func (m *Manager) Start(slot *Slot, conv, gen string, ended func()) {
+	if ended == nil {
+		ended = func() {}
+	}
+	ended = sync.OnceFunc(ended)
 	go func() {
 		defer m.wg.Done()
 		m.cfg.Observer.GenerationStarted()
-		outcome, history := m.run(conv, gen)
+		outcome, history := m.run(conv, gen, ended)
 		m.cfg.Observer.GenerationEnded(outcome)
 		slot.Release()
-		if ended != nil {
-			ended()
-		}
+		ended()
 		if outcome == store.StatusDone {
 			m.nameConversation(conv, history)
 		}
@@ -222,7 +224,11 @@ const writeTimeout = 5 * time.Second
 // run is one generation, from reading the conversation to its end event. It
 // returns the status the answer ended with (see Observer) and the
 // conversation the model was given.
-func (m *Manager) run(conv, gen string) (outcome string, history []llm.Message) {
+// run runs one generation. ended is called as soon as its end is written
+// (and again, harmlessly, by Start): the owner's reservation is then free
+// at once, not after the cleanup that follows, so a person who stops an
+// answer and sends another straight away is not told to wait.
+func (m *Manager) run(conv, gen string, ended func()) (outcome string, history []llm.Message) {
 	log := m.log.With("conversation", conv, "generation", gen)
 	ctx, cancel := context.WithCancelCause(m.base)
 	defer cancel(nil)
@@ -241,6 +247,7 @@ func (m *Manager) run(conv, gen string) (outcome string, history []llm.Message) 
 	}
 
 	w := newWriter(m, conv, gen, log)
+	w.onEnd = ended
 	history, err = m.history(ctx, conv)
 	if err != nil {
 		log.Error("read conversation for the model", "err", err)
@@ -394,13 +401,14 @@ type writer struct {
 	settledc chan struct{}
 
 	ended string // the status this generation wrote as its end, if it did
+	onEnd func() // called once its end is written (Start's ended)
 }
 
 // newWriter returns the writer of generation gen of conv, for m's appender.
 func newWriter(m *Manager, conv, gen string, log *slog.Logger) *writer {
 	w := &writer{m: m, conv: conv, gen: gen, log: log,
 		pace:   pacer{budget: m.cfg.FrameBudget, maxHold: m.cfg.FrameMaxHold},
-		halted: make(chan struct{}), settledc: make(chan struct{}, 1)}
+		halted: make(chan struct{}), settledc: make(chan struct{}, 1), onEnd: func() {}}
 	if n := m.store.Config().MaxAnswerBytes; n > 0 {
 		w.maxPending = n + 1 // one byte over: the append then says Full
 	}
@@ -566,9 +574,11 @@ func (w *writer) finish(status, errText string) {
 		case err == nil:
 			w.log.Info("answer ended", "status", status)
 			w.ended = status
+			w.onEnd()
 			return
 		case errors.Is(err, store.ErrStale):
 			w.log.Info("answer was already ended elsewhere", "status", status)
+			w.onEnd()
 			return
 		case time.Now().After(deadline):
 			w.log.Error("could not end an answer; the sweeper will end it as interrupted", "err", err)

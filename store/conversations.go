@@ -405,15 +405,20 @@ func (s *Store) ReserveOwner(ctx context.Context, owner, conv string, max int, m
 		if c == conv {
 			continue
 		}
-		if now.Sub(time.UnixMilli(int64(z.Score))) < reserveGrace {
-			running++
-			continue
-		}
-		active, err := s.rdb.HGet(ctx, keysFor(c).meta, "active").Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		v, err := s.rdb.HMGet(ctx, keysFor(c).meta, "active", "updated").Result()
+		if err != nil {
 			return fmt.Errorf("owner generations: %w", err)
 		}
-		if active == "" {
+		active, _ := v[0].(string)
+		updated, _ := v[1].(string)
+		posted, _ := strconv.ParseInt(updated, 10, 64)
+		// Idle: nothing runs there, and either the reservation is old or
+		// its post has been stored since (the post sets "updated", from the
+		// same process's clock as the score). A fresh reservation whose post
+		// has not reached Redis yet still counts; one whose answer already
+		// ended does not, so stopping an answer frees its place at once,
+		// not when the process that ran it gets round to releasing it.
+		if active == "" && (now.Sub(time.UnixMilli(int64(z.Score))) >= reserveGrace || posted >= int64(z.Score)) {
 			idle = append(idle, c)
 			continue
 		}
