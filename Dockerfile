@@ -22,6 +22,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /parley .
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /parley /parley
 ENV PARLEY_ADDR=:8080
+# Metrics on every interface of the container, for a platform's scraper;
+# publish only 8080.
+ENV METRICS_ADDR=:9091
 EXPOSE 8080
 USER nonroot:nonroot
 ENTRYPOINT ["/parley"]

@@ -35,7 +35,19 @@ type config struct {
 	RedisPoolSize   int
 	OwnerGens       int
 	PostsPerMinute  int
+	AddrPosts       int
+	AddrGens        int
+	ConvsPerHour    int
+	AddrConvs       int
+	DailyTokens     int
+	TrustedProxy    string
+	Access          string // PARLEY_ACCESS: open, code or header (access.go)
+	AccessCode      string
+	AccessHeader    string
+	ShareLinks      string
 	SessionKey      string
+	SessionKeys     string
+	SessionMaxAge   time.Duration
 	MetricsAddr     string
 	PprofAddr       string
 	ViewerQueue     int
@@ -133,7 +145,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.MaxGenerations, "max-generations", "PARLEY_MAX_GENERATIONS", 64, "answers written at once per process")
 	integer(&c.OwnerGens, "max-generations-per-browser", "PARLEY_MAX_GENERATIONS_PER_BROWSER", 3, "answers one browser may have written at once, across processes (0: no limit)")
 	integer(&c.PostsPerMinute, "posts-per-minute", "PARLEY_POSTS_PER_MINUTE", 20, "messages and regenerations one browser may send per minute, across processes (0: no limit)")
-	c.SessionKey = getenv("PARLEY_SESSION_KEY") // a secret: env only
+	integer(&c.AddrPosts, "posts-per-minute-per-address", "PARLEY_POSTS_PER_MINUTE_PER_ADDRESS", 60, "messages and regenerations one client address may send per minute, whatever its cookies (0: no limit)")
+	integer(&c.AddrGens, "max-generations-per-address", "PARLEY_MAX_GENERATIONS_PER_ADDRESS", 6, "answers one client address may have written at once (0: no limit)")
+	integer(&c.ConvsPerHour, "conversations-per-hour", "PARLEY_CONVERSATIONS_PER_HOUR", 30, "conversations one browser may start per hour (0: no limit)")
+	integer(&c.AddrConvs, "conversations-per-hour-per-address", "PARLEY_CONVERSATIONS_PER_HOUR_PER_ADDRESS", 60, "conversations one client address may start per hour (0: no limit)")
+	integer(&c.DailyTokens, "daily-tokens", "PARLEY_DAILY_TOKENS", 2_000_000, "model tokens (prompt and answer, about 4 bytes each) the whole deployment may use per UTC day; new answers are refused past it (0: no budget)")
+	str(&c.TrustedProxy, "trusted-proxy", "PARLEY_TRUSTED_PROXY", "", "which proxy in front names the client address that limits count: empty (none: the socket's address), \"fly\" (Fly-Client-IP), or the proxies' addresses/CIDRs whose X-Forwarded-For entries are believed")
+	str(&c.Access, "access", "PARLEY_ACCESS", "open", "who may use this Parley: open (anyone who reaches it), code (a passphrase, PARLEY_ACCESS_CODE, asked once per browser) or header (an identity proxy in front names the user in PARLEY_ACCESS_HEADER, and must strip that header from clients' requests)")
+	c.AccessCode = getenv("PARLEY_ACCESS_CODE") // a secret: env only
+	str(&c.AccessHeader, "access-header", "PARLEY_ACCESS_HEADER", "X-Forwarded-User", "header mode: the header in which the identity proxy names the user (oauth2-proxy: X-Forwarded-Email or X-Auth-Request-Email)")
+	str(&c.ShareLinks, "share-links", "PARLEY_SHARE_LINKS", "on", "on: anyone with a conversation's link may read it, whatever PARLEY_ACCESS; off: reading needs access too")
+	c.SessionKey = getenv("PARLEY_SESSION_KEY")   // a secret: env only
+	c.SessionKeys = getenv("PARLEY_SESSION_KEYS") // secrets: env only
+	duration(&c.SessionMaxAge, "session-max-age", "PARLEY_SESSION_MAX_AGE", 365*24*time.Hour, "a browser's session ends when it has not been seen for this long (its conversations stay readable by link)")
 	integer(&c.RedisPoolSize, "redis-pool-size", "PARLEY_REDIS_POOL_SIZE", 0, "Redis connections per process (per node on a cluster) besides subscriptions; 0 is go-redis's default, 10 per CPU")
 	integer(&c.MaxMessages, "max-messages", "PARLEY_MAX_MESSAGES", 1000, "messages one conversation may hold (each exchange is two); 409 past it (0: no limit)")
 	integer(&c.ViewerQueue, "viewer-queue", "PARLEY_VIEWER_QUEUE", 64, "frames queued per viewer before a slow one is fast-forwarded")
@@ -154,7 +178,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	duration(&c.RedisTimeout, "redis-timeout", "PARLEY_REDIS_TIMEOUT", 3*time.Second, "a Redis command (or connecting) that takes longer fails, so a slow Redis gives errors, not a pile-up of waiting requests")
 	duration(&c.RequestTimeout, "request-timeout", "PARLEY_REQUEST_TIMEOUT", 5*time.Second, "bound on the Redis work of one page load or action; past it the request fails with 503")
 
-	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9091", "address of the Prometheus /metrics listener, kept apart from the public one; empty or \"off\" disables it (an empty env var reads as unset, so use METRICS_ADDR=off)")
+	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "127.0.0.1:9091", "address of the Prometheus /metrics listener, kept apart from the public one and on loopback unless set (the container sets :9091 for Fly's scraper); empty or \"off\" disables it (an empty env var reads as unset, so use METRICS_ADDR=off)")
 	str(&c.PprofAddr, "pprof-addr", "PARLEY_PPROF_ADDR", "", "address of a net/http/pprof listener for profiling; empty (the default) disables it; never expose it")
 	str(&c.LogLevel, "log-level", "PARLEY_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "PARLEY_LOG_FORMAT", "text", "text or json")
@@ -191,7 +215,7 @@ func (c config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"flush-interval": c.FlushInterval, "lease-ttl": c.LeaseTTL, "sweep-interval": c.SweepInterval,
 		"heartbeat": c.Heartbeat, "shutdown-timeout": c.ShutdownTimeout, "model-idle-timeout": c.ModelIdleTimeout,
-		"redis-timeout": c.RedisTimeout, "request-timeout": c.RequestTimeout,
+		"redis-timeout": c.RedisTimeout, "request-timeout": c.RequestTimeout, "session-max-age": c.SessionMaxAge,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
@@ -208,6 +232,9 @@ func (c config) validate() error {
 	}
 	if c.DemoTPS <= 0 {
 		errs = append(errs, fmt.Errorf("demo-tokens-per-second must be positive, got %g", c.DemoTPS))
+	}
+	if err := c.validateAccess(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -16,7 +16,7 @@ func TestMetricsAddrOff(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, nil, ":9091"},
+		{nil, nil, "127.0.0.1:9091"},
 		{map[string]string{"METRICS_ADDR": "off"}, nil, ""},
 		{nil, []string{"-metrics-addr", ""}, ""},
 		{nil, []string{"-metrics-addr", "off"}, ""},

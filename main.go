@@ -24,6 +24,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/access"
+	"github.com/parley-chat/parley/clientaddr"
 	"github.com/parley-chat/parley/generation"
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/live"
@@ -142,6 +144,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	clients, err := clientaddr.Parse(cfg.TrustedProxy)
+	if err != nil {
+		return fmt.Errorf("PARLEY_TRUSTED_PROXY: %w", err)
+	}
+	gate, err := newAccess(cfg, log)
+	if err != nil {
+		return err
+	}
 	srvHandler := handlers.NewServer(handlers.Deps{
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
 		Sessions: sessions,
@@ -149,7 +159,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
 			PostsPerMinute: cfg.PostsPerMinute, OwnerGenerations: cfg.OwnerGens,
 			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
+			AddressPostsPerMinute: cfg.AddrPosts, AddressGenerations: cfg.AddrGens,
+			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHr: cfg.AddrConvs,
+			DailyTokens: int64(cfg.DailyTokens),
 		},
+		Clients:     clients,
+		Access:      gate,
+		Guesses:     access.NewGuesses(rdb),
 		Ready:       st.Ping,
 		GzipStreams: cfg.SSEGzip,
 	})
@@ -272,20 +288,37 @@ func serveMetrics(addr string, met *metrics.Metrics, log *slog.Logger) (net.Addr
 	}, nil
 }
 
-// newSessions signs session cookies with PARLEY_SESSION_KEY. Without one a
-// random key is made: fine for one process, but cookies then die with it, and
-// several processes behind one load balancer must share a key.
+// newSessions signs session cookies with PARLEY_SESSION_KEYS (newest
+// first; older ones still verify, for a rotation) or PARLEY_SESSION_KEY.
+// Without either a random key is made: fine for one process, but cookies then
+// die with it, and several processes behind one load balancer must share
+// their keys.
 func newSessions(cfg config, log *slog.Logger) (*session.Manager, error) {
-	key := []byte(cfg.SessionKey)
-	if len(key) == 0 {
-		log.Warn("PARLEY_SESSION_KEY is not set: using a random key, so browsers lose ownership of their conversations when this process restarts; set the same key (32+ bytes) on every process")
-		key = session.NewKey()
+	keys := sessionKeys(cfg)
+	if len(keys) == 0 {
+		log.Warn("PARLEY_SESSION_KEYS is not set: using a random key, so browsers lose ownership of their conversations when this process restarts; set the same key (32+ bytes) on every process")
+		keys = [][]byte{session.NewKey()}
 	}
-	m, err := session.New(key, 365*24*time.Hour)
+	m, err := session.New(cfg.SessionMaxAge, keys...)
 	if err != nil {
-		return nil, fmt.Errorf("PARLEY_SESSION_KEY: %w", err)
+		return nil, fmt.Errorf("PARLEY_SESSION_KEYS: %w", err)
 	}
 	return m, nil
+}
+
+// sessionKeys are the configured session keys, newest first (none when
+// neither PARLEY_SESSION_KEYS nor PARLEY_SESSION_KEY is set).
+func sessionKeys(cfg config) [][]byte {
+	var keys [][]byte
+	for k := range strings.SplitSeq(cfg.SessionKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, []byte(k))
+		}
+	}
+	if len(keys) == 0 && cfg.SessionKey != "" {
+		keys = [][]byte{[]byte(cfg.SessionKey)}
+	}
+	return keys
 }
 
 func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {

@@ -18,7 +18,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime/pprof"
 	"strconv"
@@ -27,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -278,67 +276,6 @@ var (
 	failedStream = regexp.MustCompile(`^Failed to load resource: net::ERR_(INTERNET_DISCONNECTED|CONNECTION_RESET|CONNECTION_REFUSED|CONNECTION_CLOSED|EMPTY_RESPONSE) http://\S+/c/[a-z0-9]+/events\S*$`)
 )
 
-// TestBrowserScreenshots saves screenshots of a finished conversation on a
-// desktop and a phone screen, for people to look at. It writes into the tree,
-// so it runs only with PARLEY_SCREENSHOTS=1.
-func TestBrowserScreenshots(t *testing.T) {
-	if os.Getenv("PARLEY_SCREENSHOTS") != "1" {
-		t.Skip("set PARLEY_SCREENSHOTS=1 to write testdata/screenshots")
-	}
-	base := startParley(t, fast)
-	b := startBrowser(t)
-
-	tab1 := b.newTab("tab 1")
-	conv := tab1.startConversation(base, "Show me how a conversation looks")
-	tab1.waitFor("the first answer to be done", statusIs(1, "done"))
-	tab1.do(
-		chromedp.SendKeys("#composer textarea#text", "And a second question?"),
-		chromedp.Click("#composer button[type=submit]"),
-	)
-	tab1.waitFor("the second answer to be done", statusIs(3, "done"))
-
-	dir := filepath.Join("testdata", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	phone := []chromedp.EmulateViewportOption{chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2)}
-	for _, s := range []struct {
-		file          string
-		width, height int64
-		scheme        string // prefers-color-scheme
-		opts          []chromedp.EmulateViewportOption
-	}{
-		{"conversation-desktop.png", 1280, 900, "light", nil},
-		{"conversation-desktop-dark.png", 1280, 900, "dark", nil},
-		{"conversation-phone.png", 375, 812, "light", phone},
-		{"conversation-phone-dark.png", 375, 812, "dark", phone},
-	} {
-		tb := b.newTab(s.file)
-		tb.do(chromedp.EmulateViewport(s.width, s.height, s.opts...))
-		if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: s.scheme}},
-		}); err != nil {
-			t.Fatalf("emulate %s scheme: %v", s.scheme, err)
-		}
-		tb.navigate(conv)
-		tb.waitFor("the second answer to be done", statusIs(3, "done"))
-		// The composer is sticky at the bottom of the viewport: in a capture
-		// beyond the viewport it would float mid-page. A viewport as tall
-		// as the page puts it at the end, where a reader scrolled down
-		// sees it.
-		full := evalJS[int](tb, `document.documentElement.scrollHeight`)
-		tb.do(chromedp.EmulateViewport(s.width, int64(max(full, int(s.height))), s.opts...))
-		png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", s.file, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, s.file), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", filepath.Join(dir, s.file))
-	}
-}
-
 // ---- the server ----
 
 // startParley runs the app as main does, against a private redis-server, on
@@ -355,6 +292,13 @@ func startParley(t *testing.T, s speed) string {
 // app as SIGTERM would and waits until run has returned. extra flags come
 // last, so they override the defaults here.
 func launchParley(t *testing.T, s speed, redisURL string, extra ...string) (url string, shutdown func()) {
+	t.Helper()
+	return launchParleyEnv(t, s, redisURL, nil, extra...)
+}
+
+// launchParleyEnv is launchParley with environment variables besides
+// REDIS_URL (secrets, such as PARLEY_ACCESS_CODE, have no flags).
+func launchParleyEnv(t *testing.T, s speed, redisURL string, env map[string]string, extra ...string) (url string, shutdown func()) {
 	t.Helper()
 	if redisURL == "" {
 		redisURL = testredis.Start(t).URL()
@@ -377,7 +321,7 @@ func launchParley(t *testing.T, s speed, redisURL string, extra ...string) (url 
 		if k == "REDIS_URL" {
 			return redisURL
 		}
-		return ""
+		return env[k]
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -593,6 +537,8 @@ func startBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(profile),
+		// A desktop window: at 800 px or less the sidebar is a drawer.
+		chromedp.WindowSize(1280, 800),
 	)
 	parent, cancelTimeout := context.WithTimeout(context.Background(), testTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(parent, opts...)
@@ -643,7 +589,7 @@ type tab struct {
 	name string
 	ctx  context.Context
 	// allow reports whether a problem is expected in this test. By
-	// default none is (the favicon's 404 is not recorded at all).
+	// default none is.
 	allow func(problem) bool
 
 	mu       sync.Mutex
@@ -729,11 +675,11 @@ func (tb *tab) listen(ev any) {
 		text, _, _ := strings.Cut((&chromedp.ExceptionError{ExceptionDetails: ev.ExceptionDetails}).Error(), "\n    at ")
 		tb.problems = append(tb.problems, problem{"exception", text})
 	case *log.EventEntryAdded:
-		if ev.Entry.Level == log.EntryLevelError && !strings.HasSuffix(ev.Entry.URL, "/favicon.ico") {
+		if ev.Entry.Level == log.EntryLevelError {
 			tb.problems = append(tb.problems, problem{"log", ev.Entry.Text + " " + ev.Entry.URL})
 		}
 	case *network.EventRequestWillBeSent:
-		if strings.Contains(ev.Request.URL, "/events") {
+		if strings.Contains(ev.Request.URL, "/events") && !strings.Contains(ev.Request.URL, "/sidebar/events") {
 			s := &stream{id: ev.RequestID, sent: time.Now()}
 			for k, v := range ev.Request.Headers {
 				if strings.EqualFold(k, "Last-Event-ID") {

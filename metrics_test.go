@@ -26,7 +26,7 @@ func TestMetricsFollowAnAnswer(t *testing.T) {
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := client.PostForm(base+"/c", url.Values{"id": {"bbbbbbbbbbbbbbbbbbbbbbbbbb"}, "text": {"hello metrics"}})
+	res, err := client.PostForm(base+"/c", url.Values{"conv": {"bbbbbbbbbbbbbbbbbbbbbbbbbb"}, "text": {"hello metrics"}})
 	if err != nil {
 		t.Fatal(err)
 	}

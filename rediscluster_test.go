@@ -89,7 +89,7 @@ func TestParleyOnRedisCluster(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	conv := store.NewID()
-	res, err := client.PostForm(base+"/c", map[string][]string{"id": {conv}, "text": {"hello cluster"}})
+	res, err := client.PostForm(base+"/c", map[string][]string{"conv": {conv}, "text": {"hello cluster"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func TestSlowRedis(t *testing.T) {
 	}{
 		{"page", "GET", "/c/" + conv, "", false},
 		{"events", "GET", "/c/" + conv + "/events", "", false},
-		{"new conversation", "POST", "/c", "text=hello&id=" + store.NewID(), false},
+		{"new conversation", "POST", "/c", "text=hello&conv=" + store.NewID(), false},
 		{"post", "POST", "/c/" + conv + "/messages", "text=more&key=" + store.NewID(), true},
 		{"stop", "POST", "/c/" + conv + "/stop", "", true},
 		{"readyz", "GET", "/readyz", "", false},
@@ -172,7 +172,7 @@ func TestSlowRedis(t *testing.T) {
 			wg.Go(func() {
 				body := r.body
 				if r.what == "new conversation" {
-					body = fmt.Sprintf("text=hello+%d&id=%s", i, store.NewID())
+					body = fmt.Sprintf("text=hello+%d&conv=%s", i, store.NewID())
 				}
 				start := time.Now()
 				req, _ := http.NewRequestWithContext(ctx, r.method, base+r.path, strings.NewReader(body))
@@ -256,7 +256,7 @@ func TestSlowRedis(t *testing.T) {
 
 // saysWhy reports whether an error answer tells a person what to do.
 func saysWhy(body string) bool {
-	for _, s := range []string{"Try again", "try again", "Reload the page", "not ready: "} {
+	for _, s := range []string{"Try again", "try again", "Reload the page", "not ready"} {
 		if strings.Contains(body, s) {
 			return true
 		}

@@ -213,6 +213,11 @@ func TestBrowserDeleteConversation(t *testing.T) {
 		if tb.exists("#messages article") || tb.exists("#composer") {
 			t.Errorf("%s: the deleted conversation's messages or composer are still shown: %s", tb.name, tb.describe())
 		}
+		// Its title, presence and menu go too, and the tab says so.
+		tb.waitFor("the tab's title to say it was deleted", `document.title === 'Conversation deleted · Parley'`)
+		if got := evalJS[string](tb, `document.getElementById('conv-status').innerText + '|' + document.getElementById('conv-actions').innerHTML`); got != "|" {
+			t.Errorf("%s: the deleted conversation's page still shows presence or actions: %q", tb.name, got)
+		}
 	}
 
 	// A reload answers 404 (Chromium logs the 404 of the document).

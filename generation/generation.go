@@ -322,7 +322,27 @@ loop:
 		}
 		log.Warn("model failed", "err", modelErr)
 	}
+	w.mu.Lock()
+	stored := w.stored
+	w.mu.Unlock()
+	m.spend(log, history, stored)
 	return w.outcome(), history
+}
+
+// spend counts the answer's model tokens against the deployment's daily
+// budget (store.CheckTokens refuses new answers past it). Providers bill
+// the prompt (the whole history) and the answer; a token is taken as four
+// bytes, which is close for English and errs high for code.
+func (m *Manager) spend(log *slog.Logger, history []llm.Message, answerBytes int) {
+	n := answerBytes
+	for _, msg := range history {
+		n += len(msg.Content)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := m.store.SpendTokens(ctx, int64((n+3)/4)); err != nil {
+		log.Warn("count model tokens", "err", err)
+	}
 }
 
 // fullText is shown under an answer cut off at the size limit.

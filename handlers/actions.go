@@ -54,6 +54,10 @@ func statusOf(d Deps, err error) (int, string) {
 	case errors.Is(err, store.ErrNothingToRegenerate):
 		return http.StatusConflict, "There is no answer to write again."
 	}
+	var le *store.LimitError
+	if errors.As(err, &le) {
+		return http.StatusTooManyRequests, limitText(le)
+	}
 	var rl *store.ErrRateLimited
 	if errors.As(err, &rl) {
 		return http.StatusTooManyRequests, fmt.Sprintf("You are sending messages too quickly. Try again in %d seconds.", retrySeconds(rl))
@@ -74,7 +78,8 @@ func statusOf(d Deps, err error) (int, string) {
 // wants its answer as events that patch the page.
 func isDatastar(r *http.Request) bool { return r.Header.Get("Datastar-Request") == "true" }
 
-// readMessage reads and checks the message text of a post.
+// readMessage reads and checks the message text of a post. A refused text
+// is returned with its error, so that the person can be given it back.
 func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, err error) {
 	if err := readForm(d, w, r); err != nil {
 		return "", err
@@ -88,11 +93,51 @@ func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, e
 	case strings.TrimSpace(text) == "":
 		return "", badRequest(http.StatusBadRequest, "Type a message before sending.")
 	case len(text) > d.Limits.MaxMessageBytes:
-		return "", badRequest(http.StatusRequestEntityTooLarge,
+		return text, badRequest(http.StatusRequestEntityTooLarge,
 			"Your message is %s; the limit is %s. Shorten it or split it into several messages.",
 			kb(len(text)), kb(d.Limits.MaxMessageBytes))
 	}
 	return text, nil
+}
+
+// limitText says which shared limit refused a request and what to do.
+func limitText(le *store.LimitError) string {
+	wait := waitText(le.RetryAfter)
+	switch {
+	case le.Limit == store.LimitPosts && le.Who == "address":
+		return "Too many messages are coming from your network. Try again in " + wait + "."
+	case le.Limit == store.LimitPosts:
+		return "You are sending messages too quickly. Try again in " + wait + "."
+	case le.Limit == store.LimitConversations:
+		return "You have started many conversations this hour. Go on in one you have, or try again in " + wait + "."
+	case le.Limit == store.LimitAnswers && le.Who == "address":
+		return "Too many answers are being written for your network at once. Wait for one to finish, or stop it."
+	case le.Limit == store.LimitAnswers:
+		return "You already have answers being written in other conversations. Wait for one to finish, or stop it."
+	case le.Limit == store.LimitTokens:
+		return "This Parley has used its model budget for today. It resets at midnight UTC, in " + wait + "."
+	}
+	return "A limit was reached. Try again in " + wait + "."
+}
+
+// waitText says a wait in words: "12 seconds", "3 minutes", "5 h 20 min".
+func waitText(d time.Duration) string {
+	s := max(1, int((d+time.Second-1)/time.Second))
+	switch {
+	case s < 90:
+		return plural(s, "second")
+	case s < 90*60:
+		return plural((s+59)/60, "minute")
+	}
+	m := (s + 59) / 60
+	return strconv.Itoa(m/60) + " h " + strconv.Itoa(m%60) + " min"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
 }
 
 func kb(n int) string {
@@ -106,36 +151,79 @@ func retrySeconds(rl *store.ErrRateLimited) int {
 	return max(1, int((rl.RetryAfter+time.Second-1)/time.Second))
 }
 
-// admit checks a browser's limits before an answer is started in conv: the
-// rate of posts, then the answers it has running elsewhere. The returned
-// release ends the reservation (call it when the answer ends, or if it is not
-// started).
-func admit(ctx context.Context, d Deps, owner, conv string) (release func(), err error) {
-	if err := d.Store.Allow(ctx, owner, d.Limits.PostsPerMinute, time.Minute); err != nil {
+// visitor is who an action counts against: the browser and its address.
+type visitor struct {
+	owner string
+	addr  string
+}
+
+func visitorOf(d Deps, r *http.Request) visitor {
+	return visitor{owner: session.Owner(r.Context()), addr: d.Clients.Of(r)}
+}
+
+// admit checks every limit shared by the processes that a new answer in conv
+// counts against, cheapest refusal first: the deployment's daily model
+// tokens, posts a minute by the browser and by its address, conversations an
+// hour when it starts one, then answers at once by both. A fresh cookie
+// resets none of the address's counts. The returned release ends the
+// reservations (call it when the answer ends, or if it is not started).
+func admit(ctx context.Context, d Deps, v visitor, conv string, create bool) (release func(), err error) {
+	l := d.Limits
+	browser, addr := store.Browser(v.owner), store.Address(v.addr)
+	if err := d.Store.CheckTokens(ctx, l.DailyTokens); err != nil {
 		return nil, err
 	}
-	if err := d.Store.ReserveOwner(ctx, owner, conv, d.Limits.OwnerGenerations, d.Limits.MaxAnswerDuration); err != nil {
+	for _, c := range []struct {
+		limit  string
+		who    store.Subject
+		max    int
+		window time.Duration
+		only   bool
+	}{
+		{store.LimitPosts, browser, l.PostsPerMinute, time.Minute, true},
+		{store.LimitPosts, addr, l.AddressPostsPerMinute, time.Minute, true},
+		{store.LimitConversations, browser, l.ConversationsPerHour, time.Hour, create},
+		{store.LimitConversations, addr, l.AddressConversationsPerHr, time.Hour, create},
+	} {
+		if !c.only {
+			continue
+		}
+		if err := d.Store.Count(ctx, c.limit, c.who, c.max, c.window); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.Store.ReserveAnswer(ctx, browser, conv, l.OwnerGenerations, l.MaxAnswerDuration); err != nil {
+		return nil, err
+	}
+	if err := d.Store.ReserveAnswer(ctx, addr, conv, l.AddressGenerations, l.MaxAnswerDuration); err != nil {
+		releaseAnswer(d, browser, conv, l.OwnerGenerations)
 		return nil, err
 	}
 	return func() {
-		if d.Limits.OwnerGenerations <= 0 {
-			return
-		}
-		// Not the request's context: this runs when the answer ends.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := d.Store.ReleaseOwner(ctx, owner, conv); err != nil {
-			d.Log.Warn("release owner generation; it ages out", "err", err)
-		}
+		releaseAnswer(d, browser, conv, l.OwnerGenerations)
+		releaseAnswer(d, addr, conv, l.AddressGenerations)
 	}, nil
 }
 
+// releaseAnswer ends one reservation of admit; a failure only leaves it to
+// age out.
+func releaseAnswer(d Deps, who store.Subject, conv string, max int) {
+	if max <= 0 {
+		return
+	}
+	// Not the request's context: this runs when the answer ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Store.ReleaseAnswer(ctx, who, conv); err != nil {
+		d.Log.Warn("release an answer's reservation; it ages out", "err", err)
+	}
+}
+
 // start runs one answer: the checks that can refuse it come first (owner,
-// then this process's capacity, then the browser's limits), then begin
-// stores it and takes the lease. begin reports false for a repeated request,
-// which starts nothing and is not an error.
-func start(ctx context.Context, d Deps, conv string, create bool, begin func(gen string) (bool, error)) error {
-	owner := session.Owner(ctx)
+// then this process's capacity, then the shared limits), then begin stores
+// it and takes the lease. begin reports false for a repeated request, which
+// starts nothing and is not an error.
+func start(ctx context.Context, d Deps, v visitor, conv string, create bool, begin func(gen string) (bool, error)) error {
 	if !create {
 		if err := mustOwn(ctx, d, conv); err != nil {
 			return err
@@ -145,7 +233,7 @@ func start(ctx context.Context, d Deps, conv string, create bool, begin func(gen
 	if err != nil {
 		return err
 	}
-	release, err := admit(ctx, d, owner, conv)
+	release, err := admit(ctx, d, v, conv, create)
 	if err != nil {
 		d.Gen.Abandon(slot)
 		return err
@@ -167,9 +255,9 @@ func start(ctx context.Context, d Deps, conv string, create bool, begin func(gen
 
 // post stores a message and starts its answer. A duplicate (same key) starts
 // nothing and is not an error: it is the same post, retried.
-func post(ctx context.Context, d Deps, conv, text, key string, create bool) error {
-	owner := session.Owner(ctx)
-	err := start(ctx, d, conv, create, func(gen string) (bool, error) {
+func post(ctx context.Context, d Deps, v visitor, conv, text, key string, create bool) error {
+	owner := v.owner
+	err := start(ctx, d, v, conv, create, func(gen string) (bool, error) {
 		res, err := d.Store.Post(ctx, conv, owner, text, key, gen, create)
 		return err == nil && !res.Duplicate, err
 	})
@@ -185,33 +273,45 @@ func post(ctx context.Context, d Deps, conv, text, key string, create bool) erro
 
 // handleCreate serves POST /c: the home form. The conversation ID comes
 // from the form the server rendered, so a double submit finds the
-// conversation it already created and starts no second answer.
+// conversation it already created and starts no second answer. With
+// Datastar, success sends the page to the conversation and a refusal shows
+// in the composer, whose text stays; a plain form gets the home page back
+// with the text and the reason.
 func handleCreate(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text, err := readMessage(d, w, r)
-		id := r.PostFormValue("id")
+		id := r.PostFormValue("conv")
 		if err == nil && !store.ValidConversationID(id) {
 			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
 		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
-			err = post(ctx, d, id, text, "first", true)
+			err = post(ctx, d, visitorOf(d, r), id, text, "first", true)
 			if errors.Is(err, store.ErrExists) {
 				err = nil // the same form, submitted twice
 			}
 		}
-		if err != nil {
+		switch {
+		case err == nil && isDatastar(r):
+			frame.Open(w, r, http.StatusOK)
+			_, _ = w.Write(frame.Signals("", "{go: "+strconv.Quote("/c/"+id)+"}"))
+		case err == nil:
+			http.Redirect(w, r, "/c/"+id, http.StatusSeeOther)
+		case isDatastar(r):
+			respond(d, w, r, "", err, nil)
+		default:
 			status, msg := statusOf(d, err)
 			setRetryAfter(w, err)
-			errorPage(d, w, r, status, "Your message was not sent", msg)
-			return
+			w.Header().Set("Cache-Control", "no-store")
+			render(w, r, status, views.Home(d.Assets, errorSidebar(d, r, status), homeForm(d, id, text, msg)))
 		}
-		http.Redirect(w, r, "/c/"+id, http.StatusSeeOther)
 	})
 }
 
 // handlePost serves POST /c/{id}/messages: the next message of a conversation.
+// A refusal keeps the text: Datastar shows the reason in the composer (the
+// text stays in the box); a plain form gets an error page whose form holds it.
 func handlePost(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -226,7 +326,17 @@ func handlePost(d Deps) http.Handler {
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
-			err = post(ctx, d, id, text, key, false)
+			err = post(ctx, d, visitorOf(d, r), id, text, key, false)
+		}
+		if err != nil && !isDatastar(r) && text != "" {
+			status, msg := statusOf(d, err)
+			setRetryAfter(w, err)
+			if !store.ValidConversationID(key) {
+				key = store.NewID()
+			}
+			errorPageWith(d, w, r, status, "Your message was not sent", msg,
+				views.RetryForm("/c/"+id+"/messages", "key", key, text))
+			return
 		}
 		respond(d, w, r, "/c/"+id, err, views.Composer(id, store.NewID(), "", true))
 	})
@@ -300,16 +410,15 @@ func handleRegenerate(d Deps) http.Handler {
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
-			err = regenerate(ctx, d, id, rev)
+			err = regenerate(ctx, d, visitorOf(d, r), id, rev)
 		}
 		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
 	})
 }
 
-func regenerate(ctx context.Context, d Deps, conv, rev string) error {
-	owner := session.Owner(ctx)
-	return start(ctx, d, conv, false, func(gen string) (bool, error) {
-		return d.Store.Regenerate(ctx, conv, owner, gen, rev)
+func regenerate(ctx context.Context, d Deps, v visitor, conv, rev string) error {
+	return start(ctx, d, v, conv, false, func(gen string) (bool, error) {
+		return d.Store.Regenerate(ctx, conv, v.owner, gen, rev)
 	})
 }
 
@@ -359,13 +468,25 @@ func handleDelete(d Deps) http.Handler {
 	})
 }
 
-// setRetryAfter tells a rate-limited client when to come back.
+// setRetryAfter tells a refused client when to come back: the rate
+// limit's own wait, or a few seconds for a limit that frees itself when an
+// answer ends.
 func setRetryAfter(w http.ResponseWriter, err error) {
 	var rl *store.ErrRateLimited
-	if errors.As(err, &rl) {
+	var le *store.LimitError
+	switch {
+	case errors.As(err, &le) && le.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((le.RetryAfter+time.Second-1)/time.Second))))
+	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl)))
+	case errors.As(err, &le), errors.Is(err, store.ErrOwnerBusy), errors.Is(err, generation.ErrAtCapacity):
+		w.Header().Set("Retry-After", strconv.Itoa(busyRetrySeconds))
 	}
 }
+
+// busyRetrySeconds is the wait suggested while answers at once are at a
+// limit: most answers take seconds.
+const busyRetrySeconds = 5
 
 // respond answers an action. Datastar gets events (the fragment on success,
 // the error in the composer otherwise, with the error's status); a plain

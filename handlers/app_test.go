@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/access"
+	"github.com/parley-chat/parley/clientaddr"
 	"github.com/parley-chat/parley/generation"
 	"github.com/parley-chat/parley/handlers"
 	"github.com/parley-chat/parley/internal/testredis"
@@ -39,6 +41,8 @@ type app struct {
 	// the conversations it creates. NewBrowser makes another.
 	Client   *http.Client
 	Sessions *session.Manager
+	// Deps are the server's; a test may serve them again, changed.
+	Deps handlers.Deps
 }
 
 // testOwner owns conversations the tests create through the store directly.
@@ -59,11 +63,15 @@ type appConfig struct {
 	// redis-server: a cluster client, with sharded pub/sub (cluster_test.go).
 	cluster *testredis.Cluster
 
-	store  store.Config
-	hub    live.Config
-	gen    generation.Config
-	demo   llm.DemoConfig
-	limits handlers.Limits
+	store   store.Config
+	hub     live.Config
+	gen     generation.Config
+	demo    llm.DemoConfig
+	limits  handlers.Limits
+	clients clientaddr.Resolver
+	// access is who may use it: open unless its Mode is set (its Key
+	// defaults to a fixed test key).
+	access access.Config
 }
 
 func defaultAppConfig() appConfig {
@@ -115,14 +123,23 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := session.New([]byte("test-session-key-of-at-least-32-bytes"), time.Hour)
+	sessions, err := session.New(time.Hour, []byte("test-session-key-of-at-least-32-bytes"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(handlers.NewServer(handlers.Deps{
+	if cfg.access.Key == nil {
+		cfg.access.Key = []byte("test-access-key-of-at-least-32-bytes")
+	}
+	gate, err := access.New(cfg.access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := handlers.Deps{
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
-		Limits: cfg.limits, Ready: st.Ping, Sessions: sessions, GzipStreams: true,
-	}))
+		Limits: cfg.limits, Ready: st.Ping, Sessions: sessions, GzipStreams: true, Clients: cfg.clients,
+		Access: gate, Guesses: access.NewGuesses(rdb),
+	}
+	ts := httptest.NewServer(handlers.NewServer(deps))
 	t.Cleanup(func() {
 		cancel()
 		<-hubDone
@@ -132,7 +149,7 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 		defer scancel()
 		gens.Shutdown(sctx)
 	})
-	a := &app{URL: ts.URL, Redis: srv, RDB: single, UDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Sessions: sessions,
+	a := &app{URL: ts.URL, Redis: srv, RDB: single, UDB: rdb, Store: st, Hub: hub, Gen: gens, Model: model, Sessions: sessions, Deps: deps,
 		Client: &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 1000}}}
 	a.Client = a.NewBrowser()
 	return a
@@ -142,7 +159,7 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 func (a *app) create(t *testing.T, text string) string {
 	t.Helper()
 	id := store.NewID()
-	res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"id": {id}, "text": {text}})
+	res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {id}, "text": {text}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +25,8 @@ import (
 // to their viewers through sharded pub/sub over at most one subscription
 // connection per master, and viewers converge to the stored conversation,
 // with nothing doubled or missing, while a master hands over to its replica
-// and while a master dies.
+// and while a master dies. The browser's conversation list is live on the
+// same connections: its owner's channel is sharded too.
 func TestRedisCluster(t *testing.T) {
 	c := testredis.StartCluster(t)
 	t.Run("AnswersStreamOnEveryShard", func(t *testing.T) { testClusterStreams(t, c) })
@@ -60,19 +62,33 @@ func testClusterStreams(t *testing.T, c *testredis.Cluster) {
 	defer cancel()
 	views := followAll(ctx, t, a, convs, 4)
 
-	// While every conversation has its room open: one subscription
-	// connection per master, none on the replicas, and each master holds
-	// the channels of its own slots (a room's channel plus the probe).
+	// While every conversation has its room open and the browser's list
+	// is followed: one subscription connection per master, none on the
+	// replicas, and each master holds the channels of its own slots (a
+	// room's channel plus the probe, plus the owner's channel on its master).
 	for _, conv := range convs {
 		defer pinRoom(t, a, conv)()
 	}
+	owner := ownerOf(t, a, a.Client)
+	home := openTab(t, a, a.Client, "the home page", "/", "/sidebar/events", false)
+	waitTab(t, home, "every conversation listed", func(_, last string) bool {
+		for _, conv := range convs {
+			if !strings.Contains(last, `href="/c/`+conv+`"`) {
+				return false
+			}
+		}
+		return true
+	})
+	ownerMaster := c.MasterFor(t, store.OwnerChannel(owner))
 	for _, m := range masters {
+		want := 2
+		if m == ownerMaster {
+			want = 3
+		}
+		clusterWait(t, "the channels of "+m, func() bool { return sharded(t, m) == want })
 		clients := pubsubClients(t, m)
 		if len(clients) != 1 {
 			t.Fatalf("master %s has %d subscription connections, want 1:\n%s", m, len(clients), strings.Join(clients, "\n"))
-		}
-		if !strings.Contains(clients[0], " ssub=2 ") {
-			t.Errorf("master %s: want 2 sharded channels (its conversation and the probe): %s", m, clients[0])
 		}
 		if r := c.ReplicaOf(t, m); len(pubsubClients(t, r)) != 0 {
 			t.Errorf("replica %s has subscription connections", r)
@@ -81,6 +97,14 @@ func testClusterStreams(t *testing.T, c *testredis.Cluster) {
 	if n := a.Hub.Stats().SubscriptionConns; n != int64(len(masters)) {
 		t.Errorf("hub reports %d subscription connections, want %d", n, len(masters))
 	}
+	// Another tab renames a conversation: the SPUBLISH on the owner's
+	// master reaches the list.
+	if code, body := a.action(t, a.Client, "/c/"+convs[0]+"/title", url.Values{"title": {"Renamed on a cluster"}}); code != 200 {
+		t.Fatalf("rename: %d %s", code, body)
+	}
+	waitTab(t, home, "the rename", func(shown, last string) bool {
+		return strings.Contains(last, entry(convs[0], "Renamed on a cluster")) && strings.Contains(shown, entry(convs[0], "Renamed on a cluster"))
+	})
 
 	checkViews(t, a, convs, views.wait(t))
 	for i, conv := range convs {
@@ -116,16 +140,27 @@ func testClusterSlotMoves(t *testing.T, c *testredis.Cluster) {
 	for _, conv := range convs {
 		defer pinRoom(t, a, conv)()
 	}
+	// The viewers' browser has its owner's channel subscribed while any of
+	// its streams is open: a sidebar stream keeps it for the whole test.
+	owner := ownerOf(t, a, a.Client)
+	home := openTab(t, a, a.Client, "the home page", "/", "/sidebar/events", false)
+	waitTab(t, home, "the list", func(_, last string) bool { return strings.Contains(last, "/c/"+moving) })
+	ownerOn := func(addr string) int {
+		if c.MasterFor(t, store.OwnerChannel(owner)) == addr {
+			return 1
+		}
+		return 0
+	}
 	// Channels per connection, counting the probe: two rooms on from, one
-	// on to.
+	// on to (and the owner's channel where its slot is).
 	clusterWait(t, "the rooms to subscribe", func() bool {
-		return sharded(t, from) == 3 && sharded(t, to) == 2
+		return sharded(t, from) == 3+ownerOn(from) && sharded(t, to) == 2+ownerOn(to)
 	})
 	slot := c.Slot(t, store.Channel(moving))
 	start := time.Now()
 	c.MoveSlot(t, slot, to)
 	clusterWait(t, "the moved channel on the new master's connection", func() bool {
-		return sharded(t, from) == 2 && sharded(t, to) == 3
+		return sharded(t, from) == 2+ownerOn(from) && sharded(t, to) == 3+ownerOn(to)
 	})
 	t.Logf("slot %d moved from %s to %s; the hub followed after %v", slot, from, to, time.Since(start).Round(time.Millisecond))
 	for _, m := range []string{from, to} {
@@ -261,7 +296,7 @@ func clusterCreate(t *testing.T, a *app, c *testredis.Cluster, master, text stri
 		if c.MasterFor(t, store.Channel(id)) != master {
 			continue
 		}
-		res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"id": {id}, "text": {text}})
+		res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {id}, "text": {text}})
 		if err != nil {
 			t.Fatal(err)
 		}

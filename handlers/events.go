@@ -9,10 +9,12 @@ import (
 
 	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 )
 
-// handleEvents serves GET /c/{id}/events: the live stream of a conversation.
+// handleEvents serves GET /c/{id}/events: the live stream of a conversation,
+// and of the browser's conversation list in the sidebar.
 // The cursor is the Last-Event-ID header on a reconnect, else the "after"
 // parameter the page was rendered with. A cursor that is malformed, forged or
 // trimmed from the log is not an error: the viewer gets the current state of
@@ -34,7 +36,16 @@ func handleEvents(d Deps) http.Handler {
 		}
 		started := false
 		gzip := d.GzipStreams && acceptsGzip(r.Header.Values("Accept-Encoding"))
-		err = d.Hub.Watch(r.Context(), id, cursor, func() (live.Stream, error) {
+		// The stream also carries this browser's conversation list: a tab
+		// needs one connection, not two (HTTP/1.1 allows six per origin).
+		// A browser new at this request has no list to show: its sidebar
+		// would only cost a subscription (clients without cookies, such as
+		// bots and load tools, are new every time).
+		opt := live.WatchOptions{Owner: session.Owner(r.Context())}
+		if session.IsNew(r.Context()) {
+			opt.Owner = ""
+		}
+		err = d.Hub.Watch(r.Context(), id, cursor, opt, func() (live.Stream, error) {
 			if gzip {
 				frame.OpenGzip(w, r)
 			} else {

@@ -51,7 +51,7 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions, err := session.New([]byte("test-session-key-of-at-least-32-bytes"), time.Hour)
+	sessions, err := session.New(time.Hour, []byte("test-session-key-of-at-least-32-bytes"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 		Limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10}, Ready: st.Ping, Sessions: sessions,
 	}
 	return &pageBench{deps: deps, handler: handlers.NewServer(deps), conv: conv,
-		cookie: &http.Cookie{Name: session.CookieName, Value: sessions.Sign(testOwner)}}
+		cookie: &http.Cookie{Name: session.CookieName, Value: sessions.Sign(testOwner, time.Now())}}
 }
 
 // discard is a ResponseWriter that keeps nothing but the size of the body.

@@ -42,7 +42,10 @@ func TestPageCacheNeverStale(t *testing.T) {
 	}
 	page := func(base, conv string) string {
 		t.Helper()
-		res, err := a.Client.Get(base + "/c/" + conv)
+		req, _ := http.NewRequest("GET", base+"/c/"+conv, nil)
+		// Uncompressed, to see the Content-Length of the page itself.
+		req.Header.Set("Accept-Encoding", "identity")
+		res, err := a.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +100,7 @@ func TestPageCacheNeverStale(t *testing.T) {
 	if code, body := a.action(t, a.Client, "/c/"+conv+"/delete", nil); code != 200 {
 		t.Fatalf("delete: %d %q", code, body)
 	}
-	res, err := a.Client.PostForm(a.URL+"/c", url.Values{"id": {conv}, "text": {"a second life"}})
+	res, err := a.Client.PostForm(a.URL+"/c", url.Values{"conv": {conv}, "text": {"a second life"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/markdown"
@@ -22,7 +25,7 @@ import (
 func handleHome(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		render(w, r, http.StatusOK, views.Home(d.Assets, sidebar(d, r, "", "", false), store.NewID(), d.Gen.Model().Name()))
+		render(w, r, http.StatusOK, views.Home(d.Assets, sidebar(d, r, "", "", false), homeForm(d, "", "", "")))
 	})
 }
 
@@ -113,24 +116,90 @@ const maxPooledPage = 1 << 20
 
 // renderBuffered renders c whole before writing it, in one write with its
 // Content-Length: written through net/http's 4 KB buffer, a long page
-// cost a write system call per 4 KB.
+// cost a write system call per 4 KB. Clients that take gzip get it
+// compressed (at the fastest level: a page's HTML shrinks about tenfold, and
+// a long conversation's page is most of what a visitor downloads).
 func renderBuffered(w http.ResponseWriter, r *http.Request, bufs *sync.Pool, c templ.Component) {
 	buf := bufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledPage {
-			buf.Reset()
-			bufs.Put(buf)
-		}
-	}()
+	defer putBuffer(bufs, buf)
 	if err := c.Render(r.Context(), buf); err != nil {
 		// Views do no I/O: only a cancelled request fails here.
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	body := buf.Bytes()
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Add("Vary", "Accept-Encoding")
+	if len(body) >= minGzipPage && acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		zbuf := bufs.Get().(*bytes.Buffer)
+		defer putBuffer(bufs, zbuf)
+		zw := pageGzips.Get().(*gzip.Writer)
+		zw.Reset(zbuf)
+		_, _ = zw.Write(body) // writes into memory: cannot fail
+		_ = zw.Close()
+		pageGzips.Put(zw)
+		body = zbuf.Bytes()
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	// A failed write means the client went away; there is nobody to tell.
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
+}
+
+// minGzipPage is the smallest page worth compressing.
+const minGzipPage = 1 << 10
+
+// pageGzips holds gzip writers for pages: each holds about 1 MiB of state,
+// too much to allocate per page.
+var pageGzips = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+	return zw
+}}
+
+func putBuffer(bufs *sync.Pool, buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledPage {
+		buf.Reset()
+		bufs.Put(buf)
+	}
+}
+
+// homeForm is the home page's composer: a fresh conversation ID (unless a
+// refused post offered one), with what was typed and why it was refused.
+func homeForm(d Deps, id, text, errText string) views.HomeForm {
+	if !store.ValidConversationID(id) {
+		id = store.NewID()
+	}
+	return views.HomeForm{ID: id, Text: text, Error: errText, Model: d.Gen.Model().Name()}
+}
+
+// handleSource serves GET /c/{id}/markdown/{n}: message n as it was written
+// (an answer's Markdown), for the Copy button. Whoever may read the page may
+// read this.
+func handleSource(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		n, err := strconv.Atoi(r.PathValue("n"))
+		if !store.ValidConversationID(id) || err != nil || n < 0 {
+			http.Error(w, "There is no such message.", http.StatusNotFound)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
+		defer cancel()
+		_, text, err := d.Store.MessageText(ctx, id, n)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			http.Error(w, "There is no such message.", http.StatusNotFound)
+			return
+		case err != nil:
+			d.Log.Error("read message", "conversation", id, "message", n, "err", err)
+			http.Error(w, "The conversation store is not answering. Try again in a few seconds.", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, text)
+	})
 }
 
 // sidebarSize is how many conversations the sidebar lists.
@@ -146,6 +215,8 @@ func sidebar(d Deps, r *http.Request, current, title string, watching bool) view
 	if err != nil {
 		d.Log.Warn("list conversations", "err", err)
 	}
+	// Pages without a conversation stream open the sidebar's own.
+	s.Stream = current == ""
 	found := false
 	for _, c := range list {
 		s.Conversations = append(s.Conversations, views.Summary{ID: c.ID, Title: c.Title, Updated: c.Updated})
@@ -161,13 +232,23 @@ func sidebar(d Deps, r *http.Request, current, title string, watching bool) view
 }
 
 func errorPage(d Deps, w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	// A 5xx most often means Redis is failing or slow: asking it again for
-	// the sidebar would only make the person wait twice as long for the error.
-	var sb views.Sidebar
-	if status < http.StatusInternalServerError {
-		sb = sidebar(d, r, "", "", false)
+	errorPageWith(d, w, r, status, title, detail, nil)
+}
+
+// errorPageWith is errorPage with a form that gives back what the person
+// sent (nil for none).
+func errorPageWith(d Deps, w http.ResponseWriter, r *http.Request, status int, title, detail string, retry templ.Component) {
+	render(w, r, status, views.ErrorPage(d.Assets, errorSidebar(d, r, status), title, detail, retry))
+}
+
+// errorSidebar is the sidebar of an error page. A 5xx most often means Redis
+// is failing or slow: asking it again for the sidebar would only make the
+// person wait twice as long for the error.
+func errorSidebar(d Deps, r *http.Request, status int) views.Sidebar {
+	if status >= http.StatusInternalServerError {
+		return views.Sidebar{}
 	}
-	render(w, r, status, views.ErrorPage(d.Assets, sb, title, detail))
+	return sidebar(d, r, "", "", false)
 }
 
 func notFound(d Deps, w http.ResponseWriter, r *http.Request) {
@@ -191,14 +272,17 @@ func handleHealth() http.Handler {
 }
 
 // handleReady serves GET /readyz: the process can serve, Redis answers.
-func handleReady(ready func(context.Context) error) http.Handler {
+func handleReady(log *slog.Logger, ready func(context.Context) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := ready(ctx); err != nil {
+			// The reason (a Redis address, say) is for the operator's log,
+			// not for whoever asks on the public port.
+			log.Warn("not ready", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			_, _ = w.Write([]byte("not ready\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

@@ -129,7 +129,7 @@ func TestTitleRenameAndList(t *testing.T) {
 		m, err := a.Store.Meta(context.Background(), conv)
 		return err == nil && m.Title == want
 	})
-	if _, page := a.getPage(t, a.Client, "/c/"+conv); !strings.Contains(page, `<h1 id="conv-title" class="conv-title">`+want) {
+	if _, page := a.getPage(t, a.Client, "/c/"+conv); !strings.Contains(page, `<h1 id="conv-title" class="conv-title" data-title="`+want+`">`+want+`</h1>`) {
 		t.Fatalf("page title is not %q", want)
 	}
 
@@ -348,7 +348,7 @@ func TestPerBrowserLimits(t *testing.T) {
 			t.Fatalf("third post in a minute: %d, Retry-After %q, %q", res.StatusCode, ra, body)
 		}
 		// Someone else is not limited by this browser.
-		if code, _ := a.action(t, a.NewBrowser(), "/c", url.Values{"id": {store.NewID()}, "text": {"hi"}}); code != http.StatusSeeOther && code != 200 {
+		if code, _ := a.action(t, a.NewBrowser(), "/c", url.Values{"conv": {store.NewID()}, "text": {"hi"}}); code != http.StatusSeeOther && code != 200 {
 			t.Fatalf("another browser: %d", code)
 		}
 	})
@@ -360,7 +360,7 @@ func TestPerBrowserLimits(t *testing.T) {
 		})
 		first := a.create(t, "slow one")
 		id := store.NewID()
-		code, body := a.action(t, a.Client, "/c", url.Values{"id": {id}, "text": {"second"}})
+		code, body := a.action(t, a.Client, "/c", url.Values{"conv": {id}, "text": {"second"}})
 		if code != http.StatusTooManyRequests || !strings.Contains(body, "already have answers being written") {
 			t.Fatalf("second answer at once: %d", code)
 		}
@@ -368,7 +368,7 @@ func TestPerBrowserLimits(t *testing.T) {
 			t.Fatalf("stop: %d", code)
 		}
 		a.waitStatus(t, first, 1, store.StatusStopped)
-		if code, _ := a.action(t, a.Client, "/c", url.Values{"id": {id}, "text": {"second"}}); code != http.StatusSeeOther {
+		if code, _ := a.action(t, a.Client, "/c", url.Values{"conv": {id}, "text": {"second"}}); code != http.StatusOK {
 			t.Fatalf("after the first ended: %d", code)
 		}
 	})
@@ -382,14 +382,14 @@ func TestPerBrowserLimits(t *testing.T) {
 		codes := make(chan int, 8)
 		for range 8 {
 			go func() {
-				code, _ := a.action(t, a.Client, "/c", url.Values{"id": {store.NewID()}, "text": {"race"}})
+				code, _ := a.action(t, a.Client, "/c", url.Values{"conv": {store.NewID()}, "text": {"race"}})
 				codes <- code
 			}()
 		}
 		admitted := 0
 		for range 8 {
 			switch code := <-codes; code {
-			case http.StatusSeeOther:
+			case http.StatusOK:
 				admitted++
 			case http.StatusTooManyRequests:
 			default:
@@ -419,7 +419,7 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("CSP allows inline code: %q", csp)
 	}
 	// A cross-site form post is refused before it reaches a handler.
-	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader("id="+store.NewID()+"&text=hi"))
+	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader("conv="+store.NewID()+"&text=hi"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	res, err = a.Client.Do(req)
@@ -429,5 +429,22 @@ func TestSecurityHeaders(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site post: %d", res.StatusCode)
+	}
+	if res.Header.Get("Content-Security-Policy") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("the cross-site 403 lacks the security headers: %v", res.Header)
+	}
+	if hsts := res.Header.Get("Strict-Transport-Security"); hsts != "" {
+		t.Errorf("plain HTTP got HSTS %q", hsts)
+	}
+	// Behind a TLS-terminating proxy, HSTS.
+	req, _ = http.NewRequest("GET", a.URL+"/", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	res, err = a.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if hsts := res.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=31536000") {
+		t.Errorf("HTTPS got HSTS %q", hsts)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/parley-chat/parley/access"
+	"github.com/parley-chat/parley/clientaddr"
 	"github.com/parley-chat/parley/generation"
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/markdown"
@@ -29,6 +31,16 @@ type Limits struct {
 	// a generation may run, so a dead process's count expires.
 	OwnerGenerations  int
 	MaxAnswerDuration time.Duration
+	// The same per client address, whatever its cookies: posts a minute,
+	// answers at once, and conversations started an hour (per browser and
+	// per address); 0 is no limit.
+	AddressPostsPerMinute     int
+	AddressGenerations        int
+	ConversationsPerHour      int
+	AddressConversationsPerHr int
+	// DailyTokens is the deployment's model tokens a day (UTC), across
+	// processes; 0 is no budget.
+	DailyTokens int64
 	// RequestTimeout bounds the Redis work of one page load or action, so a
 	// slow Redis answers people with a 503 instead of holding them; 0 is 5 s.
 	RequestTimeout time.Duration
@@ -58,6 +70,13 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// GzipStreams gzips live streams for clients that accept it.
 	GzipStreams bool
+	// Clients names the client address behind a request, which limits
+	// count against (PARLEY_TRUSTED_PROXY says which headers to believe).
+	Clients clientaddr.Resolver
+	// Access says who may use this Parley (PARLEY_ACCESS); nil is open.
+	// Guesses counts passphrase tries per client address (code mode).
+	Access  *access.Gate
+	Guesses GuessCounter
 }
 
 // NewServer returns the application's handler with every route.
@@ -72,12 +91,18 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("POST /c/{id}/regenerate", handleRegenerate(d))
 	mux.Handle("POST /c/{id}/title", handleRename(d))
 	mux.Handle("POST /c/{id}/delete", handleDelete(d))
+	mux.Handle("GET /c/{id}/markdown/{n}", handleSource(d))
+	mux.Handle("GET /sidebar/events", handleSidebarEvents(d))
 	mux.Handle("GET /static/", d.Static)
+	mux.Handle("GET /favicon.ico", handleFavicon(d.Assets.Icon))
 	mux.Handle("GET /healthz", handleHealth())
-	mux.Handle("GET /readyz", handleReady(d.Ready))
+	mux.Handle("GET /readyz", handleReady(d.Log, d.Ready))
+	mux.Handle("POST /access", handleAccess(d))
 	// Browsers send Sec-Fetch-Site/Origin: a cross-site form or fetch cannot
 	// post on a person's behalf.
-	return http.NewCrossOriginProtection().Handler(securityHeaders(d.Sessions.Middleware(mux)))
+	// The security headers go on every answer, the cross-origin 403 too.
+	// Access is checked once the session's owner is known (access.go).
+	return securityHeaders(http.NewCrossOriginProtection().Handler(d.Sessions.Middleware(requireAccess(d, mux))))
 }
 
 // contentSecurityPolicy allows only this origin's scripts, styles and
@@ -95,6 +120,11 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		if session.IsHTTPS(r) {
+			// Browsers then never try plain HTTP for a year, where a
+			// network in between could read or rewrite the pages.
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -50,9 +50,10 @@ func Static(files fs.FS) (http.Handler, views.Assets, error) {
 	if err != nil {
 		return nil, views.Assets{}, fmt.Errorf("index static files: %w", err)
 	}
-	assets := views.Assets{CSS: urls["app.css"], CodeCSS: urls["chroma.css"], Datastar: urls["datastar-1.0.0-beta.11.js"]}
-	if assets.CSS == "" || assets.CodeCSS == "" || assets.Datastar == "" {
-		return nil, views.Assets{}, fmt.Errorf("index static files: app.css, chroma.css or the Datastar bundle is missing")
+	assets := views.Assets{CSS: urls["app.css"], CodeCSS: urls["chroma.css"], Datastar: urls["datastar-1.0.0-beta.11.js"],
+		App: urls["app.js"], Icon: urls["favicon.svg"]}
+	if assets.CSS == "" || assets.CodeCSS == "" || assets.Datastar == "" || assets.App == "" || assets.Icon == "" {
+		return nil, views.Assets{}, fmt.Errorf("index static files: app.css, chroma.css, app.js, favicon.svg or the Datastar bundle is missing")
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e, ok := byName[strings.TrimPrefix(r.URL.Path, "/static/")]
@@ -84,6 +85,18 @@ func contentType(ext string) string {
 		return "text/javascript; charset=utf-8"
 	case ".map", ".json":
 		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
 	}
 	return "text/plain; charset=utf-8"
+}
+
+// handleFavicon serves GET /favicon.ico, which browsers ask for by that name
+// whatever the page links (a tab opened on a stream or an image, say): it
+// points them at the content-hashed icon.
+func handleFavicon(icon string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		http.Redirect(w, r, icon, http.StatusMovedPermanently)
+	})
 }

@@ -157,7 +157,7 @@ func BenchmarkFanOut(b *testing.B) {
 			var opened atomic.Int64
 			for range n {
 				go func() {
-					_ = h.Watch(vctx, conv, snap.Last, func() (Stream, error) { opened.Add(1); return s, nil })
+					_ = h.Watch(vctx, conv, snap.Last, WatchOptions{}, func() (Stream, error) { opened.Add(1); return s, nil })
 				}()
 			}
 			deadline := time.Now().Add(60 * time.Second)

@@ -103,7 +103,7 @@ func TestGzipStreamsUnderStress(t *testing.T) {
 			}
 			defer vcancel()
 			var gotEnd bool
-			err := h.Watch(vctx, conv, cursor, func() (Stream, error) { return gzipTestStream{w: pw, slow: slow}, nil })
+			err := h.Watch(vctx, conv, cursor, WatchOptions{}, func() (Stream, error) { return gzipTestStream{w: pw, slow: slow}, nil })
 			gotEnd = vctx.Err() == nil
 			pw.Close()
 			rerr := <-done

@@ -7,7 +7,8 @@
 // the same bytes to every viewer. Pub/sub is only a doorbell: every notice
 // carries its log ID and the ID before it, and a room that sees a hole, or
 // whose subscription was (re)confirmed, re-reads the conversation from Redis.
-// Nothing here ever blocks on a viewer.
+// The same subscription carries each browser's conversation list to its tabs
+// (lists.go). Nothing here ever blocks on a viewer.
 package live
 
 import (
@@ -57,11 +58,13 @@ type Stats struct {
 	Frames        int64 // frames rendered by rooms
 	FastForwards  int64 // viewers that fell behind and were brought to current state
 	Resyncs       int64 // rooms that re-read Redis after a hole or a resubscription
-	Subscriptions int64 // channels subscribed now (one per room, plus the probe)
+	Subscriptions int64 // channels subscribed now (one per room and per list room, plus the probe)
 	ProbeFailures int64
 	FramesWritten int64 // frames written to viewers (heartbeats not counted)
 	BytesWritten  int64 // bytes written to viewers, heartbeats included
 	Dropped       int64 // viewers dropped because a write timed out
+	Lists         int64 // owners whose conversation list this process follows (lists.go)
+	ListReads     int64 // reads of owners' lists, each shared by the owner's viewers here
 
 	// SubscriptionConns is the number of Redis connections in pub/sub mode:
 	// one, or on Redis Cluster one per master.
@@ -84,6 +87,7 @@ type Hub struct {
 	mu    sync.Mutex
 	ps    *redis.PubSub
 	rooms map[string]*Room
+	lists map[string]*listRoom // by owner
 	ops   []subOp
 	opsC  chan struct{}
 
@@ -102,6 +106,7 @@ type Hub struct {
 	written   atomic.Int64
 	bytes     atomic.Int64
 	dropped   atomic.Int64
+	listReads atomic.Int64
 }
 
 type subOp struct {
@@ -118,6 +123,7 @@ func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, l
 		probe:     "parley:probe:" + id,
 		started:   make(chan struct{}),
 		rooms:     map[string]*Room{},
+		lists:     map[string]*listRoom{},
 		opsC:      make(chan struct{}, 1),
 		probeSeen: make(chan struct{}, 1),
 		lost:      make(chan struct{}),
@@ -145,13 +151,14 @@ func (h *Hub) lostSignal() <-chan struct{} {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
-	rooms := int64(len(h.rooms))
+	rooms, lists := int64(len(h.rooms)), int64(len(h.lists))
 	h.mu.Unlock()
 	return Stats{
 		Rooms: rooms, Viewers: h.viewers.Load(), Frames: h.frames.Load(),
 		FastForwards: h.ffwds.Load(), Resyncs: h.resyncs.Load(),
 		Subscriptions: h.subs.Load(), ProbeFailures: h.probeFail.Load(), SubscriptionConns: h.subConns.Load(),
 		FramesWritten: h.written.Load(), BytesWritten: h.bytes.Load(), Dropped: h.dropped.Load(),
+		Lists: lists, ListReads: h.listReads.Load(),
 	}
 }
 
@@ -269,6 +276,10 @@ func (h *Hub) roomOf(channel string) *Room {
 func (h *Hub) notice(channel, payload string) {
 	if r := h.roomOf(channel); r != nil {
 		r.deliver(payload)
+		return
+	}
+	if l := h.listOf(channel); l != nil {
+		l.poke() // the payload says nothing more: the list is read
 	}
 }
 
@@ -277,6 +288,10 @@ func (h *Hub) notice(channel, payload string) {
 // were lost, so the room re-reads the log.
 func (h *Hub) confirmed(channel string) {
 	if channel == h.probe {
+		return
+	}
+	if l := h.listOf(channel); l != nil {
+		l.listConfirmed()
 		return
 	}
 	r := h.roomOf(channel)
@@ -384,7 +399,8 @@ func (h *Hub) runProbe(ctx context.Context) {
 }
 
 // rebuild replaces the subscription with a new connection that subscribes to
-// every open room's channel; their confirmations make each room resync.
+// every open room's and list room's channel; their confirmations make each
+// room resync and each list room read its list.
 func (h *Hub) rebuild(ctx context.Context) {
 	// Dial outside the lock: every notice, join and page render takes it.
 	ps := h.newPubSub(ctx)
@@ -394,6 +410,9 @@ func (h *Hub) rebuild(ctx context.Context) {
 	h.ops = h.ops[:0]
 	for conv := range h.rooms {
 		h.enqueue(subOp{subscribe: true, channel: store.Channel(conv)})
+	}
+	for owner := range h.lists {
+		h.enqueue(subOp{subscribe: true, channel: store.OwnerChannel(owner)})
 	}
 	h.mu.Unlock()
 	if ctx.Err() != nil {

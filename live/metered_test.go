@@ -72,7 +72,7 @@ func TestStalledViewerIsDropped(t *testing.T) {
 	defer client.Close() // never read: the first write blocks
 	done := make(chan error, 1)
 	go func() {
-		done <- h.Watch(ctx, conv, store.ID{}, func() (Stream, error) { return pipeStream{server}, nil })
+		done <- h.Watch(ctx, conv, store.ID{}, WatchOptions{}, func() (Stream, error) { return pipeStream{server}, nil })
 	}()
 	select {
 	case <-done:
@@ -102,7 +102,7 @@ func TestWatchReportsTokenToFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &recordStream{}
-	go func() { _ = h.Watch(ctx, conv, snap.Last, func() (Stream, error) { return out, nil }) }()
+	go func() { _ = h.Watch(ctx, conv, snap.Last, WatchOptions{}, func() (Stream, error) { return out, nil }) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for h.Stats().Viewers != 1 || h.Stats().FramesWritten == 0 {
 		if time.Now().After(deadline) {

@@ -66,7 +66,7 @@ func TestCrowdGetsFewerFrames(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := &recordStream{}
-			go func() { _ = h.Watch(ctx, conv, store.ID{}, func() (Stream, error) { return rec, nil }) }()
+			go func() { _ = h.Watch(ctx, conv, store.ID{}, WatchOptions{}, func() (Stream, error) { return rec, nil }) }()
 			waitFor(t, func() bool { return h.Stats().Viewers == 1 })
 			time.Sleep(100 * time.Millisecond)
 			rec.mu.Lock()

@@ -32,6 +32,11 @@ type Frame struct {
 	// (zero for none): the start of its token-to-frame latency.
 	Appended time.Time
 
+	// titled: the frame sets the conversation's title, to title. A viewer
+	// keeps the title its page shows for its sidebar frames (lists.go).
+	titled bool
+	title  string
+
 	z zdata // its compressed forms (gzip.go)
 }
 
@@ -178,7 +183,7 @@ func CatchUp(md *markdown.Renderer, conv string, from store.ID, snap *store.Snap
 	id := snap.Last.String()
 	busy := "{busy: " + strconv.FormatBool(snap.Active != "") + "}"
 	data := append(frame.Merge(id, sb.String()), frame.Signals(id, busy)...)
-	return &Frame{From: from, ID: snap.Last, Data: data}
+	return &Frame{From: from, ID: snap.Last, Data: data, titled: true, title: snap.Title}
 }
 
 func renderTo(ctx context.Context, sb *strings.Builder, c templ.Component) {
@@ -193,6 +198,9 @@ func deletedFrame() *Frame {
 	var sb strings.Builder
 	renderTo(context.Background(), &sb, views.Deleted())
 	data := append(frame.Merge("", sb.String()), frame.Remove("", "#"+views.SideItemID)...)
+	// Nothing is being written or watched any more: Send and Stop, and the
+	// presence count, must not say otherwise.
+	data = append(data, frame.Signals("", "{busy: false, watching: 0}")...)
 	return &Frame{Data: data, End: true}
 }
 

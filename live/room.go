@@ -354,7 +354,7 @@ func (r *Room) emit(from store.ID, ch *changes) {
 		data = append(data, busySignals(id, r.state.msgs)...)
 	}
 	r.lastFrame = time.Now()
-	r.broadcast(&Frame{From: from, ID: r.state.last, Data: data, Appended: ch.appended})
+	r.broadcast(&Frame{From: from, ID: r.state.last, Data: data, Appended: ch.appended, titled: ch.title, title: r.state.title})
 }
 
 func (r *Room) stop(gen string) {

@@ -65,9 +65,13 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 
 	stuck := stuckStream{release: make(chan struct{})}
 	defer close(stuck.release)
-	go func() { _ = h.Watch(ctx, conv, store.ID{}, func() (Stream, error) { return stuck, nil }) }()
+	go func() {
+		_ = h.Watch(ctx, conv, store.ID{}, WatchOptions{}, func() (Stream, error) { return stuck, nil })
+	}()
 	fast := &recordStream{}
-	go func() { _ = h.Watch(ctx, conv, store.ID{}, func() (Stream, error) { return fast, nil }) }()
+	go func() {
+		_ = h.Watch(ctx, conv, store.ID{}, WatchOptions{}, func() (Stream, error) { return fast, nil })
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for h.Stats().Viewers != 2 || h.Stats().Rooms != 1 {
 		if time.Now().After(deadline) {

@@ -13,7 +13,10 @@ import (
 // viewer is one live stream. Its queue holds pointers to frames shared with
 // the rest of the room, so its memory is bounded by the queue length.
 type viewer struct {
-	gone   bool // the conversation was deleted; owned by Watch's goroutine
+	gone bool // the conversation was deleted; owned by Watch's goroutine
+	// title is the conversation's title as the viewer's page shows it: from
+	// the last frame written that set it. Owned by Watch's goroutine.
+	title  string
 	queue  chan *Frame
 	lagged atomic.Bool
 	kick   chan struct{}
@@ -50,15 +53,27 @@ type GzipStream interface {
 	Gzip() bool
 }
 
+// WatchOptions say who watches a conversation stream.
+type WatchOptions struct {
+	// Owner is the viewer's browser (its session owner ID): the stream also
+	// carries that browser's conversation list (lists.go), so that a tab
+	// needs no second connection for its sidebar. "" for none. Whether the
+	// conversation is the viewer's own (its entry in the list) or someone
+	// else's (listed apart) is read with the conversation.
+	Owner string
+}
+
 // Watch streams conversation conv to one viewer whose page is at position
 // cursor (the zero ID when unknown), until ctx is done or the hub shuts down.
 // It joins the room first, then reads what changed after the cursor, then
-// forwards live frames newer than what it sent: no gap, no duplicate.
+// forwards live frames newer than what it sent: no gap, no duplicate. With
+// opt.Owner it also writes that owner's conversation list right after the
+// catch-up and whenever it changes.
 //
 // open is called once the conversation is known to exist, to start the
 // response; errors returned before that (ErrTooManyViewers, ErrUnavailable,
 // store.ErrNotFound) can still become an HTTP status.
-func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func() (Stream, error)) error {
+func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt WatchOptions, open func() (Stream, error)) error {
 	if n := h.viewers.Add(1); h.cfg.MaxViewers > 0 && n > int64(h.cfg.MaxViewers) {
 		h.viewers.Add(-1)
 		return ErrTooManyViewers
@@ -74,6 +89,20 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 	v := &viewer{queue: make(chan *Frame, h.cfg.ViewerQueue), kick: make(chan struct{}, 1)}
 	r.addViewer(v)
 	defer r.removeViewer(v)
+	var side *sidebar
+	if opt.Owner != "" {
+		// Not waited for: the list room reads the list once its channel is
+		// subscribed and wakes this viewer then. On a cluster the owner's
+		// channel may be on a master that is failing over while the
+		// conversation's is fine, and the conversation must not wait.
+		l, err := h.openList(opt.Owner)
+		if err != nil {
+			return err
+		}
+		defer h.leaveList(l)
+		side = &sidebar{room: l, v: newListViewer(), current: conv}
+		defer side.join()()
+	}
 
 	snap, err := h.store.Snapshot(ctx, conv, cursor)
 	if errors.Is(err, store.ErrNotFound) {
@@ -91,16 +120,30 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 	gz, _ := stream.(GzipStream)
 	wr := &wire{out: out, gzip: gz != nil && gz.Gzip()}
 	sent := cursor
+	// The page shows the title as of its cursor, which is the snapshot's
+	// when it is current, and the catch-up's otherwise.
+	v.title = snap.Title
 	if !snap.CursorValid || snap.Last != cursor {
 		if err := wr.raw(CatchUp(h.md, conv, cursor, snap).Data, true); err != nil {
 			return nil
 		}
 		sent = snap.Last
 	}
+	if side != nil {
+		side.watching = snap.Owner != opt.Owner
+	}
 	// Every stream starts with an event, even when the page is current: the
 	// page clears its "reconnecting" sign at the first event of a stream.
 	if err := wr.raw(presenceFrame(max(1, int(r.watching.Load()))).Data, true); err != nil {
 		return nil
+	}
+	// Then the sidebar, which the page may have rendered before a change in
+	// another tab. Not read yet (the owner's first viewer here): the room's
+	// first read wakes this viewer.
+	if f := side.pending(v.title); f != nil {
+		if err := wr.raw(f, true); err != nil {
+			return nil
+		}
 	}
 	if err := out.Flush(); err != nil {
 		return nil
@@ -132,6 +175,20 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 			if err := out.Flush(); err != nil {
 				return nil
 			}
+		case <-side.wakeC():
+			// The owner's list changed: this viewer's own rendering of it,
+			// written on the wire's private path (not the room's stream).
+			f := side.pending(v.title)
+			if f == nil {
+				continue
+			}
+			wrote = true
+			if err := wr.raw(f, true); err != nil {
+				return nil
+			}
+			if err := out.Flush(); err != nil {
+				return nil
+			}
 		case f := <-v.queue:
 			wrote = true
 			gap := false
@@ -152,6 +209,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 						return nil
 					}
 					sent = f.ID
+					v.noteTitle(f)
 					out.frameWritten(f)
 				} else {
 					wr.skip()
@@ -188,6 +246,13 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, open func
 	}
 }
 
+// noteTitle records the title a frame written to the viewer set, if any.
+func (v *viewer) noteTitle(f *Frame) {
+	if f.titled {
+		v.title = f.title
+	}
+}
+
 // fastForward brings a viewer that fell behind to the current state in one
 // frame, dropping what it had queued. It returns a timer channel when Redis
 // could not be read, to try again.
@@ -220,10 +285,12 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 		return time.After(time.Second)
 	}
 	if snap.Last != *sent || !snap.CursorValid {
-		if err := wr.raw(CatchUp(h.md, conv, *sent, snap).Data, true); err != nil {
+		f := CatchUp(h.md, conv, *sent, snap)
+		if err := wr.raw(f.Data, true); err != nil {
 			return nil
 		}
 		*sent = snap.Last
+		v.noteTitle(f)
 	}
 	if err := wr.out.Flush(); err != nil {
 		return nil

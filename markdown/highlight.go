@@ -18,25 +18,6 @@ const (
 	DarkStyle  = "github-dark"
 )
 
-// CopyOnClick is the Datastar beta.11 expression that makes the copy buttons
-// of code blocks work. It belongs in a data-on-click attribute of an element
-// that contains the answers (the page's message list): one delegated handler
-// instead of one per button, so the HTML of an answer carries no data-*
-// attribute at all (Datastar would give each such button a generated id, and
-// the page would no longer equal the server's HTML), and nothing in a
-// rendered answer is ever run by Datastar.
-//
-// On success the button says "Copied" for a moment. When the browser has no
-// clipboard API (a page served over plain HTTP from another host) or refuses
-// it (no permission, page not focused), the code is selected so that the
-// person can copy it by hand; no error reaches the console. Datastar cuts
-// expressions at ';', so this is one expression.
-const CopyOnClick = `(b => b && Promise.resolve()` +
-	`.then(() => navigator.clipboard.writeText(b.closest('.code').querySelector('code').textContent))` +
-	`.then(() => (b.textContent = 'Copied', setTimeout(() => b.textContent = 'Copy', 1500)),` +
-	` () => getSelection().selectAllChildren(b.closest('.code').querySelector('code'))))` +
-	`(evt.target.closest('button.copy'))`
-
 // maxHighlightBytes bounds the code a block may hold and still be
 // highlighted: chroma's lexers use backtracking regular expressions (with a
 // timeout per match), and a growing block is highlighted again for every

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -29,19 +30,40 @@ const (
 // MinKeyBytes is the shortest signing key accepted.
 const MinKeyBytes = 32
 
+// refreshAfter is how old a cookie may get before it is re-issued with a
+// fresh issue time: MaxAge then counts from a browser's last visit (give or
+// take a day), not from its first.
+const refreshAfter = 24 * time.Hour
+
+// clockSkew is how far in the future an issue time may lie (processes'
+// clocks differ a little).
+const clockSkew = 5 * time.Minute
+
 // Manager issues and verifies session cookies.
 type Manager struct {
-	key    []byte
+	keys   [][]byte // newest first: it signs; every one verifies
 	maxAge time.Duration
+	now    func() time.Time
 }
 
-// New returns a Manager that signs with key (at least MinKeyBytes long).
-// Every process behind one load balancer needs the same key.
-func New(key []byte, maxAge time.Duration) (*Manager, error) {
-	if len(key) < MinKeyBytes {
-		return nil, fmt.Errorf("session key is %d bytes; it needs at least %d", len(key), MinKeyBytes)
+// New returns a Manager that signs with keys[0] and accepts cookies signed by
+// any of keys (each at least MinKeyBytes long): rotating a key is adding a
+// new one in front, then dropping the old one once its cookies were
+// re-issued (every visit re-issues a cookie signed by an older key). A cookie
+// older than maxAge since it was last issued is refused, whatever its key.
+// Every process behind one load balancer needs the same keys.
+func New(maxAge time.Duration, keys ...[]byte) (*Manager, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no session key")
 	}
-	return &Manager{key: append([]byte(nil), key...), maxAge: maxAge}, nil
+	m := &Manager{maxAge: maxAge, now: time.Now}
+	for i, k := range keys {
+		if len(k) < MinKeyBytes {
+			return nil, fmt.Errorf("session key %d is %d bytes; it needs at least %d", i+1, len(k), MinKeyBytes)
+		}
+		m.keys = append(m.keys, append([]byte(nil), k...))
+	}
+	return m, nil
 }
 
 // NewKey returns a random signing key, for a single process that was given none.
@@ -59,36 +81,66 @@ func Owner(ctx context.Context) string {
 	return o
 }
 
+type newKey struct{}
+
+// IsNew reports whether ctx's owner was made for this request: the browser
+// sent no valid cookie, so it has no conversations yet (a client without a
+// cookie jar is new at every request).
+func IsNew(ctx context.Context) bool {
+	n, _ := ctx.Value(newKey{}).(bool)
+	return n
+}
+
 // WithOwner returns ctx carrying owner; tests use it to act as someone.
 func WithOwner(ctx context.Context, owner string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, owner)
 }
 
 // Middleware gives every request an owner: the one in a valid cookie, or a
-// new one, set as a cookie on the response. A forged or damaged cookie is
-// treated as none: the browser simply gets a fresh identity.
+// new one, set as a cookie on the response. A forged, damaged or expired
+// cookie is treated as none: the browser simply gets a fresh identity. A
+// valid cookie signed by an older key, or issued over a day ago, is
+// re-issued.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		owner, ok := m.read(r)
-		if !ok {
+		owner, t, err := m.read(r)
+		ctx := r.Context()
+		switch {
+		case err != nil:
 			owner = newOwner()
 			http.SetCookie(w, m.cookie(r, owner))
+			ctx = context.WithValue(ctx, newKey{}, true)
+		case t.stale(m.now()):
+			http.SetCookie(w, m.cookie(r, owner))
 		}
-		next.ServeHTTP(w, r.WithContext(WithOwner(r.Context(), owner)))
+		next.ServeHTTP(w, r.WithContext(WithOwner(ctx, owner)))
 	})
 }
 
-func (m *Manager) read(r *http.Request) (string, bool) {
-	for _, name := range []string{secureCookieName, CookieName} {
-		c, err := r.Cookie(name)
-		if err != nil {
-			continue
-		}
-		if owner, err := m.Verify(c.Value); err == nil {
-			return owner, true
-		}
+// ticket is what a valid cookie says besides its owner.
+type ticket struct {
+	issued time.Time
+	key    int  // index of the key that signed it
+	legacy bool // the first cookie format, without an issue time
+}
+
+func (t ticket) stale(now time.Time) bool {
+	return t.legacy || t.key > 0 || now.Sub(t.issued) > refreshAfter
+}
+
+// read returns the owner of the request's cookie. Over HTTPS only the
+// __Host- cookie counts (a plain-named one could have been planted by a
+// sibling domain or a plain-HTTP page); over HTTP only the plain one exists.
+func (m *Manager) read(r *http.Request) (string, ticket, error) {
+	name := CookieName
+	if isHTTPS(r) {
+		name = secureCookieName
 	}
-	return "", false
+	c, err := r.Cookie(name)
+	if err != nil {
+		return "", ticket{}, ErrInvalid
+	}
+	return m.verify(c.Value)
 }
 
 func (m *Manager) cookie(r *http.Request, owner string) *http.Cookie {
@@ -99,7 +151,7 @@ func (m *Manager) cookie(r *http.Request, owner string) *http.Cookie {
 	}
 	return &http.Cookie{
 		Name:     name,
-		Value:    m.Sign(owner),
+		Value:    m.Sign(owner, m.now()),
 		Path:     "/",
 		MaxAge:   int(m.maxAge.Seconds()),
 		HttpOnly: true,
@@ -109,38 +161,85 @@ func (m *Manager) cookie(r *http.Request, owner string) *http.Cookie {
 }
 
 // isHTTPS reports whether the browser reached us over TLS, directly or
-// through a proxy that terminates it (Fly.io sets X-Forwarded-Proto).
+// through a proxy that terminates it (Fly.io sets X-Forwarded-Proto). A
+// client that claims HTTPS over plain HTTP only gets a Secure cookie its
+// browser will not send back.
 func isHTTPS(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
-// Sign returns the cookie value for owner.
-func (m *Manager) Sign(owner string) string {
-	return owner + "." + base64.RawURLEncoding.EncodeToString(m.mac(owner))
+// IsHTTPS is isHTTPS for other packages (HSTS is sent only over HTTPS).
+func IsHTTPS(r *http.Request) bool { return isHTTPS(r) }
+
+// Sign returns the cookie value for owner, issued at t: owner, issue time
+// (Unix seconds) and the MAC of both under the newest key.
+func (m *Manager) Sign(owner string, t time.Time) string {
+	payload := owner + "." + strconv.FormatInt(t.Unix(), 10)
+	return payload + "." + base64.RawURLEncoding.EncodeToString(mac(m.keys[0], payload))
 }
 
-// ErrInvalid is returned for a cookie value that was not signed by this key.
+// ErrInvalid is returned for a cookie value that was not signed by one of
+// the keys, or has expired.
 var ErrInvalid = errors.New("invalid session")
 
-// Verify returns the owner of a cookie value signed by this key.
+// Verify returns the owner of a cookie value signed by one of the keys and
+// issued within the maximum age.
 func (m *Manager) Verify(value string) (string, error) {
-	owner, sig, ok := strings.Cut(value, ".")
-	if !ok || !ValidOwner(owner) {
-		return "", ErrInvalid
-	}
-	// Compare the encoded form: base64 has more than one spelling of some
-	// byte strings, and only the one Sign writes is accepted.
-	want := base64.RawURLEncoding.EncodeToString(m.mac(owner))
-	if !hmac.Equal([]byte(sig), []byte(want)) {
-		return "", ErrInvalid
-	}
-	return owner, nil
+	owner, _, err := m.verify(value)
+	return owner, err
 }
 
-func (m *Manager) mac(owner string) []byte {
-	h := hmac.New(sha256.New, m.key)
-	h.Write([]byte("parley-session-v1:"))
-	h.Write([]byte(owner))
+func (m *Manager) verify(value string) (string, ticket, error) {
+	owner, rest, ok := strings.Cut(value, ".")
+	if !ok || !ValidOwner(owner) {
+		return "", ticket{}, ErrInvalid
+	}
+	stamp, sig, ok := strings.Cut(rest, ".")
+	if !ok {
+		return m.verifyV1(owner, rest)
+	}
+	if len(stamp) == 0 || len(stamp) > 12 || strings.TrimLeft(stamp, "0123456789") != "" || stamp[0] == '0' {
+		return "", ticket{}, ErrInvalid
+	}
+	secs, err := strconv.ParseInt(stamp, 10, 64)
+	if err != nil {
+		return "", ticket{}, ErrInvalid
+	}
+	issued, now := time.Unix(secs, 0), m.now()
+	if issued.After(now.Add(clockSkew)) || now.Sub(issued) > m.maxAge {
+		return "", ticket{}, ErrInvalid
+	}
+	payload := owner + "." + stamp
+	for i, k := range m.keys {
+		// Compare the encoded form: base64 has more than one spelling of
+		// some byte strings, and only the one Sign writes is accepted.
+		want := base64.RawURLEncoding.EncodeToString(mac(k, payload))
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return owner, ticket{issued: issued, key: i}, nil
+		}
+	}
+	return "", ticket{}, ErrInvalid
+}
+
+// verifyV1 accepts a cookie of the first format (owner.MAC, no issue time),
+// so that browsers keep their conversations across the upgrade; it is
+// re-issued in the current format at once. Rotating the keys ends them.
+func (m *Manager) verifyV1(owner, sig string) (string, ticket, error) {
+	for i, k := range m.keys {
+		h := hmac.New(sha256.New, k)
+		h.Write([]byte("parley-session-v1:"))
+		h.Write([]byte(owner))
+		if hmac.Equal([]byte(sig), []byte(base64.RawURLEncoding.EncodeToString(h.Sum(nil)))) {
+			return owner, ticket{key: i, legacy: true}, nil
+		}
+	}
+	return "", ticket{}, ErrInvalid
+}
+
+func mac(key []byte, payload string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("parley-session-v2:"))
+	h.Write([]byte(payload))
 	return h.Sum(nil)
 }
 

@@ -19,7 +19,8 @@ import (
 // SPUBLISH on that slot's master, where a sharded subscriber receives every
 // logged event in log order, each naming the one before it. The writes that
 // span slots (an owner's list, the generation index) go through the cluster
-// client as separate commands.
+// client as separate commands, and the owner's channel, in a slot of its
+// own, rings with SPUBLISH on its master after each change of the list.
 func TestStoreOnRedisCluster(t *testing.T) {
 	c := testredis.StartCluster(t)
 	ctx := context.Background()
@@ -33,6 +34,24 @@ func TestStoreOnRedisCluster(t *testing.T) {
 	short := cfg
 	short.LeaseTTL = 200 * time.Millisecond
 	stShort := store.New(cc, short) // for leases that must run out
+
+	ownerMaster := c.MasterFor(t, store.OwnerChannel(testOwner))
+	ownerNode := redis.NewClient(&redis.Options{Addr: ownerMaster})
+	t.Cleanup(func() { _ = ownerNode.Close() })
+	owner := ownerNode.SSubscribe(ctx, store.OwnerChannel(testOwner))
+	t.Cleanup(func() { _ = owner.Close() })
+	if _, err := owner.Receive(ctx); err != nil {
+		t.Fatalf("%s: ssubscribe the owner's channel: %v", ownerMaster, err)
+	}
+	ownerRang := func(master, what string) {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		msg, err := owner.ReceiveMessage(rctx)
+		if err != nil || msg.Payload != "list" {
+			t.Fatalf("%s: %s: owner notice on %s: %v %v", master, what, ownerMaster, msg, err)
+		}
+	}
 
 	for _, master := range c.Masters(t) {
 		conv := store.NewID()
@@ -63,6 +82,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: title not set", master)
 		}
+		ownerRang(master, "title")
 		if stop, err := st.Renew(ctx, conv, res.Gen); err != nil || stop {
 			t.Fatalf("%s: renew: %v %v", master, stop, err)
 		}
@@ -118,6 +138,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			t.Fatalf("%s: presence: %d %v", master, n, err)
 		}
 		must(t, master, "touch", st.Touch(ctx, testOwner, conv))
+		ownerRang(master, "touch")
 		list, err := st.List(ctx, testOwner, 10)
 		must(t, master, "list", err)
 		if !slices.ContainsFunc(list, func(s store.Summary) bool { return s.ID == conv && s.Title == "A title" }) {
@@ -133,6 +154,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		log, err := cc.XRange(ctx, "{c:"+conv+"}:log", "-", "+").Result()
 		must(t, master, "read the log", err)
 		must(t, master, "delete", st.Delete(ctx, conv, testOwner))
+		ownerRang(master, "delete")
 		if _, err := st.Snapshot(ctx, conv, store.ID{}); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("%s: snapshot after delete: %v", master, err)
 		}

@@ -57,6 +57,29 @@ func (s *Store) Meta(ctx context.Context, conv string) (Meta, error) {
 	return Meta{Owner: str(v[0]), Title: str(v[1]), Active: str(v[2]), Updated: time.UnixMilli(ms)}, nil
 }
 
+// MessageText reads message index of conv as it is stored now: its role and
+// its text (an answer's text so far while it is written).
+func (s *Store) MessageText(ctx context.Context, conv string, index int) (role, text string, err error) {
+	k := keysFor(conv)
+	n := strconv.Itoa(index)
+	pipe := s.rdb.Pipeline()
+	fields := pipe.HMGet(ctx, k.msgs, n+".role", n+".text")
+	growing := pipe.Get(ctx, k.prefix+"t:"+n)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", "", fmt.Errorf("read message: %w", err)
+	}
+	v := fields.Val()
+	if len(v) < 2 || v[0] == nil {
+		return "", "", ErrNotFound
+	}
+	role, _ = v[0].(string)
+	text, _ = v[1].(string)
+	if text == "" {
+		text = growing.Val()
+	}
+	return role, text, nil
+}
+
 // Summary is one entry of an owner's conversation list.
 type Summary struct {
 	ID      string
@@ -64,7 +87,39 @@ type Summary struct {
 	Updated time.Time
 }
 
-// Touch records that owner used conv now, so it leads their list.
+// ownerNotice is the payload of an owner notice: only a doorbell.
+const ownerNotice = "list"
+
+// publishOwner queues (on a pipeline) or sends the notice that owner's list
+// changed.
+func (s *Store) publishOwner(ctx context.Context, c redis.Cmdable, owner string) {
+	if s.cfg.Sharded {
+		c.SPublish(ctx, OwnerChannel(owner), ownerNotice)
+	} else {
+		c.Publish(ctx, OwnerChannel(owner), ownerNotice)
+	}
+}
+
+// notifyOwner tells every process with a viewer of owner's list that it
+// changed. The write it follows must be done: a process that gets the
+// notice reads the list at once.
+func (s *Store) notifyOwner(ctx context.Context, owner string) error {
+	if owner == "" {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	s.publishOwner(ctx, pipe, owner)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("notify the owner's list: %w", err)
+	}
+	return nil
+}
+
+// Touch records that owner used conv now, so it leads their list, and
+// rings the owner's channel. On one Redis the notice goes in the same
+// pipeline, after the write; on a cluster the key and the channel live in
+// different slots, whose commands a pipeline sends to their nodes at once,
+// so the notice could overtake the write: it is sent after it.
 func (s *Store) Touch(ctx context.Context, owner, conv string) error {
 	k := ownerKey(owner)
 	pipe := s.rdb.Pipeline()
@@ -72,8 +127,14 @@ func (s *Store) Touch(ctx context.Context, owner, conv string) error {
 	if s.cfg.ConversationTTL > 0 {
 		pipe.PExpire(ctx, k, s.cfg.ConversationTTL)
 	}
+	if !s.cfg.Sharded {
+		s.publishOwner(ctx, pipe, owner)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("index conversation: %w", err)
+	}
+	if s.cfg.Sharded {
+		return s.notifyOwner(ctx, owner)
 	}
 	return nil
 }
@@ -131,22 +192,27 @@ func CleanTitle(text string) string {
 }
 
 // titleScript sets the title and logs it, so every tab shows it live and a
-// page that reconnects gets it in its catch-up.
+// page that reconnects gets it in its catch-up. It returns the owner, whose
+// list shows the title: the caller rings the owner's channel, which is
+// outside the conversation's slot.
 //
 // ARGV[5] title, [6] "1" to set it only when there is none yet (a generated
 // title never overwrites one the owner chose), [7] required owner or "".
 var titleScript = redis.NewScript(prelude + `
 if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
-if ARGV[7] ~= '' and redis.call('HGET', meta, 'owner') ~= ARGV[7] then return {'forbidden'} end
+local owner = redis.call('HGET', meta, 'owner') or ''
+if ARGV[7] ~= '' and owner ~= ARGV[7] then return {'forbidden'} end
 if ARGV[6] == '1' and (redis.call('HGET', meta, 'title') or '') ~= '' then return {'kept'} end
 local id = emit({'t', 'title', 'x', ARGV[5]}, {t = 'title', x = ARGV[5]})
 redis.call('HSET', meta, 'title', ARGV[5])
 touch()
-return {'ok', id}
+return {'ok', id, owner}
 `)
 
-// SetTitle gives conv a title. With owner set, only that owner may; with
-// ifEmpty, an existing title is kept (ok is then false).
+// SetTitle gives conv a title, and rings its owner's channel so that the
+// owner's other tabs list it. With owner set, only that owner may; with
+// ifEmpty, an existing title is kept (ok is then false). When only the
+// notice fails, ok is true and err says so.
 func (s *Store) SetTitle(ctx context.Context, conv, owner, title string, ifEmpty bool) (ok bool, err error) {
 	ks, args := s.common(conv)
 	keep := "0"
@@ -160,7 +226,10 @@ func (s *Store) SetTitle(ctx context.Context, conv, owner, title string, ifEmpty
 	}
 	switch res[0] {
 	case "ok":
-		return true, nil
+		if len(res) < 3 {
+			return true, fmt.Errorf("set title: reply without the owner: %q", res)
+		}
+		return true, s.notifyOwner(ctx, res[2])
 	case "kept":
 		return false, nil
 	case "notfound":
@@ -270,9 +339,13 @@ func (s *Store) Delete(ctx context.Context, conv, owner string) error {
 	}
 	// Outside the conversation's slot: best effort, both are self-cleaning
 	// (the list drops missing conversations, the sweeper missing leases).
+	// The owner's notice follows the ZREM in the pipeline on one Redis; on
+	// a cluster it could overtake it (see Touch), which does no harm here:
+	// a list read drops a conversation whose keys are gone.
 	pipe := s.rdb.Pipeline()
 	pipe.ZRem(ctx, ownerKey(owner), conv)
 	pipe.ZRem(ctx, gensKey, conv)
+	s.publishOwner(ctx, pipe, owner)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("unindex deleted conversation: %w", err)
 	}

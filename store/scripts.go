@@ -215,12 +215,12 @@ return 'interrupted'
 // An answer still streaming has its text in its own key (see prelude).
 //
 // KEYS: meta, msgs, log. Returns nil when the conversation does not exist, else
-// {last, count, active, valid, from, title, then role, status, text, error, rev
-// for each message from "from" on}.
+// {last, count, active, valid, from, title, owner, then role, status, text,
+// error, rev for each message from "from" on}.
 var snapshotScript = redis.NewScript(textKeyLua + `
 local meta, msgs, log = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', meta) == 0 then return false end
-local m = redis.call('HMGET', meta, 'last', 'count', 'active', 'title')
+local m = redis.call('HMGET', meta, 'last', 'count', 'active', 'title', 'owner')
 local last, count, active, title = m[1] or '0-0', tonumber(m[2] or '0'), m[3] or '', m[4] or ''
 local cursor = ARGV[1]
 local valid = 0
@@ -240,7 +240,7 @@ if valid == 1 then
     from = from - 1
   end
 end
-local out = {last, tostring(count), active, tostring(valid), tostring(from), title}
+local out = {last, tostring(count), active, tostring(valid), tostring(from), title, m[5] or ''}
 for i = from, count - 1 do
   local f = redis.call('HMGET', msgs, i .. '.role', i .. '.status', i .. '.text', i .. '.error', i .. '.rev')
   if f[2] == 'streaming' then f[3] = redis.call('GET', textkey(i)) or '' end

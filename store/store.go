@@ -127,7 +127,7 @@ type Snapshot struct {
 	CursorValid bool      // the cursor asked for is an entry of the log
 	From        int       // index of Messages[0]
 	Messages    []Message // every message changed after the cursor
-	Owner       string    // set by SnapshotKnown only
+	Owner       string    // the session owner ID of the browser that created it
 }
 
 // Keys of one conversation. The hash tag keeps them in one cluster slot.
@@ -149,6 +149,22 @@ func ConversationOf(channel string) (string, bool) {
 	}
 	id, ok := strings.CutSuffix(rest, "}:n")
 	return id, ok && ValidConversationID(id)
+}
+
+// OwnerChannel is the pub/sub channel that rings when owner's conversation
+// list changes: an entry added or moved up (Touch), a title (SetTitle), a
+// deletion (Delete). Its notices carry nothing but "list": the list in Redis
+// is the truth, and the receiver reads it again.
+func OwnerChannel(owner string) string { return "parley:o:" + owner + ":n" }
+
+// OwnerOf returns the owner of an owner channel.
+func OwnerOf(channel string) (string, bool) {
+	rest, ok := strings.CutPrefix(channel, "parley:o:")
+	if !ok {
+		return "", false
+	}
+	owner, ok := strings.CutSuffix(rest, ":n")
+	return owner, ok && owner != ""
 }
 
 // gensKey is the one key outside any conversation: a sorted set of the
@@ -413,18 +429,18 @@ func (s *Store) Snapshot(ctx context.Context, conv string, cursor ID) (*Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("read conversation: %w", err)
 	}
-	if len(res) < 6 || (len(res)-6)%5 != 0 {
+	if len(res) < 7 || (len(res)-7)%5 != 0 {
 		return nil, fmt.Errorf("read conversation: malformed reply of %d fields", len(res))
 	}
 	last, err := ParseID(res[0])
 	if err != nil && res[0] != "0-0" {
 		return nil, fmt.Errorf("read conversation: bad last id %q", res[0])
 	}
-	snap := &Snapshot{Last: last, Active: res[2], CursorValid: res[3] == "1", Title: res[5]}
+	snap := &Snapshot{Last: last, Active: res[2], CursorValid: res[3] == "1", Title: res[5], Owner: res[6]}
 	snap.Count, _ = strconv.Atoi(res[1])
 	snap.From, _ = strconv.Atoi(res[4])
-	snap.Messages = make([]Message, 0, (len(res)-6)/5)
-	for i, f := 0, res[6:]; len(f) >= 5; i, f = i+1, f[5:] {
+	snap.Messages = make([]Message, 0, (len(res)-7)/5)
+	for i, f := 0, res[7:]; len(f) >= 5; i, f = i+1, f[5:] {
 		snap.Messages = append(snap.Messages, Message{
 			Index: snap.From + i, Role: f[0], Status: f[1], Text: f[2], Error: f[3], Rev: f[4],
 		})

@@ -25,6 +25,8 @@ type Assets struct {
 	CSS      string
 	CodeCSS  string // code highlighting, light and dark
 	Datastar string
+	App      string // app.js: scrolling, the drawer, the tab title, copying
+	Icon     string // the favicon
 }
 
 // Message is one message as the page shows it.
@@ -56,6 +58,9 @@ type Sidebar struct {
 	CurrentTitle  string
 	Conversations []Summary
 	Watching      bool // the current conversation is not this browser's
+	// Stream: the page opens the sidebar's own live stream (pages without a
+	// conversation stream, which otherwise carries the sidebar's frames).
+	Stream bool
 }
 
 // Conversation is the data of a conversation page.
@@ -94,10 +99,23 @@ const (
 	ComposerID  = "composer-area"
 	SideItemID  = "side-current"
 	ActionsID   = "conv-actions"
+	StatusID    = "conv-status"
+	SideListID  = "side-list"
+	ScrollerID  = "scroller"
+	JumpID      = "jump"
 )
+
+// SourceURL is where an answer's Markdown source is read from (its Copy
+// button).
+func SourceURL(conv string, i int) string {
+	return "/c/" + conv + "/markdown/" + strconv.Itoa(i)
+}
 
 // untitled is what a conversation is called until it has a title.
 const untitled = "New conversation"
+
+// deletedTitle is what a page says of a conversation deleted while open.
+const deletedTitle = "Conversation deleted"
 
 // TitleOr returns title, or the name of an untitled conversation.
 func TitleOr(title string) string {

@@ -112,7 +112,7 @@ func runNaive(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func (n *naiveServer) create(w http.ResponseWriter, r *http.Request) {
-	id := r.PostFormValue("id")
+	id := r.PostFormValue("conv")
 	if !store.ValidConversationID(id) {
 		http.Error(w, "bad id", http.StatusBadRequest)
 		return

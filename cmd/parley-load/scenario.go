@@ -119,7 +119,7 @@ func newPerson() *http.Client {
 }
 
 var (
-	homeID      = regexp.MustCompile(`name="id" value="([a-z2-7]{26})"`)
+	homeID      = regexp.MustCompile(`name="conv" value="([a-z2-7]{26})"`)
 	composerKey = regexp.MustCompile(`name="key" value="([a-z2-7]{26})"`)
 )
 
@@ -136,7 +136,7 @@ func createConv(ctx context.Context, base string, client *http.Client, text stri
 	if id == "" { // the naive server has no home page
 		id = store.NewID()
 	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/c", strings.NewReader(url.Values{"id": {id}, "text": {text}}.Encode()))
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/c", strings.NewReader(url.Values{"conv": {id}, "text": {text}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", base)
 	res, err := client.Do(req)

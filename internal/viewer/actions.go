@@ -35,7 +35,7 @@ func NewClient() *http.Client {
 // and returns its ID.
 func Create(ctx context.Context, client *http.Client, base, text string) (string, error) {
 	id := store.NewID()
-	res, err := do(ctx, client, base+"/c", url.Values{"id": {id}, "text": {text}}, false)
+	res, err := do(ctx, client, base+"/c", url.Values{"conv": {id}, "text": {text}}, false)
 	if err != nil {
 		return "", err
 	}

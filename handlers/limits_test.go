@@ -1,0 +1,139 @@
+package handlers_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/clientaddr"
+	"github.com/parley-chat/parley/store"
+)
+
+// fresh is what startFresh did: the answer, and the new browser that asked.
+type fresh struct {
+	code        int
+	retry, body string
+	conv        string
+	browser     *http.Client
+}
+
+// startFresh posts a first message as a new browser (a fresh cookie jar),
+// claiming to come from xff.
+func (a *app) startFresh(t *testing.T, text, xff string) fresh {
+	t.Helper()
+	f := fresh{conv: store.NewID(), browser: a.NewBrowser()}
+	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader(url.Values{"conv": {f.conv}, "text": {text}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	res, err := f.browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	f.code, f.retry, f.body = res.StatusCode, res.Header.Get("Retry-After"), string(body)
+	return f
+}
+
+// TestFreshCookiesStopAtTheAddressLimits: fifty visitors from one address,
+// each with a new cookie and a made-up X-Forwarded-For (no proxy is
+// trusted), start conversations: the address's limit admits only its share,
+// and the rest are refused with a wait and words; behind a trusted proxy the
+// forwarded addresses are told apart.
+func TestFreshCookiesStopAtTheAddressLimits(t *testing.T) {
+	a := newApp(t, func(c *appConfig) {
+		c.limits.PostsPerMinute = 20
+		c.limits.AddressPostsPerMinute = 5
+		c.limits.AddressConversationsPerHr = 8
+		c.limits.MaxAnswerDuration = time.Minute
+	})
+	admitted, refused := 0, 0
+	for i := range 50 {
+		f := a.startFresh(t, "[[echo]]hi", fmt.Sprintf("198.51.100.%d", i))
+		code, retry, body := f.code, f.retry, f.body
+		switch code {
+		case http.StatusSeeOther:
+			admitted++
+		case http.StatusTooManyRequests:
+			refused++
+			if n, err := strconv.Atoi(retry); err != nil || n < 1 || n > 60 {
+				t.Errorf("refusal %d: Retry-After %q", i, retry)
+			}
+			if !strings.Contains(body, "from your network") {
+				t.Errorf("refusal %d does not say why: %s", i, body)
+			}
+		default:
+			t.Fatalf("post %d: status %d", i, code)
+		}
+	}
+	if admitted != 5 || refused != 45 {
+		t.Fatalf("50 fresh cookies from one address: %d admitted, %d refused; want 5 and 45", admitted, refused)
+	}
+
+	// Behind a trusted proxy each forwarded address has its own count.
+	b := newApp(t, func(c *appConfig) {
+		c.limits.AddressPostsPerMinute = 1
+		c.limits.MaxAnswerDuration = time.Minute
+		c.clients, _ = clientaddr.Parse("127.0.0.1")
+	})
+	for i := range 10 {
+		if f := b.startFresh(t, "[[echo]]hi", fmt.Sprintf("198.51.100.%d", i)); f.code != http.StatusSeeOther {
+			t.Fatalf("behind a trusted proxy, address %d was refused: %d %s", i, f.code, f.body)
+		}
+	}
+	if f := b.startFresh(t, "[[echo]]hi", "198.51.100.0"); f.code != http.StatusTooManyRequests {
+		t.Errorf("a forwarded address over its limit got %d", f.code)
+	}
+}
+
+// TestAnswersAtOncePerAddress: slow answers from one address with a new
+// cookie each stop at the address's answers at once, and free their place
+// when they end.
+func TestAnswersAtOncePerAddress(t *testing.T) {
+	a := newApp(t, func(c *appConfig) {
+		c.limits.AddressGenerations = 2
+		c.limits.MaxAnswerDuration = time.Minute
+		c.demo.TokensPerSecond = 20
+	})
+	var first fresh
+	for i := range 2 {
+		f := a.startFresh(t, "a slow answer", "")
+		if f.code != http.StatusSeeOther {
+			t.Fatalf("answer within the limit: %d", f.code)
+		}
+		if i == 0 {
+			first = f
+		}
+	}
+	f := a.startFresh(t, "one too many", "")
+	if f.code != http.StatusTooManyRequests || f.retry == "" || !strings.Contains(f.body, "for your network at once") {
+		t.Fatalf("third answer at once from one address: %d, Retry-After %q\n%s", f.code, f.retry, f.body)
+	}
+	// Stopping one frees its place at once.
+	if code, _ := a.action(t, first.browser, "/c/"+first.conv+"/stop", nil); code != http.StatusOK {
+		t.Fatalf("stop: %d", code)
+	}
+	a.waitStatus(t, first.conv, 1, store.StatusStopped)
+	if f := a.startFresh(t, "now there is room", ""); f.code != http.StatusSeeOther {
+		t.Fatalf("after a stop: %d\n%s", f.code, f.body)
+	}
+}
+
+// TestDailyTokenBudget: once the deployment's answers have used the day's
+// model tokens, new answers are refused, saying when the budget resets.
+func TestDailyTokenBudget(t *testing.T) {
+	a := newApp(t, func(c *appConfig) { c.limits.DailyTokens = 50 })
+	conv := a.create(t, "[[long 300]] spend the budget")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	code, body := a.action(t, a.Client, "/c/"+conv+"/messages", url.Values{"text": {"more"}, "key": {store.NewID()}})
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "model budget for today") || !strings.Contains(body, "midnight UTC") {
+		t.Fatalf("a post past the daily budget: %d\n%s", code, body)
+	}
+}

@@ -1,0 +1,44 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/session"
+)
+
+// handleSidebarEvents serves GET /sidebar/events: the live list of this
+// browser's conversations, for pages without a conversation stream to carry
+// it (the home and error pages). It is plain SSE: its frames are few.
+func handleSidebarEvents(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if session.IsNew(r.Context()) {
+			// No cookie came: a new browser has no conversations to list,
+			// and nothing can change that on this stream.
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		started := false
+		err := d.Hub.WatchSidebar(r.Context(), session.Owner(r.Context()), func() (live.Stream, error) {
+			frame.Open(w, r, http.StatusOK)
+			started = true
+			return responseStream{rc: http.NewResponseController(w), w: w}, nil
+		})
+		switch {
+		case err == nil:
+			return
+		case started || isDatastar(r):
+			// As for a conversation stream: the beta.11 client retries only
+			// a connection that broke, never one that ended.
+			panic(http.ErrAbortHandler)
+		case errors.Is(err, live.ErrTooManyViewers):
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "This server is at its limit of live viewers. Try again shortly.", http.StatusServiceUnavailable)
+		default:
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "Live updates are unavailable right now. Try again shortly.", http.StatusServiceUnavailable)
+		}
+	})
+}

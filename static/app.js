@@ -1,0 +1,215 @@
+// Parley's page behaviour that Datastar attributes do not express well:
+// following a streaming answer, the phone drawer, the tab's title, menus,
+// keyboard paths and the copy buttons. Every page works without it (links and
+// plain forms); nothing here writes inside the message list except the copy
+// buttons' own label, so the page still equals the server's HTML.
+(() => {
+  'use strict';
+
+  const byId = (id) => document.getElementById(id);
+
+  // follow keeps the newest message in view while the person is at the
+  // bottom of the conversation, and offers "Jump to latest" once they have
+  // scrolled up. Growth of the messages (a streaming answer, a catch-up after
+  // a reconnect) and of the window (an on-screen keyboard) are seen by
+  // ResizeObservers; only the person scrolling up stops the following.
+  function follow() {
+    const scroller = byId('scroller');
+    const jump = byId('jump');
+    if (!scroller || !jump) return;
+    const content = scroller.firstElementChild;
+    const slack = 48; // px from the bottom that still count as "at the bottom"
+    let following = true;
+    let lastTop = 0;
+
+    const distance = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
+    const show = () => { jump.hidden = following || distance() <= slack; };
+    const toBottom = () => {
+      scroller.scrollTop = scroller.scrollHeight;
+      lastTop = scroller.scrollTop;
+    };
+    const onGrow = () => {
+      if (following) toBottom();
+      show();
+    };
+
+    scroller.addEventListener('scroll', () => {
+      const top = scroller.scrollTop;
+      if (distance() <= slack) following = true;
+      else if (top < lastTop - 1) following = false;
+      lastTop = top;
+      show();
+    }, { passive: true });
+    new ResizeObserver(onGrow).observe(content);
+    new ResizeObserver(onGrow).observe(scroller);
+
+    const resume = () => {
+      following = true;
+      toBottom();
+      show();
+    };
+    jump.addEventListener('click', () => {
+      resume();
+      const text = byId('text');
+      if (text) text.focus({ preventScroll: true });
+    });
+    // Sending a message means wanting to see its answer.
+    document.addEventListener('submit', (e) => {
+      if (e.target.getAttribute('id') === 'composer') resume();
+    }, true);
+    toBottom();
+  }
+
+  // drawer opens and closes the conversation list on a narrow screen: the
+  // toggle, its close button, Escape, a tap on the backdrop, or choosing a
+  // conversation. Focus goes into the drawer when it opens and back to the
+  // toggle when it closes; the page behind it is inert meanwhile.
+  function drawer() {
+    const app = byId('app');
+    const side = byId('sidebar');
+    const toggle = document.querySelector('.nav-toggle');
+    const close = byId('nav-close');
+    const backdrop = byId('nav-backdrop');
+    const page = document.querySelector('.page');
+    if (!app || !side || !toggle || !close || !backdrop) return;
+
+    const isOpen = () => app.classList.contains('nav-open');
+    const set = (open, returnFocus) => {
+      app.classList.toggle('nav-open', open);
+      toggle.setAttribute('aria-expanded', String(open));
+      if (page) page.inert = open;
+      if (open) close.focus();
+      else if (returnFocus) toggle.focus();
+    };
+    toggle.addEventListener('click', () => set(!isOpen(), true));
+    close.addEventListener('click', () => set(false, true));
+    backdrop.addEventListener('click', () => set(false, true));
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && isOpen()) {
+        e.preventDefault();
+        set(false, true);
+      }
+    });
+    side.addEventListener('click', (e) => {
+      if (isOpen() && e.target.closest('a')) set(false, false);
+    });
+    // Widening the window turns the drawer back into a sidebar.
+    matchMedia('(max-width: 800px)').addEventListener('change', () => { if (isOpen()) set(false, false); });
+  }
+
+  // tabTitle makes the browser tab's title follow the conversation's title,
+  // which frames patch in the header (an automatic title, a rename in any
+  // tab, a deletion).
+  function tabTitle() {
+    const head = document.querySelector('.conv-head');
+    if (!head || !byId('conv-title')) return;
+    const sync = () => {
+      const h = byId('conv-title');
+      if (!h) return;
+      const want = h.textContent.trim() + ' · Parley';
+      if (document.title !== want) document.title = want;
+    };
+    new MutationObserver(sync).observe(head, { childList: true, subtree: true, characterData: true });
+    sync();
+  }
+
+  // menus: the Options menu closes after an action, on Escape and on a click
+  // elsewhere; when it opens, its rename field holds the current title
+  // (another tab may have renamed the conversation meanwhile).
+  function menus() {
+    const openMenus = () => document.querySelectorAll('details.menu[open]');
+    // On the click that opens it, not on its (later) toggle event, so that
+    // typing right after the click is never overwritten.
+    document.addEventListener('click', (e) => {
+      const summary = e.target.closest('details.menu > summary');
+      if (!summary || summary.parentElement.open) return;
+      const h = byId('conv-title');
+      const input = summary.parentElement.querySelector('input[name=title]');
+      if (h && input) input.value = h.dataset.title || '';
+    }, true);
+    // Delete asks for confirmation first; its menu goes with the page's
+    // content once the conversation is gone.
+    document.addEventListener('submit', (e) => {
+      const menu = e.target.closest('details.menu');
+      if (menu && !e.target.matches('form[action$="/delete"]')) menu.open = false;
+    }, true);
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape') return;
+      for (const menu of openMenus()) {
+        menu.open = false;
+        menu.querySelector('summary').focus();
+      }
+    });
+    document.addEventListener('click', (e) => {
+      for (const menu of openMenus()) {
+        if (!menu.contains(e.target)) menu.open = false;
+      }
+    });
+  }
+
+  // keys: the composer has focus when a page opens (except on touch
+  // screens, where it would raise the on-screen keyboard over the
+  // conversation), and Escape in it stops the answer being written.
+  function keys() {
+    const text = byId('text');
+    if (text && !matchMedia('(pointer: coarse)').matches) text.focus({ preventScroll: true });
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || e.target.id !== 'text') return;
+      const stop = document.querySelector('#composer button.stop');
+      if (stop && !stop.hidden) {
+        e.preventDefault();
+        stop.click();
+      }
+    });
+  }
+
+  // copy handles both copy buttons: a code block's (its code, from the page)
+  // and an answer's (its Markdown source, fetched). The button says "Copied"
+  // for a moment. Without a clipboard (plain HTTP from another host, or
+  // permission refused) the code is selected for copying by hand, and an
+  // answer's source opens in a new tab.
+  function copy() {
+    const flash = (b, label) => {
+      const was = b.dataset.label || b.textContent;
+      b.dataset.label = was;
+      b.textContent = label;
+      setTimeout(() => { b.textContent = was; delete b.dataset.label; }, 1500);
+    };
+    document.addEventListener('click', (e) => {
+      const code = e.target.closest('.code button.copy');
+      if (code) {
+        const el = code.closest('.code').querySelector('code');
+        Promise.resolve()
+          .then(() => navigator.clipboard.writeText(el.textContent))
+          .then(() => flash(code, 'Copied'), () => getSelection().selectAllChildren(el));
+        return;
+      }
+      const answer = e.target.closest('button.copy-answer');
+      if (!answer) return;
+      const url = answer.dataset.source;
+      const text = fetch(url, { credentials: 'same-origin' }).then((r) => {
+        if (!r.ok) throw new Error('status ' + r.status);
+        return r.text();
+      });
+      // A ClipboardItem takes the pending text, so that browsers which
+      // require the click's activation (Safari) still allow the write.
+      const write = typeof ClipboardItem === 'function' && navigator.clipboard && navigator.clipboard.write
+        ? navigator.clipboard.write([new ClipboardItem({ 'text/plain': text.then((t) => new Blob([t], { type: 'text/plain' })) })])
+        : text.then((t) => navigator.clipboard.writeText(t));
+      Promise.resolve(write).then(() => flash(answer, 'Copied'), () => {
+        text.then(() => window.open(url, '_blank', 'noopener'), () => flash(answer, 'Copy failed'));
+      });
+    });
+  }
+
+  const start = () => {
+    follow();
+    drawer();
+    tabTitle();
+    menus();
+    keys();
+    copy();
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Subject is whom a shared limit counts against: a browser (its session
+// owner) or a client address. A cookie is free to mint, so every limit that
+// protects the operator counts per address too.
+type Subject string
+
+// Browser is the subject of a session owner's limits.
+func Browser(owner string) Subject { return Subject("o:" + owner) }
+
+// Address is the subject of a client address's limits (clientaddr.Key).
+func Address(addr string) Subject { return Subject("a:" + addr) }
+
+// Who says in words whom the subject stands for.
+func (s Subject) who() string {
+	if len(s) > 2 && s[:2] == "a:" {
+		return "address"
+	}
+	return "browser"
+}
+
+// What a limit counts, in LimitError.Limit.
+const (
+	LimitPosts         = "posts"         // messages and regenerations per minute
+	LimitConversations = "conversations" // conversations started per hour
+	LimitAnswers       = "answers"       // answers being written at once
+	LimitTokens        = "tokens"        // the deployment's model tokens per day
+)
+
+// LimitError is a refusal by a limit shared by every process.
+type LimitError struct {
+	Limit string // LimitPosts, LimitConversations, LimitAnswers or LimitTokens
+	// Who: "browser", "address" or "deployment".
+	Who string
+	// RetryAfter is when to come back; 0 when it depends on others (an
+	// answer ending).
+	RetryAfter time.Duration
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s limit of this %s reached (retry after %s)", e.Limit, e.Who, e.RetryAfter)
+}
+
+// IsLimit reports whether err is a LimitError of limit.
+func IsLimit(err error, limit string) bool {
+	var le *LimitError
+	return errors.As(err, &le) && le.Limit == limit
+}
+
+// Count counts one event of limit (LimitPosts, LimitConversations) by who
+// against max per window, in a fixed window that starts with its first
+// event; past max it returns a *LimitError saying when the window ends. Every
+// process shares the count. max <= 0 is no limit.
+func (s *Store) Count(ctx context.Context, limit string, who Subject, max int, window time.Duration) error {
+	if max <= 0 {
+		return nil
+	}
+	key := "parley:rate:" + limit + ":" + string(who)
+	res, err := rateScript.Run(ctx, s.rdb, []string{key}, window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("count %s: %w", limit, err)
+	}
+	if res[0] > int64(max) {
+		return &LimitError{Limit: limit, Who: who.who(), RetryAfter: time.Duration(res[1]) * time.Millisecond}
+	}
+	return nil
+}
+
+// answersKey holds who's possibly running answers, by conversation, scored
+// by when each was reserved. A browser's is the key ReserveOwner used.
+func answersKey(who Subject) string { return "parley:" + string(who) + ":gens" }
+
+// ReserveAnswer admits one more answer being written for who, in conv, up
+// to max across all processes; past it it returns a *LimitError of
+// LimitAnswers. The reservation is added first and counted after, so two
+// requests racing for the last place cannot both get it (at worst both are
+// refused). Entries whose answer ended are found idle and dropped here, and
+// a dead process's age out after maxDuration, so ReleaseAnswer is prompt,
+// not needed. max <= 0 is no limit.
+func (s *Store) ReserveAnswer(ctx context.Context, who Subject, conv string, max int, maxDuration time.Duration) error {
+	if max <= 0 {
+		return nil
+	}
+	k := answersKey(who)
+	now := time.Now()
+	pipe := s.rdb.TxPipeline()
+	pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.Add(-maxDuration).UnixMilli(), 10))
+	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.UnixMilli()), Member: conv})
+	pipe.PExpire(ctx, k, maxDuration)
+	all := pipe.ZRangeWithScores(ctx, k, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("reserve answer: %w", err)
+	}
+	others := make([]string, 0, len(all.Val()))
+	scores := make([]float64, 0, len(all.Val()))
+	for _, z := range all.Val() {
+		if c := z.Member.(string); c != conv {
+			others = append(others, c)
+			scores = append(scores, z.Score)
+		}
+	}
+	// One pipeline for the others' states, not a round trip each.
+	states := make([]*redis.SliceCmd, len(others))
+	if len(others) > 0 {
+		pipe := s.rdb.Pipeline()
+		for i, c := range others {
+			states[i] = pipe.HMGet(ctx, keysFor(c).meta, "active", "updated")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("reserve answer: %w", err)
+		}
+	}
+	running := 1 // this one
+	var idle []any
+	for i, c := range others {
+		v := states[i].Val()
+		var active, updated string
+		if len(v) == 2 {
+			active, _ = v[0].(string)
+			updated, _ = v[1].(string)
+		}
+		posted, _ := strconv.ParseInt(updated, 10, 64)
+		// Idle: nothing runs there, and either the reservation is old or
+		// its post has been stored since (the post sets "updated", from the
+		// same process's clock as the score). A fresh reservation whose post
+		// has not reached Redis yet still counts; one whose answer already
+		// ended does not, so stopping an answer frees its place at once.
+		if active == "" && (now.Sub(time.UnixMilli(int64(scores[i]))) >= reserveGrace || posted >= int64(scores[i])) {
+			idle = append(idle, c)
+			continue
+		}
+		running++
+	}
+	if len(idle) > 0 {
+		_ = s.rdb.ZRem(ctx, k, idle...).Err() // best effort: the next reservation drops them again
+	}
+	if running > max {
+		_ = s.rdb.ZRem(ctx, k, conv).Err()
+		return &LimitError{Limit: LimitAnswers, Who: who.who()}
+	}
+	return nil
+}
+
+// ReleaseAnswer ends the reservation of ReserveAnswer once conv's answer has
+// ended (or was never started).
+func (s *Store) ReleaseAnswer(ctx context.Context, who Subject, conv string) error {
+	if err := s.rdb.ZRem(ctx, answersKey(who), conv).Err(); err != nil {
+		return fmt.Errorf("release answer: %w", err)
+	}
+	return nil
+}
+
+// tokensKey counts the deployment's model tokens on the UTC day of t.
+func tokensKey(t time.Time) string { return "parley:tokens:" + t.UTC().Format("2006-01-02") }
+
+// SpendTokens adds n model tokens to today's count (UTC).
+func (s *Store) SpendTokens(ctx context.Context, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	k := tokensKey(time.Now())
+	pipe := s.rdb.Pipeline()
+	pipe.IncrBy(ctx, k, n)
+	pipe.Expire(ctx, k, 48*time.Hour)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("spend tokens: %w", err)
+	}
+	return nil
+}
+
+// CheckTokens refuses a new answer once today's model tokens reached budget
+// (<= 0: no budget), with a *LimitError whose RetryAfter is midnight UTC.
+func (s *Store) CheckTokens(ctx context.Context, budget int64) error {
+	if budget <= 0 {
+		return nil
+	}
+	now := time.Now()
+	n, err := s.rdb.Get(ctx, tokensKey(now)).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read token budget: %w", err)
+	}
+	if n < budget {
+		return nil
+	}
+	midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	return &LimitError{Limit: LimitTokens, Who: "deployment", RetryAfter: midnight.Sub(now)}
+}
