@@ -47,8 +47,6 @@ func statusOf(d Deps, err error) (int, string) {
 		return http.StatusServiceUnavailable, "The server is busy writing other answers. Try again in a few seconds."
 	case errors.Is(err, store.ErrForbidden):
 		return http.StatusForbidden, "Only the person who started this conversation can change it. You can watch it, or start your own."
-	case errors.Is(err, store.ErrOwnerBusy):
-		return http.StatusTooManyRequests, "You already have answers being written in other conversations. Wait for one to finish, or stop it."
 	case errors.Is(err, store.ErrConversationFull):
 		return http.StatusConflict, "This conversation has reached its length limit. Start a new conversation to go on."
 	case errors.Is(err, store.ErrNothingToRegenerate):
@@ -57,10 +55,6 @@ func statusOf(d Deps, err error) (int, string) {
 	var le *store.LimitError
 	if errors.As(err, &le) {
 		return http.StatusTooManyRequests, limitText(le)
-	}
-	var rl *store.ErrRateLimited
-	if errors.As(err, &rl) {
-		return http.StatusTooManyRequests, fmt.Sprintf("You are sending messages too quickly. Try again in %d seconds.", retrySeconds(rl))
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
@@ -145,10 +139,6 @@ func kb(n int) string {
 		return strconv.Itoa(n) + " bytes"
 	}
 	return strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + " KB"
-}
-
-func retrySeconds(rl *store.ErrRateLimited) int {
-	return max(1, int((rl.RetryAfter+time.Second-1)/time.Second))
 }
 
 // visitor is who an action counts against: the browser and its address.
@@ -472,14 +462,11 @@ func handleDelete(d Deps) http.Handler {
 // limit's own wait, or a few seconds for a limit that frees itself when an
 // answer ends.
 func setRetryAfter(w http.ResponseWriter, err error) {
-	var rl *store.ErrRateLimited
 	var le *store.LimitError
 	switch {
 	case errors.As(err, &le) && le.RetryAfter > 0:
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((le.RetryAfter+time.Second-1)/time.Second))))
-	case errors.As(err, &rl):
-		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(rl)))
-	case errors.As(err, &le), errors.Is(err, store.ErrOwnerBusy), errors.Is(err, generation.ErrAtCapacity):
+	case errors.As(err, &le), errors.Is(err, generation.ErrAtCapacity):
 		w.Header().Set("Retry-After", strconv.Itoa(busyRetrySeconds))
 	}
 }

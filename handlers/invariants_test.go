@@ -200,3 +200,40 @@ type tb struct{ testing.TB }
 func (tb) Helper()                   {}
 func (tb) Fatal(args ...any)         { panic(fmt.Sprint(args...)) }
 func (tb) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+// TestAnswerEndingInALongFence: an answer that ends inside a code block long
+// enough to be highlighted only in part while it grew (the fence is never
+// closed) ends, for a viewer who watched it stream, with the page a fresh
+// load renders: the whole block highlighted.
+func TestAnswerEndingInALongFence(t *testing.T) {
+	a := newApp(t, nil)
+	conv := a.create(t, "[[echo]]hello")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	var code strings.Builder
+	for i := range 80 {
+		fmt.Fprintf(&code, "func f%d() int { return %d }\n", i, i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var (
+		wg  sync.WaitGroup
+		d   *viewer.DOM
+		err error
+	)
+	wg.Go(func() { d, err = watchUntilDone(ctx, a, conv, 3, noReconnect, 1) })
+	if res := a.post(t, conv, "[[echo]]Here it is:%0A%0A```go%0A"+strings.ReplaceAll(code.String(), "\n", "%0A"), store.NewID()); res.StatusCode != http.StatusOK {
+		t.Fatalf("post: status %d", res.StatusCode)
+	}
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := a.page(t, conv)
+	want := fresh.HTML("messages")
+	if !strings.Contains(want, `<span class="nf">f79</span>`) {
+		t.Fatalf("the fresh page does not highlight the block's last line:\n%s", want)
+	}
+	if got := d.HTML("messages"); got != want {
+		t.Errorf("the viewer who watched it stream ended with a different page:\n got %s\nwant %s", got, want)
+	}
+}

@@ -481,6 +481,15 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 		}
 		m := s.msgs[ev.Msg]
 		m.status, m.errText, m.rev = ev.Status, ev.Error, ev.ID
+		if m.doc != nil {
+			// Its last block is final now: a code block still growing was
+			// highlighted only in part (markdown's checkpoints), and a page
+			// loaded from now on renders it whole.
+			first := m.doc.AppendFinal("")
+			if cur, ok := ch.blocks[ev.Msg]; !ok || first < cur {
+				ch.blocks[ev.Msg] = first
+			}
+		}
 		ch.foot[ev.Msg] = true
 		ch.status = true
 	default:

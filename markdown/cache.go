@@ -17,6 +17,8 @@ import "sync"
 // previous old one is dropped. A hit in the old map moves the entry back.
 // Blocks still growing are never cached (Doc renders them directly), so a
 // streaming answer does not fill the cache with its prefixes.
+//
+// The highlighter keeps another cache of this type, for code.
 type blockCache struct {
 	limit int
 
@@ -72,7 +74,7 @@ func (r *Renderer) renderFinal(src string) string {
 	if h, ok := r.cache.get(src); ok {
 		return h
 	}
-	h := r.Render(src)
+	h, _ := r.render(src, true)
 	r.cache.put(src, h)
 	return h
 }

@@ -3,7 +3,9 @@ package markdown
 import (
 	"fmt"
 	"html"
+	"math/bits"
 	"strings"
+	"sync/atomic"
 
 	"github.com/alecthomas/chroma/v2"
 	"github.com/alecthomas/chroma/v2/lexers"
@@ -20,13 +22,41 @@ const (
 
 // maxHighlightBytes bounds the code a block may hold and still be
 // highlighted: chroma's lexers use backtracking regular expressions (with a
-// timeout per match), and a growing block is highlighted again for every
-// frame. Longer code is shown plain.
+// timeout per match) and cost 4 to 14 µs per byte. Longer code is shown
+// plain.
 const maxHighlightBytes = 32 << 10
 
+// maxHighlightRatio bounds the highlighted HTML of code, in bytes per byte
+// of code (plus maxHighlightSlack for a few spans around very little code):
+// ordinary code takes 6 to 13 (a span around most tokens), code made of
+// one-character tokens ("a+b+c…") over 24. Such code is shown plain, which
+// keeps a block within maxHTML.
+const (
+	maxHighlightRatio = 16
+	maxHighlightSlack = 256
+)
+
+// A code block that is still growing is highlighted whole while it holds at
+// most growWholeBytes. Beyond that only a prefix is highlighted, up to a
+// checkpoint that moves in steps of a quarter of the largest power of two
+// not above its size (but at least minCheckpointStep), and the rest is
+// shown plain until the next checkpoint or until the block is complete.
+// Highlighted prefixes are cached, so chroma lexes each prefix once: about
+// 5.5 times the final size in all (1 + 1.25 + 1.5 + 1.75 per doubling),
+// instead of the whole code on every frame (n²/8 bytes for n bytes of code
+// arriving 4 bytes at a time).
+const (
+	growWholeBytes    = 128
+	minCheckpointStep = 64
+)
+
+// highlightCacheBytes bounds the memory of a Renderer's cache of highlighted
+// code (keys and values).
+const highlightCacheBytes = 16 << 20
+
 // highlighter rewrites the code blocks of sanitised HTML into highlighted
-// code with a copy button. Safe for concurrent use: it is not changed after
-// newHighlighter.
+// code with a copy button. Safe for concurrent use: its maps are not changed
+// after newHighlighter, and its cache has a lock.
 type highlighter struct {
 	// styled holds the chroma class names that have a rule in the light or
 	// dark style: tokens of other classes are written without a span,
@@ -38,10 +68,18 @@ type highlighter struct {
 	// lexer's file patterns (tens of milliseconds), which a growing block
 	// would pay on every frame.
 	lexers map[string]chroma.Lexer
+	// cache maps a lexer's name and some code to the code's highlighted
+	// HTML ("" when it is shown plain): complete code blocks and the
+	// checkpoint prefixes of growing ones, so a block that is rendered
+	// again (every frame of a growing answer, every page load) costs no
+	// lexing.
+	cache *blockCache
+	// lexed counts the bytes of code given to chroma, for tests.
+	lexed atomic.Int64
 }
 
 func newHighlighter() *highlighter {
-	h := &highlighter{styled: map[string]bool{}, lexers: map[string]chroma.Lexer{}}
+	h := &highlighter{styled: map[string]bool{}, lexers: map[string]chroma.Lexer{}, cache: newBlockCache(highlightCacheBytes)}
 	for _, name := range []string{LightStyle, DarkStyle} {
 		st := styles.Get(name)
 		bg := st.Get(chroma.Background)
@@ -121,18 +159,25 @@ const (
 // a Markdown code block (raw HTML is escaped before it gets there). The code
 // is unescaped, highlighted and escaped again here, so the result holds
 // exactly the text of the block plus markup written by this function.
-func (h *highlighter) codeBlocks(s string) string {
+//
+// growing says the last code block may still grow (see blockInfo): it is
+// highlighted only up to a checkpoint, and partial reports that some of it
+// was left plain.
+func (h *highlighter) codeBlocks(s string, growing bool) (out string, partial bool) {
 	if !strings.Contains(s, codeOpen) {
-		return s
+		return s, false
 	}
 	var b strings.Builder
 	b.Grow(len(s) * 2)
+	// left is the length of s from the last block on.
+	left := len(s) - strings.LastIndex(s, codeOpen)
 	for {
 		i := strings.Index(s, codeOpen)
 		if i < 0 {
 			break
 		}
 		b.WriteString(s[:i])
+		last := len(s)-i == left
 		lang, body, rest, ok := cutCodeBlock(s[i:])
 		if !ok {
 			// Not the shape goldmark writes; keep it as the sanitiser left it.
@@ -140,11 +185,13 @@ func (h *highlighter) codeBlocks(s string) string {
 			s = s[i+len(codeOpen):]
 			continue
 		}
-		h.writeBlock(&b, lang, html.UnescapeString(body))
+		if h.writeBlock(&b, lang, html.UnescapeString(body), growing && last) {
+			partial = true
+		}
 		s = rest
 	}
 	b.WriteString(s)
-	return b.String()
+	return b.String(), partial
 }
 
 // cutCodeBlock parses `<pre><code[ class="language-L"]>BODY</code></pre>` at
@@ -169,8 +216,10 @@ func cutCodeBlock(s string) (lang, body, rest string, ok bool) {
 	return lang, s[:end], s[end+len(codeClose):], true
 }
 
-// writeBlock writes one code block with its bar (language and copy button).
-func (h *highlighter) writeBlock(b *strings.Builder, lang, code string) {
+// writeBlock writes one code block with its bar (language and copy button),
+// a growing one highlighted up to its checkpoint only, and reports whether
+// some of the code was left plain for that reason.
+func (h *highlighter) writeBlock(b *strings.Builder, lang, code string, growing bool) (partial bool) {
 	elang := html.EscapeString(lang)
 	b.WriteString(`<div class="code"><div class="code-bar">`)
 	if lang != "" {
@@ -181,26 +230,76 @@ func (h *highlighter) writeBlock(b *strings.Builder, lang, code string) {
 		b.WriteString(` class="language-` + elang + `"`)
 	}
 	b.WriteString(">")
-	if !h.highlight(b, lang, code) {
+	var lexer chroma.Lexer
+	if lang != "" {
+		lexer = h.lexer(lang)
+	}
+	switch {
+	case lexer == nil || code == "" || len(code) > maxHighlightBytes:
 		escapeTo(b, code)
+	case growing && len(code) <= growWholeBytes:
+		// Little code: highlighted whole on every frame (at most
+		// growWholeBytes²/2 bytes lexed in all), not cached, so the
+		// cache does not fill with every prefix of every block.
+		writeBody(b, h.highlight(lexer, code), code)
+	case growing:
+		cp := checkpoint(code)
+		writeBody(b, h.cached(lexer, code[:cp]), code[:cp])
+		escapeTo(b, code[cp:])
+		partial = cp < len(code)
+	default:
+		writeBody(b, h.cached(lexer, code), code)
 	}
 	b.WriteString("</code></pre></div>")
+	return partial
 }
 
-// highlight writes code as escaped text in classed spans and reports whether
-// it did; on false it wrote nothing. Adjacent tokens of one class share a
-// span, and tokens of unstyled classes get none.
-func (h *highlighter) highlight(b *strings.Builder, lang, code string) bool {
-	if lang == "" || len(code) > maxHighlightBytes {
-		return false
+// writeBody writes the highlighted HTML of code, or code escaped if there
+// is none.
+func writeBody(b *strings.Builder, body, code string) {
+	if body == "" {
+		escapeTo(b, code)
+		return
 	}
-	lexer := h.lexer(lang)
-	if lexer == nil {
-		return false
+	b.WriteString(body)
+}
+
+// checkpoint returns where the highlighted prefix of a growing code block
+// ends: after the last line that ends at or before the latest checkpoint.
+// It depends only on code[:the checkpoint], so it stays put while the code
+// grows to the next one.
+func checkpoint(code string) int {
+	if len(code) <= growWholeBytes {
+		return len(code)
 	}
+	step := max(minCheckpointStep, 1<<(bits.Len(uint(len(code)))-1)/4)
+	return strings.LastIndexByte(code[:len(code)/step*step], '\n') + 1
+}
+
+// cached returns the highlighted HTML of code, as highlight, from the
+// cache when it was highlighted before.
+func (h *highlighter) cached(lexer chroma.Lexer, code string) string {
+	if code == "" {
+		return ""
+	}
+	key := lexer.Config().Name + "\x00" + code
+	if body, ok := h.cache.get(key); ok {
+		return body
+	}
+	body := h.highlight(lexer, code)
+	h.cache.put(key, body)
+	return body
+}
+
+// highlight returns code as escaped text in classed spans, or "" if it
+// cannot be highlighted (or its spans would take more than
+// maxHighlightRatio bytes per byte of code). Adjacent tokens of one class
+// share a span, and tokens of unstyled classes get none.
+func (h *highlighter) highlight(lexer chroma.Lexer, code string) string {
+	h.lexed.Add(int64(len(code)))
 	tokens, err := tokenise(lexer, code)
 	if err != nil {
-		return false
+		return ""
 	}
 	// The tokens must be the code, in order: what the copy button copies.
 	// Some lexers add a final newline, which is dropped.
@@ -212,13 +311,15 @@ func (h *highlighter) highlight(b *strings.Builder, lang, code string) bool {
 		case i == len(tokens)-1 && t.Value == code[pos:]+"\n":
 			pos = len(code)
 		default:
-			return false
+			return ""
 		}
 	}
 	if pos != len(code) {
-		return false
+		return ""
 	}
 
+	var b strings.Builder
+	b.Grow(len(code) * 4)
 	// A run is the code from runStart to pos, all of one class.
 	runStart, class := 0, ""
 	pos = 0
@@ -229,7 +330,7 @@ func (h *highlighter) highlight(b *strings.Builder, lang, code string) bool {
 		if class != "" {
 			b.WriteString(`<span class="` + class + `">`)
 		}
-		escapeTo(b, code[runStart:pos])
+		escapeTo(&b, code[runStart:pos])
 		if class != "" {
 			b.WriteString(`</span>`)
 		}
@@ -253,7 +354,10 @@ func (h *highlighter) highlight(b *strings.Builder, lang, code string) bool {
 		pos += len(v)
 	}
 	flush()
-	return true
+	if b.Len() > maxHighlightRatio*len(code)+maxHighlightSlack {
+		return ""
+	}
+	return b.String()
 }
 
 // escapeTo writes s to b with the five characters that matter in HTML

@@ -2,7 +2,6 @@ package markdown
 
 import (
 	"bytes"
-	"html"
 	"net/url"
 	"regexp"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/renderer"
 	gmhtml "github.com/yuin/goldmark/renderer/html"
+	"github.com/yuin/goldmark/text"
 	"github.com/yuin/goldmark/util"
 )
 
@@ -42,20 +42,24 @@ type Renderer struct {
 // comes from the model.
 func NewRenderer() *Renderer {
 	md := goldmark.New(
-		goldmark.WithExtensions(
-			// The GFM set, spelled out so table alignment can use the align
-			// attribute: the default style attribute is removed by the
-			// sanitiser.
-			extension.Linkify,
-			extension.NewTable(extension.WithTableCellAlignMethod(extension.TableCellAlignAttribute)),
-			extension.Strikethrough,
-			extension.TaskList,
-		),
+		// The GFM set (linkify, tables, strikethrough, task lists), its
+		// parsers guarded against input that costs more than linear time
+		// or output (see newGuardedParser), so their renderers are added
+		// here rather than by goldmark's extensions.
+		goldmark.WithParser(newGuardedParser()),
 		// No html.WithUnsafe: raw HTML is never passed through. goldmark
 		// would drop it silently; rawHTMLAsText shows it as text instead.
 		// Images become links (imageAsLink).
 		goldmark.WithRendererOptions(
-			renderer.WithNodeRenderers(util.Prioritized(rawHTMLAsText{}, 100)),
+			renderer.WithNodeRenderers(
+				util.Prioritized(rawHTMLAsText{}, 100),
+				// Table alignment uses the align attribute: the default
+				// style attribute is removed by the sanitiser.
+				util.Prioritized(extension.NewTableHTMLRenderer(
+					extension.WithTableCellAlignMethod(extension.TableCellAlignAttribute)), 500),
+				util.Prioritized(extension.NewStrikethroughHTMLRenderer(), 500),
+				util.Prioritized(extension.NewTaskCheckBoxHTMLRenderer(), 500),
+			),
 		),
 	)
 	return &Renderer{md: md, policy: newPolicy(), hl: newHighlighter(), cache: newBlockCache(blockCacheBytes)}
@@ -106,31 +110,44 @@ func newPolicy() *bluemonday.Policy {
 
 // Render renders one block (or any Markdown) to sanitised HTML with
 // surrounding whitespace trimmed. "\r\n" line endings are treated as "\n".
+//
+// The HTML is at most maxHTML(len(src)) bytes, whatever src holds: past
+// that the block is shown as text. src is taken to be a block that may
+// still grow: a fenced code block it ends in is highlighted only up to a
+// checkpoint (see highlighter.codeBlocks).
 func (r *Renderer) Render(src string) string {
+	h, _ := r.render(src, false)
+	return h
+}
+
+// render is Render, for a block that will not grow if final. partial
+// reports that the HTML shows a growing code block partly unhighlighted, so
+// that the same text rendered as final differs.
+func (r *Renderer) render(src string, final bool) (html string, partial bool) {
+	limit := maxHTML(len(src))
 	src = validUTF8(src)
 	if strings.IndexByte(src, '\r') >= 0 {
 		src = strings.ReplaceAll(src, "\r\n", "\n")
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(src) + len(src)/4 + 16)
-	if err := r.md.Convert([]byte(src), bufWriter{&buf}); err != nil {
-		// Converting into a bytes.Buffer cannot fail with a write error, and
-		// goldmark reports no parse errors; show the text rather than nothing.
-		return "<p>" + html.EscapeString(src) + "</p>"
+	b := []byte(src)
+	doc := r.md.Parser().Parse(text.NewReader(b))
+	info := inspect(doc, b)
+	if info.linkBytes > maxLinkBytes(len(b)) {
+		return plainHTML(src), false
 	}
-	return r.hl.codeBlocks(string(bytes.TrimSpace(r.policy.SanitizeBytes(buf.Bytes()))))
+	w := &limitWriter{limit: limit}
+	w.Grow(min(len(src)+len(src)/4+16, limit))
+	if err := r.md.Renderer().Render(w, b, doc); err != nil || w.over {
+		// goldmark reports no parse errors and writing into memory cannot
+		// fail: the HTML went over the limit. Show the text.
+		return plainHTML(src), false
+	}
+	out, partial := r.hl.codeBlocks(string(bytes.TrimSpace(r.policy.SanitizeBytes(w.Bytes()))), info.growing && !final)
+	if len(out) > limit {
+		return plainHTML(src), false
+	}
+	return out, partial
 }
-
-// bufWriter lets goldmark write straight into a bytes.Buffer. Without it
-// goldmark wraps the buffer in a 4 KiB bufio.Writer on every call, which was
-// a third of the bytes allocated per streamed token.
-type bufWriter struct{ *bytes.Buffer }
-
-// Buffered implements util.BufWriter: nothing is held back.
-func (bufWriter) Buffered() int { return 0 }
-
-// Flush implements util.BufWriter: there is nothing to flush.
-func (bufWriter) Flush() error { return nil }
 
 // validUTF8 drops an incomplete UTF-8 sequence at the end of s and replaces
 // any other invalid bytes with U+FFFD. A streamed token may end in the middle

@@ -18,6 +18,10 @@ type Doc struct {
 	// from, so a block whose text did not change is not rendered again.
 	ends []int
 	html []string
+	// partial says a block's HTML was rendered while it was last and
+	// differs from its final HTML (a growing code block not highlighted
+	// whole): it must be rendered again once final, even unchanged.
+	partial []bool
 }
 
 // NewDoc returns an empty Doc that renders its blocks with r.
@@ -36,6 +40,8 @@ func (d *Doc) Append(text string) (first int) {
 // AppendFinal is Append for the whole rest of a message that will not grow
 // (an answer that has ended): its last block is final too, so its HTML may
 // come from, and goes to, the renderer's cache of finished blocks.
+// AppendFinal("") after Appends ends a message: the last block's HTML
+// becomes its final HTML (a code block it ends in is highlighted whole).
 func (d *Doc) AppendFinal(text string) (first int) {
 	return d.append(text, true)
 }
@@ -52,27 +58,31 @@ func (d *Doc) append(text string, final bool) (first int) {
 		if i+1 < len(d.starts) {
 			end = d.starts[i+1]
 		}
-		if i < len(d.ends) && d.ends[i] == end {
-			if i+1 < len(d.starts) { // rendered while last, final now
+		// A later block exists: this one is final.
+		isFinal := final || i+1 < len(d.starts)
+		if i < len(d.ends) && d.ends[i] == end && !(isFinal && d.partial[i]) {
+			if isFinal { // rendered while last, final now
 				d.r.cache.put(all[d.starts[i]:end], d.html[i])
 			}
 			continue
 		}
 		var h string
-		if final || i+1 < len(d.starts) {
-			h = d.r.renderFinal(all[d.starts[i]:end]) // a later block exists: this one is final
+		partial := false
+		if isFinal {
+			h = d.r.renderFinal(all[d.starts[i]:end])
 		} else {
-			h = d.r.Render(all[d.starts[i]:end])
+			h, partial = d.r.render(all[d.starts[i]:end], false)
 		}
 		if i < len(d.html) {
 			if d.html[i] != h && first < 0 {
 				first = i
 			}
-			d.html[i], d.ends[i] = h, end
+			d.html[i], d.ends[i], d.partial[i] = h, end, partial
 			continue
 		}
 		d.html = append(d.html, h)
 		d.ends = append(d.ends, end)
+		d.partial = append(d.partial, partial)
 		if first < 0 {
 			first = i
 		}

@@ -144,8 +144,8 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		if !slices.ContainsFunc(list, func(s store.Summary) bool { return s.ID == conv && s.Title == "A title" }) {
 			t.Fatalf("%s: list: %+v", master, list)
 		}
-		must(t, master, "rate limit", st.Allow(ctx, testOwner, 100, time.Minute))
-		must(t, master, "reserve", st.ReserveOwner(ctx, testOwner, conv, 3, time.Minute))
+		must(t, master, "rate limit", st.Count(ctx, store.LimitPosts, store.Browser(testOwner), 100, time.Minute))
+		must(t, master, "reserve", st.ReserveAnswer(ctx, store.Browser(testOwner), conv, 3, time.Minute))
 		if meta, err := st.Meta(ctx, conv); err != nil || meta.Owner != testOwner {
 			t.Fatalf("%s: meta: %+v %v", master, meta, err)
 		}

@@ -31,10 +31,6 @@ const MaxTitleRunes = 80
 // conversation) is dropped when the list is read.
 func ownerKey(owner string) string { return "parley:o:" + owner }
 
-// ownerGensKey holds an owner's possibly running generations, scored by the
-// time they must have ended by; see ReserveOwner.
-func ownerGensKey(owner string) string { return "parley:o:" + owner + ":gens" }
-
 // Meta is what the store knows about a conversation besides its messages.
 type Meta struct {
 	Owner   string
@@ -402,13 +398,6 @@ func (s *Store) Presence(ctx context.Context, conv, proc string, n int, ttl time
 	return total, nil
 }
 
-// ErrRateLimited is returned by Allow; RetryAfter says when to come back.
-type ErrRateLimited struct{ RetryAfter time.Duration }
-
-func (e *ErrRateLimited) Error() string {
-	return fmt.Sprintf("too many requests; try again in %s", e.RetryAfter.Round(time.Second))
-}
-
 // rateScript counts one hit in a fixed window that starts with the first hit.
 var rateScript = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
@@ -418,91 +407,6 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {n, ttl}
 `)
 
-// Allow counts one post by owner against max posts per window, shared by
-// every process; over the limit it returns *ErrRateLimited.
-func (s *Store) Allow(ctx context.Context, owner string, max int, window time.Duration) error {
-	if max <= 0 {
-		return nil
-	}
-	res, err := rateScript.Run(ctx, s.rdb, []string{"parley:rate:" + owner}, window.Milliseconds()).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("rate limit: %w", err)
-	}
-	if res[0] > int64(max) {
-		return &ErrRateLimited{RetryAfter: time.Duration(res[1]) * time.Millisecond}
-	}
-	return nil
-}
-
-// ErrOwnerBusy: the owner has as many answers being written as allowed.
-var ErrOwnerBusy = errors.New("too many answers being written for this browser")
-
-// ReleaseOwner ends the reservation of ReserveOwner once conv's generation
-// has ended (or was never started).
-func (s *Store) ReleaseOwner(ctx context.Context, owner, conv string) error {
-	if err := s.rdb.ZRem(ctx, ownerGensKey(owner), conv).Err(); err != nil {
-		return fmt.Errorf("release owner generation: %w", err)
-	}
-	return nil
-}
-
 // reserveGrace is how long a fresh reservation counts as running whatever
 // its conversation's state: its post may not have reached Redis yet.
 const reserveGrace = 15 * time.Second
-
-// ReserveOwner admits one more running generation for owner in conv, up to
-// max across all processes. The set holds conversations scored by when they
-// were reserved. The reservation is added first and counted after, so two
-// requests racing for the last place cannot both get it (at worst both are
-// refused). Entries whose generation ended are found idle and dropped here,
-// and a dead process's entries age out after maxDuration, so no other code
-// path has to rely on releasing them (ReleaseOwner is prompt, not needed).
-func (s *Store) ReserveOwner(ctx context.Context, owner, conv string, max int, maxDuration time.Duration) error {
-	if max <= 0 {
-		return nil
-	}
-	k := ownerGensKey(owner)
-	now := time.Now()
-	pipe := s.rdb.TxPipeline()
-	pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.Add(-maxDuration).UnixMilli(), 10))
-	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.UnixMilli()), Member: conv})
-	pipe.PExpire(ctx, k, maxDuration)
-	all := pipe.ZRangeWithScores(ctx, k, 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("owner generations: %w", err)
-	}
-	running := 1 // this one
-	var idle []any
-	for _, z := range all.Val() {
-		c := z.Member.(string)
-		if c == conv {
-			continue
-		}
-		v, err := s.rdb.HMGet(ctx, keysFor(c).meta, "active", "updated").Result()
-		if err != nil {
-			return fmt.Errorf("owner generations: %w", err)
-		}
-		active, _ := v[0].(string)
-		updated, _ := v[1].(string)
-		posted, _ := strconv.ParseInt(updated, 10, 64)
-		// Idle: nothing runs there, and either the reservation is old or
-		// its post has been stored since (the post sets "updated", from the
-		// same process's clock as the score). A fresh reservation whose post
-		// has not reached Redis yet still counts; one whose answer already
-		// ended does not, so stopping an answer frees its place at once,
-		// not when the process that ran it gets round to releasing it.
-		if active == "" && (now.Sub(time.UnixMilli(int64(z.Score))) >= reserveGrace || posted >= int64(z.Score)) {
-			idle = append(idle, c)
-			continue
-		}
-		running++
-	}
-	if len(idle) > 0 {
-		_ = s.rdb.ZRem(ctx, k, idle...).Err()
-	}
-	if running > max {
-		_ = s.rdb.ZRem(ctx, k, conv).Err()
-		return ErrOwnerBusy
-	}
-	return nil
-}

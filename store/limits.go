@@ -77,7 +77,7 @@ func (s *Store) Count(ctx context.Context, limit string, who Subject, max int, w
 }
 
 // answersKey holds who's possibly running answers, by conversation, scored
-// by when each was reserved. A browser's is the key ReserveOwner used.
+// by when each was reserved.
 func answersKey(who Subject) string { return "parley:" + string(who) + ":gens" }
 
 // ReserveAnswer admits one more answer being written for who, in conv, up
