@@ -235,3 +235,44 @@ func (p *Proc) Exited() bool {
 		return false
 	}
 }
+
+// Usage is what the kernel says a process has used so far.
+type Usage struct {
+	PeakRSS int64         // bytes: the high-water mark of its resident set (VmHWM)
+	RSS     int64         // bytes, now (VmRSS)
+	CPU     time.Duration // user and system time
+}
+
+// Usage reads the process's memory and CPU from /proc (Linux).
+func (p *Proc) Usage() (Usage, error) {
+	pid := p.cmd.Process.Pid
+	var u Usage
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("read status of %s: %w", p.Name, err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		var kb int64
+		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
+			u.PeakRSS = kb << 10
+		}
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
+			u.RSS = kb << 10
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, fmt.Errorf("read stat of %s: %w", p.Name, err)
+	}
+	// The command name (field 2) may hold spaces; the rest follows ")".
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) < 13 {
+		return u, fmt.Errorf("stat of %s: %d fields", p.Name, len(fields))
+	}
+	var utime, stime int64
+	fmt.Sscan(fields[11], &utime) // field 14 of stat: fields[0] is field 3
+	fmt.Sscan(fields[12], &stime)
+	const ticks = 100 // USER_HZ on Linux
+	u.CPU = time.Duration(utime+stime) * time.Second / ticks
+	return u, nil
+}
