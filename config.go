@@ -30,6 +30,7 @@ type config struct {
 	MaxBodyBytes    int
 	MaxAnswerBytes  int
 	MaxViewers      int
+	AddrViewers     int
 	MaxGenerations  int
 	MaxMessages     int
 	RedisPoolSize   int
@@ -40,6 +41,8 @@ type config struct {
 	ConvsPerHour    int
 	AddrConvs       int
 	DailyTokens     int
+	ActionsPerMin   int
+	StoredBytes     int
 	TrustedProxy    string
 	Access          string // PARLEY_ACCESS: open, code or header (access.go)
 	AccessCode      string
@@ -142,6 +145,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.MaxBodyBytes, "max-body-bytes", "PARLEY_MAX_BODY_BYTES", 64<<10, "largest request body")
 	integer(&c.MaxAnswerBytes, "max-answer-bytes", "PARLEY_MAX_ANSWER_BYTES", 256<<10, "largest answer; longer ones are cut off and marked failed")
 	integer(&c.MaxViewers, "max-viewers", "PARLEY_MAX_VIEWERS", 10000, "live streams per process")
+	integer(&c.AddrViewers, "max-viewers-per-address", "PARLEY_MAX_VIEWERS_PER_ADDRESS", 200, "live streams one client address may have open per process (behind N processes, N times that; 0: no limit)")
 	integer(&c.MaxGenerations, "max-generations", "PARLEY_MAX_GENERATIONS", 64, "answers written at once per process")
 	integer(&c.OwnerGens, "max-generations-per-browser", "PARLEY_MAX_GENERATIONS_PER_BROWSER", 3, "answers one browser may have written at once, across processes (0: no limit)")
 	integer(&c.PostsPerMinute, "posts-per-minute", "PARLEY_POSTS_PER_MINUTE", 20, "messages and regenerations one browser may send per minute, across processes (0: no limit)")
@@ -149,6 +153,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	integer(&c.AddrGens, "max-generations-per-address", "PARLEY_MAX_GENERATIONS_PER_ADDRESS", 6, "answers one client address may have written at once (0: no limit)")
 	integer(&c.ConvsPerHour, "conversations-per-hour", "PARLEY_CONVERSATIONS_PER_HOUR", 30, "conversations one browser may start per hour (0: no limit)")
 	integer(&c.AddrConvs, "conversations-per-hour-per-address", "PARLEY_CONVERSATIONS_PER_HOUR_PER_ADDRESS", 60, "conversations one client address may start per hour (0: no limit)")
+	integer(&c.StoredBytes, "max-stored-bytes-per-browser", "PARLEY_MAX_STORED_BYTES_PER_BROWSER", 100<<20, "text one browser's conversations may hold (messages and answers; deleting a conversation frees its share); 409 past it (0: no limit)")
+	integer(&c.ActionsPerMin, "actions-per-minute", "PARLEY_ACTIONS_PER_MINUTE", 60, "stops and renames one browser may send per minute (three times that per client address; 0: no limit)")
 	integer(&c.DailyTokens, "daily-tokens", "PARLEY_DAILY_TOKENS", 2_000_000, "model tokens (prompt and answer, about 4 bytes each) the whole deployment may use per UTC day; new answers are refused past it (0: no budget)")
 	str(&c.TrustedProxy, "trusted-proxy", "PARLEY_TRUSTED_PROXY", "", "which proxy in front names the client address that limits count: empty (none: the socket's address), \"fly\" (Fly-Client-IP), or the proxies' addresses/CIDRs whose X-Forwarded-For entries are believed")
 	str(&c.Access, "access", "PARLEY_ACCESS", "open", "who may use this Parley: open (anyone who reaches it), code (a passphrase, PARLEY_ACCESS_CODE, asked once per browser) or header (an identity proxy in front names the user in PARLEY_ACCESS_HEADER, and must strip that header from clients' requests)")

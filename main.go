@@ -73,14 +73,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Metrics are built only when they are served: otherwise nothing pays
 	// for them, not even the Redis hook.
 	var (
-		met     *metrics.Metrics
-		genObs  generation.Observer
-		liveObs live.Observer
+		met      *metrics.Metrics
+		genObs   generation.Observer
+		liveObs  live.Observer
+		refusals handlers.Refusals
 	)
 	if cfg.MetricsAddr != "" {
 		met = metrics.New()
 		rdb.AddHook(met.RedisHook())
-		genObs, liveObs = met, met
+		genObs, liveObs, refusals = met, met, met
 	}
 
 	model, err := newModel(cfg)
@@ -161,13 +162,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
 			AddressPostsPerMinute: cfg.AddrPosts, AddressGenerations: cfg.AddrGens,
 			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHr: cfg.AddrConvs,
-			DailyTokens: int64(cfg.DailyTokens),
+			DailyTokens: int64(cfg.DailyTokens), ActionsPerMinute: cfg.ActionsPerMin,
+			StoredBytes:       int64(cfg.StoredBytes),
+			ViewersPerAddress: cfg.AddrViewers,
 		},
 		Clients:     clients,
 		Access:      gate,
 		Guesses:     access.NewGuesses(rdb),
 		Ready:       st.Ping,
 		GzipStreams: cfg.SSEGzip,
+		Refusals:    refusals,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -225,9 +229,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	log.Info("shutting down", "bound", cfg.ShutdownTimeout)
-	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	start := time.Now()
+	deadline := start.Add(cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// Every step below is bounded by the deadline, Redis or no Redis (its
+	// commands fail within PARLEY_REDIS_TIMEOUT, and the generations' last
+	// writes within their end wait), so that the platform never has to kill
+	// the process: closing the Redis clients (deferred) takes no time.
 	// 1. Live streams end first, by aborting their connections: the clients
 	//    reconnect (to another machine) with their Last-Event-ID.
 	stopHub()
@@ -237,15 +246,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancelRequests()
 	// 3. Answers being written get the rest of the bound, less a margin to
-	//    write their end; the ones still running then end as interrupted.
-	genCtx, cancelGen := context.WithDeadline(context.Background(), deadline.Add(-2*time.Second))
+	//    write their end; the ones still running then end as interrupted
+	//    (within generation's shutdownEndWait, 1.5 s, of that margin).
+	genCtx, cancelGen := context.WithDeadline(shutdownCtx, deadline.Add(-2*time.Second))
 	gens.Shutdown(genCtx)
 	cancelGen()
+	// 4. The hub's and the sweeper's loops: a command they have in flight to
+	//    a Redis that does not answer ends within its timeout, but not after
+	//    the deadline for them.
 	stopSweep()
-	bg.Wait()
-	// 4. Metrics last, so that the shutdown itself can be watched.
+	bgDone := make(chan struct{})
+	go func() { bg.Wait(); close(bgDone) }()
+	select {
+	case <-bgDone:
+	case <-shutdownCtx.Done():
+		log.Warn("the hub or the sweeper did not stop within the shutdown bound; leaving them")
+	}
+	// 5. Metrics last, so that the shutdown itself can be watched.
 	stopMetrics(shutdownCtx)
-	log.Info("stopped")
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/store"
 )
 
 // TestMetricsFollowAnAnswer runs the app with its metrics listener, has one
@@ -26,7 +28,7 @@ func TestMetricsFollowAnAnswer(t *testing.T) {
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := client.PostForm(base+"/c", url.Values{"conv": {"bbbbbbbbbbbbbbbbbbbbbbbbbb"}, "text": {"hello metrics"}})
+	res, err := client.PostForm(base+"/c", url.Values{"text": {"hello metrics"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +45,17 @@ func TestMetricsFollowAnAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stream.Body)) }()
+
+	// One refusal, counted by its reason.
+	long := url.Values{"text": {strings.Repeat("x", 40<<10)}, "key": {store.NewID()}}
+	res, err = client.PostForm(page+"/messages", long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a long message: %d", res.StatusCode)
+	}
 
 	// While the viewer is connected, and once the answer has ended and
 	// reached it.
@@ -61,6 +74,8 @@ func TestMetricsFollowAnAnswer(t *testing.T) {
 		{`parley_redis_duration_seconds_count{command="evalsha"}`, gt(0)},
 		{"parley_token_to_frame_seconds_count", gt(0)},
 		{"parley_viewers_dropped_total", eq(0)},
+		{`parley_refusals_total{reason="too_large"}`, eq(1)},
+		{`parley_refusals_total{reason="posts_address"}`, eq(0)},
 		{"go_goroutines", gt(0)},
 		{"process_resident_memory_bytes", gt(0)},
 	}

@@ -88,14 +88,18 @@ func TestParleyOnRedisCluster(t *testing.T) {
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	conv := store.NewID()
-	res, err := client.PostForm(base+"/c", map[string][]string{"conv": {conv}, "text": {"hello cluster"}})
+	res, err := client.PostForm(base+"/c", map[string][]string{"text": {"hello cluster"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("create: status %d", res.StatusCode)
+	}
+	// The server chose the ID: the redirect names it.
+	conv, ok := strings.CutPrefix(res.Header.Get("Location"), "/c/")
+	if !ok || !store.ValidConversationID(conv) {
+		t.Fatalf("create: redirected to %q", res.Header.Get("Location"))
 	}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	defer cc.Close()

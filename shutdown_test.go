@@ -24,7 +24,7 @@ func TestShutdownHandsOverStreamsAndEndsAnswers(t *testing.T) {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	// [[slow]] makes the demo write 2 tokens/s: far longer than the 5 s bound.
-	res, err := client.PostForm(base+"/c", url.Values{"conv": {"aaaaaaaaaaaaaaaaaaaaaaaaaa"}, "text": {"a long one [[slow]]"}})
+	res, err := client.PostForm(base+"/c", url.Values{"text": {"a long one [[slow]]"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,8 @@ func TestThousandViewers(t *testing.T) {
 	)
 	d := demo{tps: 200, tokens: 400}
 	srv := testredis.Start(t)
-	p := startAll(t, env(srv.URL(), d, "PARLEY_LOG_LEVEL", "warn"), "A")[0]
+	// A thousand viewers from one address: a crowd behind one proxy.
+	p := startAll(t, env(srv.URL(), d, "PARLEY_LOG_LEVEL", "warn", "PARLEY_MAX_VIEWERS_PER_ADDRESS", "0"), "A")[0]
 	st := redisStore(t, srv)
 	client := viewer.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -34,8 +34,11 @@ func Heartbeat() []byte { return heartbeat }
 // the element of the page with the same id. id becomes the SSE event id, which
 // the client sends back as Last-Event-ID when it reconnects. The bytes are
 // built once and may be written to any number of viewers.
+//
+// The HTML is written on as few data lines as possible (one, for HTML without
+// script or comments): see fragmentLines.
 func Merge(id string, fragments string) []byte {
-	return send(id, eventMergeFragments, dataLines("fragments", fragments))
+	return send(id, eventMergeFragments, fragmentLines(fragments))
 }
 
 // Signals renders one event that merges signals (a JSON object) into the
@@ -53,6 +56,11 @@ func Remove(id string, selector string) []byte {
 
 func send(id, event string, lines []string) []byte {
 	var buf bytes.Buffer
+	n := len("event: \nid: \n\n") + len(event) + len(id)
+	for _, l := range lines {
+		n += len("data: \n") + len(l)
+	}
+	buf.Grow(n) // a catch-up's events are up to 64 KiB: no regrowth
 	sse := datastar.NewSSE(&bufferWriter{buf: &buf}, bareRequest())
 	var opts []datastar.SSEEventOption
 	if id != "" {

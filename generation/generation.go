@@ -3,6 +3,32 @@
 // asked for the answer and from whoever is watching. Each generation holds a
 // lease in Redis; a sweeper in every process ends the answers of generations
 // whose process died, so no message stays "streaming" forever.
+//
+// A process that lives keeps its answers when Redis does not answer for a
+// while (paused, stalled, restarting), however long that is against the
+// lease:
+//
+//   - The generation goes on: the model's text waits in memory (bounded by
+//     the answer's size limit), appends and renewals are retried (renewals
+//     every renewRetry while they fail), and its end is written once Redis
+//     answers again, for up to endWait.
+//   - Its first write that goes through renews its lease, or re-takes it if it
+//     ran out, as long as nobody ended or superseded the answer (the renew and
+//     append scripts check meta.active); then it renews at once, which
+//     registers the lease with the sweepers again.
+//   - No sweeper ends it first: the sweeper of its own process skips the
+//     generations running here, and every process's sweeper finds nothing for
+//     a lease after an outage that no process could reach Redis through
+//     (store.SweepLeases: a gap in the sweeps, measured on Redis's clock).
+//     A process that reached Redis all along (the owner alone was cut off)
+//     ends the answer as before: to everyone else its owner is gone.
+//   - An answer whose time ran out (MaxDuration) while Redis did not answer
+//     ends failed, saying so: "The answer stopped: the database (Redis) was
+//     unreachable for N s; the text so far is kept."
+//
+// The answer of a process that died is still ended as interrupted ("went
+// away") by the sweepers, a lease after its last renewal (plus a lease when
+// Redis itself was away meanwhile).
 package generation
 
 import (
@@ -12,6 +38,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/llm"
@@ -35,6 +62,13 @@ const (
 	shutdownText = "The server restarted while writing this answer; the text so far is kept."
 	readFailText = "The conversation could not be read to write an answer. Please try again."
 )
+
+// unreachableText is shown under an answer whose time ran out while Redis did
+// not answer, for d.
+func unreachableText(d time.Duration) string {
+	return fmt.Sprintf("The answer stopped: the database (Redis) was unreachable for %d s; the text so far is kept.",
+		max(1, int64(d.Round(time.Second)/time.Second)))
+}
 
 // Config holds the generation limits and timings.
 type Config struct {
@@ -91,6 +125,13 @@ type Manager struct {
 
 	mu      sync.Mutex
 	closing bool
+	// running counts the generations of each conversation that run in this
+	// process: they are alive, so this process's sweeper leaves them alone.
+	running map[string]int
+
+	// endBy is when generations must have written their end, once a
+	// shutdown has cut them off (Unix ns; 0 before).
+	endBy atomic.Int64
 }
 
 // New returns a Manager.
@@ -164,9 +205,18 @@ func (m *Manager) Abandon(slot *Slot) {
 	m.wg.Done()
 }
 
+// shutdownEndWait is how long the generations still running when a
+// shutdown's context ends get to write their end (as interrupted): every
+// Redis call they make from then on is bounded by it, so that a Redis that
+// is down or paused cannot hold the shutdown, and Shutdown returns within it.
+const shutdownEndWait = 1500 * time.Millisecond
+
 // Shutdown stops taking generations and lets the running ones finish until
 // ctx is done; those still running then end as interrupted, keeping their
-// text. It returns when all have written their end.
+// text. It returns when all have written their end, or at most
+// shutdownEndWait (less when the lease is shorter) after ctx is done: those
+// that could not write it (Redis is away) are left to other processes'
+// sweepers.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.mu.Lock()
 	m.closing = true
@@ -178,35 +228,125 @@ func (m *Manager) Shutdown(ctx context.Context) {
 		return
 	case <-ctx.Done():
 	}
+	wait := shutdownEndWait
+	if m.cfg.LeaseTTL > 0 {
+		wait = min(wait, m.cfg.LeaseTTL)
+	}
+	m.endBy.Store(time.Now().Add(wait).UnixNano())
 	m.cancelBase(errShutdown)
+	t := time.NewTimer(wait + 100*time.Millisecond)
+	defer t.Stop()
 	select {
 	case <-done:
-	case <-time.After(m.cfg.LeaseTTL):
+	case <-t.C:
 		m.log.Error("generations did not end after shutdown; the sweeper of another process will end them")
 	}
 }
 
+// writeBudget bounds one Redis write of a generation: writeTimeout, or what
+// is left of a shutdown's end wait (nothing, at or below 0).
+func (m *Manager) writeBudget() time.Duration {
+	if by := m.endBy.Load(); by != 0 {
+		return min(writeTimeout, time.Until(time.Unix(0, by)))
+	}
+	return writeTimeout
+}
+
+// defaultEndWait is endWait when answers have no time limit.
+const defaultEndWait = 10 * time.Minute
+
+// endWait is how long a generation whose model is done keeps trying to
+// write its text and end while Redis does not answer: the answer's time
+// limit (at least a lease). Its process lives, so it writes its own end with
+// words that are true, rather than leave it to a sweeper ("went away").
+func (m *Manager) endWait() time.Duration {
+	d := m.cfg.MaxDuration
+	if d <= 0 {
+		d = defaultEndWait
+	}
+	return max(d, m.cfg.LeaseTTL)
+}
+
+// endDeadline is until when an end that began at from is tried: endWait
+// later, or the shutdown's end wait, whichever comes first.
+func (m *Manager) endDeadline(from time.Time) time.Time {
+	d := from.Add(m.endWait())
+	if by := m.endBy.Load(); by != 0 && time.Unix(0, by).Before(d) {
+		return time.Unix(0, by)
+	}
+	return d
+}
+
+// runs counts a generation of conv in (d = 1) or out (d = -1).
+func (m *Manager) runs(conv string, d int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running == nil {
+		m.running = map[string]int{}
+	}
+	if m.running[conv] += d; m.running[conv] <= 0 {
+		delete(m.running, conv)
+	}
+}
+
+// runsHere reports whether a generation of conv runs in this process.
+func (m *Manager) runsHere(conv string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running[conv] > 0
+}
+
+// sweepGap is how long without a sweep by any process means that no process
+// could reach Redis (see store.SweepLeases): above the sweep interval, with
+// room for a late sweep, so that a process sweeping alone never sees one;
+// and at most half a lease, so that any outage long enough for a lease to
+// run out (two thirds of one without a renewal) is seen.
+func sweepGap(sweep, lease time.Duration) time.Duration {
+	return max(min(2*sweep+time.Second, lease/2), sweep+sweep/2)
+}
+
 // RunSweeper ends, every SweepInterval, the answers whose generation lost its
 // lease (its process died). Every process runs one; the script makes sure
-// each answer is ended once.
+// each answer is ended once. It leaves alone the generations running in this
+// process, and finds nothing for a lease after no process could reach Redis
+// (store.SweepLeases), so that living generations re-take their leases first.
 func (m *Manager) RunSweeper(ctx context.Context) {
 	t := time.NewTicker(m.cfg.SweepInterval)
 	defer t.Stop()
+	gap := sweepGap(m.cfg.SweepInterval, m.cfg.LeaseTTL)
+	held := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		ids, err := m.store.ExpiredLeases(ctx, time.Now(), 100)
+		sctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		ids, hold, err := m.store.SweepLeases(sctx, time.Now(), 100, gap)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("sweep generations", "err", err)
 			}
 			continue
 		}
+		if hold > 0 {
+			if !held {
+				// After a Redis outage, or when no process ran for a while
+				// (this one is the first up).
+				m.log.Info("no process swept for a while; sweeps wait a lease for living generations to renew theirs", "wait", hold)
+			}
+			held = true
+			continue
+		}
+		held = false
 		for _, conv := range ids {
-			ended, err := m.store.Expire(ctx, conv)
+			if m.runsHere(conv) {
+				continue // alive: it renews or re-takes its lease itself
+			}
+			ectx, cancel := context.WithTimeout(ctx, writeTimeout)
+			ended, err := m.store.Expire(ectx, conv)
+			cancel()
 			if err != nil {
 				m.log.Warn("end a dead generation", "conversation", conv, "err", err)
 				continue
@@ -229,6 +369,8 @@ const writeTimeout = 5 * time.Second
 // at once, not after the cleanup that follows, so a person who stops an
 // answer and sends another straight away is not told to wait.
 func (m *Manager) run(conv, gen string, ended func()) (outcome string, history []llm.Message) {
+	m.runs(conv, 1)
+	defer m.runs(conv, -1)
 	log := m.log.With("conversation", conv, "generation", gen)
 	ctx, cancel := context.WithCancelCause(m.base)
 	defer cancel(nil)
@@ -263,7 +405,7 @@ func (m *Manager) run(conv, gen string, ended func()) (outcome string, history [
 		modelDone <- m.model.Stream(ctx, history, w.add)
 	}()
 
-	renew := time.NewTicker(m.cfg.LeaseTTL / 3)
+	renew := time.NewTimer(m.cfg.LeaseTTL / 3)
 	defer renew.Stop()
 	halted := w.halted
 	var modelErr error
@@ -275,18 +417,12 @@ loop:
 			// stream, and the answer once it has ended.
 			cancel(w.haltCause())
 			halted = nil
+		case <-w.recovered:
+			// An append went through after Redis failed: renew at once, so
+			// that a lease that ran out meanwhile is registered again.
+			renew.Reset(0)
 		case <-renew.C:
-			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-			stop, err := m.store.Renew(rctx, conv, gen)
-			rcancel()
-			switch {
-			case errors.Is(err, store.ErrStale):
-				cancel(errStale)
-			case err != nil:
-				log.Warn("renew lease", "err", err)
-			case stop:
-				cancel(errStopped)
-			}
+			renew.Reset(m.renew(ctx, cancel, w))
 		case modelErr = <-modelDone:
 			break loop
 		}
@@ -309,8 +445,15 @@ loop:
 			w.finish(store.StatusInterrupted, shutdownText)
 		}
 	case errors.Is(cause, errTimeout):
+		// Redis not answering when the time ran out is what stopped the
+		// answer, and what people are told (once Redis answers again).
+		down := w.outage(time.Now()) >= time.Second
 		if w.drain() {
-			w.finish(store.StatusFailed, fmt.Sprintf("The answer took longer than %s and was cut off.", m.cfg.MaxDuration))
+			if down {
+				w.finishWith(store.StatusFailed, w.unreachableText)
+			} else {
+				w.finish(store.StatusFailed, fmt.Sprintf("The answer took longer than %s and was cut off.", m.cfg.MaxDuration))
+			}
 		}
 	case modelErr == nil:
 		if w.drain() {
@@ -329,6 +472,37 @@ loop:
 	return w.outcome(), history
 }
 
+// renewRetry is how soon a renewal that failed is tried again: Redis that
+// comes back finds the generation renewing (or re-taking) its lease at once.
+const renewRetry = 500 * time.Millisecond
+
+// renew renews w's lease, or takes it again after Redis was unreachable for
+// longer than it, and returns when to renew next. A lost answer or a stop
+// request cancels the generation.
+func (m *Manager) renew(ctx context.Context, cancel context.CancelCauseFunc, w *writer) time.Duration {
+	every := m.cfg.LeaseTTL / 3
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	stop, err := m.store.Renew(rctx, w.conv, w.gen)
+	rcancel()
+	now := time.Now()
+	switch {
+	case errors.Is(err, store.ErrStale):
+		cancel(errStale)
+	case err != nil:
+		w.failed(now)
+		w.log.Warn("renew lease", "err", err, "redis_failing_for", w.outage(now).Round(time.Millisecond))
+		return min(every, renewRetry)
+	case stop:
+		cancel(errStopped)
+	}
+	if err == nil {
+		if d, ok := w.succeeded(now); ok {
+			w.log.Info("redis answers again", "redis_failed_for", d.Round(time.Millisecond))
+		}
+	}
+	return every
+}
+
 // spend counts the answer's model tokens against the deployment's daily
 // budget (store.CheckTokens refuses new answers past it). Providers bill
 // the prompt (the whole history) and the answer; a token is taken as four
@@ -338,7 +512,12 @@ func (m *Manager) spend(log *slog.Logger, history []llm.Message, answerBytes int
 	for _, msg := range history {
 		n += len(msg.Content)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	budget := m.writeBudget()
+	if budget <= 0 {
+		log.Warn("count model tokens: no time left in the shutdown")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	if err := m.store.SpendTokens(ctx, int64((n+3)/4)); err != nil {
 		log.Warn("count model tokens", "err", err)
@@ -414,6 +593,14 @@ type writer struct {
 	failing  bool      // an append failed; logged once until one succeeds
 	cause    error     // why an append halted the generation, once halted
 
+	// downSince is when the generation's writes (appends, renewals, its
+	// end) began to fail, zero while they go through; lastOutage is how long
+	// the last such run of failures lasted, once a write went through.
+	downSince  time.Time
+	lastOutage time.Duration
+	// recovered is signalled when an append goes through after failures.
+	recovered chan struct{}
+
 	// halted is closed when an append was refused for good (stale,
 	// stopped, full); haltCause then says why.
 	halted chan struct{}
@@ -428,7 +615,7 @@ type writer struct {
 func newWriter(m *Manager, conv, gen string, log *slog.Logger) *writer {
 	w := &writer{m: m, conv: conv, gen: gen, log: log,
 		pace:   pacer{budget: m.cfg.FrameBudget, maxHold: m.cfg.FrameMaxHold},
-		halted: make(chan struct{}), settledc: make(chan struct{}, 1), onEnd: func() {}}
+		halted: make(chan struct{}), settledc: make(chan struct{}, 1), recovered: make(chan struct{}, 1), onEnd: func() {}}
 	if n := m.store.Config().MaxAnswerBytes; n > 0 {
 		w.maxPending = n + 1 // one byte over: the append then says Full
 	}
@@ -441,6 +628,59 @@ func (w *writer) outcome() string {
 		return store.StatusInterrupted
 	}
 	return w.ended
+}
+
+// failed records that a write of the generation failed at now.
+func (w *writer) failed(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failedLocked(now)
+}
+
+func (w *writer) failedLocked(now time.Time) {
+	if w.downSince.IsZero() {
+		w.downSince = now
+	}
+}
+
+// succeeded records that a write went through at now; after failures it
+// returns for how long they went on, and true.
+func (w *writer) succeeded(now time.Time) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.succeededLocked(now)
+}
+
+func (w *writer) succeededLocked(now time.Time) (time.Duration, bool) {
+	if w.downSince.IsZero() {
+		return 0, false
+	}
+	w.lastOutage = now.Sub(w.downSince)
+	w.downSince = time.Time{}
+	return w.lastOutage, true
+}
+
+// outage is how long the generation's writes have been failing at now (0
+// while they go through).
+func (w *writer) outage(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.downSince.IsZero() {
+		return 0
+	}
+	return now.Sub(w.downSince)
+}
+
+// unreachableText says for how long Redis did not answer: the outage going
+// on, or the last one if it is over.
+func (w *writer) unreachableText() string {
+	w.mu.Lock()
+	d := w.lastOutage
+	if !w.downSince.IsZero() {
+		d = time.Since(w.downSince)
+	}
+	w.mu.Unlock()
+	return unreachableText(d)
 }
 
 // add is the model's emit callback: it only buffers, so a slow Redis never
@@ -480,6 +720,8 @@ func (w *writer) take(now time.Time) (c store.AppendCall, ok, busy bool) {
 // nothing is dropped while the lease holds.
 func (w *writer) settle(r store.AppendReply) {
 	var warn, cause error
+	recovered, outage := false, time.Duration(0)
+	now := time.Now()
 	w.mu.Lock()
 	text := w.sent
 	w.inflight, w.sent = false, ""
@@ -491,12 +733,14 @@ func (w *writer) settle(r store.AppendReply) {
 			warn = r.Err
 			w.failing = true
 		}
+		w.failedLocked(now)
 	case r.Result == store.StopRequested:
 		cause = errStopped
 	case r.Result == store.Full:
 		cause = errFull
 	default:
 		w.failing = false
+		outage, recovered = w.succeededLocked(now)
 		w.stored = r.Length
 		w.pace.wrote(text)
 		rest := w.pending.String()[len(text):]
@@ -514,6 +758,13 @@ func (w *writer) settle(r store.AppendReply) {
 	w.mu.Unlock()
 	if warn != nil {
 		w.log.Warn("append to answer; will retry", "err", warn)
+	}
+	if recovered {
+		w.log.Info("redis answers again", "redis_failed_for", outage.Round(time.Millisecond))
+		select {
+		case w.recovered <- struct{}{}:
+		default:
+		}
 	}
 	select {
 	case w.settledc <- struct{}{}:
@@ -544,15 +795,18 @@ func (w *writer) quiesce() {
 }
 
 // drain has all pending text written before the end event, the appender
-// retrying it for up to one lease. It reports whether the generation still
-// owns its answer.
+// retrying it while Redis does not answer, for up to endWait (a shutdown
+// cuts that to its end wait). It reports whether the generation still owns
+// its answer.
 func (w *writer) drain() bool {
 	w.mu.Lock()
 	w.draining = true
 	w.mu.Unlock()
 	w.m.appends.hurry(w)
-	deadline := time.NewTimer(w.m.cfg.LeaseTTL)
+	start := time.Now()
+	deadline := time.NewTimer(time.Until(w.m.endDeadline(start)))
 	defer deadline.Stop()
+	shutdown := w.m.base.Done()
 	for {
 		w.mu.Lock()
 		done := w.pending.Len() == 0 && !w.inflight && w.cause == nil
@@ -574,24 +828,45 @@ func (w *writer) drain() bool {
 			}
 			return false
 		case <-w.settledc:
+		case <-shutdown:
+			shutdown = nil
+			deadline.Reset(time.Until(w.m.endDeadline(start)))
 		case <-deadline.C:
-			w.quiesce()
+			// Not waiting for an append in flight: it ends within
+			// writeTimeout, and nothing is written after it.
+			w.mu.Lock()
+			w.closed = true
+			w.mu.Unlock()
 			w.log.Error("could not write the end of an answer; the sweeper will end it as interrupted")
 			return false
 		}
 	}
 }
 
-// finish writes the end event, retrying while Redis is unreachable and the
-// lease could still be ours.
+// finish writes the end event, retrying while Redis is unreachable, for up
+// to endWait (a shutdown cuts that to its end wait), as long as the answer is
+// still this generation's.
 func (w *writer) finish(status, errText string) {
-	deadline := time.Now().Add(w.m.cfg.LeaseTTL)
+	w.finishWith(status, func() string { return errText })
+}
+
+// finishWith is finish with the text people see made at each try.
+func (w *writer) finishWith(status string, errText func() string) {
+	start := time.Now()
+	shutdown := w.m.base.Done()
+	pause := 250 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := w.m.store.Finish(ctx, w.conv, w.gen, status, errText)
+		budget := min(w.m.writeBudget(), time.Until(w.m.endDeadline(start)))
+		if budget <= 0 {
+			w.log.Error("could not end an answer in time; the sweeper will end it as interrupted")
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		err := w.m.store.Finish(ctx, w.conv, w.gen, status, errText())
 		cancel()
 		switch {
 		case err == nil:
+			w.succeeded(time.Now())
 			w.log.Info("answer ended", "status", status)
 			w.ended = status
 			w.onEnd()
@@ -600,10 +875,20 @@ func (w *writer) finish(status, errText string) {
 			w.log.Info("answer was already ended elsewhere", "status", status)
 			w.onEnd()
 			return
-		case time.Now().After(deadline):
+		case time.Now().After(w.m.endDeadline(start)):
 			w.log.Error("could not end an answer; the sweeper will end it as interrupted", "err", err)
 			return
 		}
-		time.Sleep(250 * time.Millisecond)
+		w.failed(time.Now())
+		t := time.NewTimer(min(pause, time.Until(w.m.endDeadline(start))))
+		select {
+		case <-t.C:
+		case <-shutdown:
+			shutdown = nil // try again now, within the shutdown's end wait
+			t.Stop()
+		}
+		// Backing off, but never so far that Redis back finds the answer
+		// unended for long: other processes' sweepers wait only a lease.
+		pause = min(pause*2, 2*time.Second, max(w.m.cfg.LeaseTTL/4, 250*time.Millisecond))
 	}
 }

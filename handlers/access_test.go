@@ -48,15 +48,19 @@ func isPassphrasePage(body, next string) bool {
 		!strings.Contains(body, `id="composer"`)
 }
 
-// createForm starts a conversation with the home page's plain form.
+// createForm starts a conversation with the home page's plain form (without
+// its offer: the server chooses the ID, read from the redirect).
 func (a *app) createForm(t *testing.T, c *http.Client, text string) (int, string) {
 	t.Helper()
-	id := store.NewID()
-	res, err := c.PostForm(a.URL+"/c", url.Values{"conv": {id}, "text": {text}})
+	res, err := c.PostForm(a.URL+"/c", url.Values{"text": {text}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
+	id := ""
+	if res.StatusCode == http.StatusSeeOther {
+		id = convOf(t, res.Header.Get("Location"))
+	}
 	return res.StatusCode, id
 }
 
@@ -80,7 +84,7 @@ func TestAccessPassphrase(t *testing.T) {
 	if code, _ := a.createForm(t, c, "hello"); code != http.StatusUnauthorized {
 		t.Fatalf("plain create without access: status %d, want 401", code)
 	}
-	if code, body := a.action(t, c, "/c", url.Values{"conv": {store.NewID()}, "text": {"hello"}}); code != http.StatusForbidden ||
+	if code, body := a.action(t, c, "/c", url.Values{"text": {"hello"}}); code != http.StatusForbidden ||
 		!strings.Contains(body, "composer-error") || !strings.Contains(body, "enter the passphrase") {
 		t.Fatalf("Datastar create without access: status %d, body %q", code, body)
 	}
@@ -365,7 +369,7 @@ func TestAccessHeader(t *testing.T) {
 	if code, _ := a.getPage(t, a.asUser("alice@example.com", "bob"), "/"); code != http.StatusForbidden {
 		t.Fatalf("a header sent twice: status %d, want 403", code)
 	}
-	if code, body := a.action(t, nobody, "/c", url.Values{"conv": {store.NewID()}, "text": {"hi"}}); code != http.StatusForbidden || !strings.Contains(body, "Sign in again") {
+	if code, body := a.action(t, nobody, "/c", url.Values{"text": {"hi"}}); code != http.StatusForbidden || !strings.Contains(body, "Sign in again") {
 		t.Fatalf("Datastar create without the header: status %d, body %q", code, body)
 	}
 	if res, _ := a.enter(t, a.asUser("alice@example.com"), passphrase, "/"); res.StatusCode != http.StatusNotFound {

@@ -33,8 +33,43 @@ func badRequest(status int, format string, args ...any) error {
 }
 
 // statusOf maps every error an action can meet to an HTTP status and a
-// message a person can act on. Internal errors are logged here, once.
+// message a person can act on, and counts it by reason. Internal errors are
+// logged here, once.
 func statusOf(d Deps, err error) (int, string) {
+	if d.Refusals != nil {
+		d.Refusals.Refused(refusalReason(err))
+	}
+	return describe(d, err)
+}
+
+// refusalReason names what refused a request, for the metric.
+func refusalReason(err error) string {
+	var le *store.LimitError
+	var re *requestError
+	var ne net.Error
+	switch {
+	case errors.As(err, &le):
+		return le.Limit + "_" + le.Who
+	case errors.Is(err, generation.ErrAtCapacity):
+		return "capacity"
+	case errors.As(err, &re) && re.status == http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case errors.Is(err, store.ErrConversationFull):
+		return "conversation_full"
+	case errors.Is(err, store.ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, store.ErrBusy):
+		return "busy"
+	case errors.Is(err, store.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "unavailable"
+	}
+	return "other"
+}
+
+// describe is statusOf's mapping.
+func describe(d Deps, err error) (int, string) {
 	var re *requestError
 	switch {
 	case errors.As(err, &re):
@@ -53,6 +88,9 @@ func statusOf(d Deps, err error) (int, string) {
 		return http.StatusConflict, "There is no answer to write again."
 	}
 	var le *store.LimitError
+	if errors.As(err, &le) && le.Limit == store.LimitStored {
+		return http.StatusConflict, "This browser keeps as much text in its conversations as it may. Delete some conversations (Options, Delete) to go on."
+	}
 	if errors.As(err, &le) {
 		return http.StatusTooManyRequests, limitText(le)
 	}
@@ -108,6 +146,8 @@ func limitText(le *store.LimitError) string {
 		return "Too many answers are being written for your network at once. Wait for one to finish, or stop it."
 	case le.Limit == store.LimitAnswers:
 		return "You already have answers being written in other conversations. Wait for one to finish, or stop it."
+	case le.Limit == store.LimitActions:
+		return "That is a lot of changes in a minute. Try again in " + wait + "."
 	case le.Limit == store.LimitTokens:
 		return "This Parley has used its model budget for today. It resets at midnight UTC, in " + wait + "."
 	}
@@ -163,24 +203,20 @@ func admit(ctx context.Context, d Deps, v visitor, conv string, create bool) (re
 	if err := d.Store.CheckTokens(ctx, l.DailyTokens); err != nil {
 		return nil, err
 	}
-	for _, c := range []struct {
-		limit  string
-		who    store.Subject
-		max    int
-		window time.Duration
-		only   bool
-	}{
-		{store.LimitPosts, browser, l.PostsPerMinute, time.Minute, true},
-		{store.LimitPosts, addr, l.AddressPostsPerMinute, time.Minute, true},
-		{store.LimitConversations, browser, l.ConversationsPerHour, time.Hour, create},
-		{store.LimitConversations, addr, l.AddressConversationsPerHr, time.Hour, create},
-	} {
-		if !c.only {
-			continue
-		}
-		if err := d.Store.Count(ctx, c.limit, c.who, c.max, c.window); err != nil {
-			return nil, err
-		}
+	if err := d.Store.CheckStored(ctx, v.owner, l.StoredBytes); err != nil {
+		return nil, err
+	}
+	counters := []store.Counter{
+		{Limit: store.LimitPosts, Who: browser, Max: l.PostsPerMinute, Window: time.Minute},
+		{Limit: store.LimitPosts, Who: addr, Max: l.AddressPostsPerMinute, Window: time.Minute},
+	}
+	if create {
+		counters = append(counters,
+			store.Counter{Limit: store.LimitConversations, Who: browser, Max: l.ConversationsPerHour, Window: time.Hour},
+			store.Counter{Limit: store.LimitConversations, Who: addr, Max: l.AddressConversationsPerHr, Window: time.Hour})
+	}
+	if err := d.Store.CountAll(ctx, counters...); err != nil {
+		return nil, err
 	}
 	if err := d.Store.ReserveAnswer(ctx, browser, conv, l.OwnerGenerations, l.MaxAnswerDuration); err != nil {
 		return nil, err
@@ -192,7 +228,32 @@ func admit(ctx context.Context, d Deps, v visitor, conv string, create bool) (re
 	return func() {
 		releaseAnswer(d, browser, conv, l.OwnerGenerations)
 		releaseAnswer(d, addr, conv, l.AddressGenerations)
+		countAnswer(d, v.owner, conv)
 	}, nil
+}
+
+// countAnswer adds an ended answer's bytes to what its browser keeps; a
+// failure only leaves the count low.
+func countAnswer(d Deps, owner, conv string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := d.Store.LastAnswerBytes(ctx, conv)
+	if err == nil {
+		err = d.Store.AddStored(ctx, owner, n)
+	}
+	if err != nil {
+		d.Log.Warn("count an answer's stored bytes", "conversation", conv, "err", err)
+	}
+}
+
+// countAction counts a change that starts no answer (stop, rename) against
+// the browser's and its address's actions a minute: each costs Redis work
+// and notices to every viewer.
+func countAction(ctx context.Context, d Deps, v visitor) error {
+	n := d.Limits.ActionsPerMinute
+	return d.Store.CountAll(ctx,
+		store.Counter{Limit: store.LimitActions, Who: store.Browser(v.owner), Max: n, Window: time.Minute},
+		store.Counter{Limit: store.LimitActions, Who: store.Address(v.addr), Max: 3 * n, Window: time.Minute})
 }
 
 // releaseAnswer ends one reservation of admit; a failure only leaves it to
@@ -233,8 +294,9 @@ func start(ctx context.Context, d Deps, v visitor, conv string, create bool, beg
 	if err != nil || !started {
 		d.Gen.Abandon(slot)
 		// The reservation is this conversation's: a repeated request, or one
-		// refused as busy, leaves it to the answer that is running there.
-		if err != nil && !errors.Is(err, store.ErrBusy) {
+		// refused as busy or as existing (a double submit of the home form),
+		// leaves it to the answer that is running there.
+		if err != nil && !errors.Is(err, store.ErrBusy) && !errors.Is(err, store.ErrExists) {
 			release()
 		}
 		return err
@@ -258,28 +320,38 @@ func post(ctx context.Context, d Deps, v visitor, conv, text, key string, create
 		// The answer runs; only the sidebar misses the conversation.
 		d.Log.Warn("index conversation", "conversation", conv, "err", err)
 	}
+	if err := d.Store.AddStored(ctx, owner, int64(len(text))); err != nil {
+		d.Log.Warn("count a message's stored bytes", "conversation", conv, "err", err)
+	}
 	return nil
 }
 
-// handleCreate serves POST /c: the home form. The conversation ID comes
-// from the form the server rendered, so a double submit finds the
-// conversation it already created and starts no second answer. With
-// Datastar, success sends the page to the conversation and a refusal shows
-// in the composer, whose text stays; a plain form gets the home page back
-// with the text and the reason.
+// handleCreate serves POST /c: the home form. The server chooses every
+// conversation ID: the form carries an offer (session.SealOffer) of a fresh
+// ID, sealed for this browser and good for a day, so a double submit finds
+// the conversation it already created and starts no second answer. A post
+// without the field (an API client, a script) gets a fresh ID; anything
+// else in it (forged, expired, another browser's, a bare ID) is refused
+// with 400, the text kept. With Datastar, success sends the page to the
+// conversation and a refusal shows in the composer, whose text stays; a
+// plain form gets the home page back with the text, the reason and an offer.
 func handleCreate(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text, err := readMessage(d, w, r)
-		id := r.PostFormValue("conv")
-		if err == nil && !store.ValidConversationID(id) {
-			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
+		owner := session.Owner(r.Context())
+		id, offer := "", ""
+		if err == nil {
+			id, offer, err = createID(d, r, owner)
 		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
 			err = post(ctx, d, visitorOf(d, r), id, text, "first", true)
 			if errors.Is(err, store.ErrExists) {
-				err = nil // the same form, submitted twice
+				err = createdBefore(ctx, d, id, owner)
+			}
+			if errors.Is(err, errTaken) {
+				offer = "" // spent: the page gets a fresh one
 			}
 		}
 		switch {
@@ -294,9 +366,54 @@ func handleCreate(d Deps) http.Handler {
 			status, msg := statusOf(d, err)
 			setRetryAfter(w, err)
 			w.Header().Set("Cache-Control", "no-store")
-			render(w, r, status, views.Home(d.Assets, errorSidebar(d, r, status), homeForm(d, id, text, msg)))
+			render(w, r, status, views.Home(d.Assets, errorSidebar(d, r, status), homeForm(d, r, offer, text, msg)))
 		}
 	})
+}
+
+// errStaleOffer refuses a home form whose offer this server did not make
+// for this browser, or made over a day ago.
+var errStaleOffer = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and send your message again.")
+
+// errTaken refuses an offer whose ID names a conversation that was deleted
+// (the store keeps a tombstone) or someone else's: the form cannot start
+// anything any more.
+var errTaken = badRequest(http.StatusConflict,
+	"The conversation this form started was deleted, or is not yours. Reload the page and send your message again.")
+
+// createID returns the ID a home form post creates, and the offer that
+// names it for owner (to give back if the post is refused, so that sending
+// it again is still the same post): the form's offer if it is valid, or a
+// fresh ID when the form has no offer at all.
+func createID(d Deps, r *http.Request, owner string) (id, offer string, err error) {
+	vals, given := r.PostForm["conv"]
+	if !given {
+		id = store.NewID()
+		return id, d.Sessions.SealOffer(id, owner), nil
+	}
+	if len(vals) != 1 {
+		return "", "", errStaleOffer
+	}
+	id, err = d.Sessions.OpenOffer(vals[0], owner)
+	if err != nil || !store.ValidConversationID(id) {
+		return "", "", errStaleOffer
+	}
+	return id, vals[0], nil
+}
+
+// createdBefore decides a create the store refused because id is taken
+// (ErrExists): owner's own conversation is the same form submitted again
+// (nil: go to it); anything else (someone else's, or deleted: the store
+// keeps a tombstone) is errTaken, never a silent redirect.
+func createdBefore(ctx context.Context, d Deps, id, owner string) error {
+	meta, err := d.Store.Meta(ctx, id)
+	switch {
+	case err == nil && meta.Owner == owner:
+		return nil
+	case err == nil, errors.Is(err, store.ErrNotFound):
+		return errTaken
+	}
+	return err
 }
 
 // handlePost serves POST /c/{id}/messages: the next message of a conversation.
@@ -339,7 +456,10 @@ func handleStop(d Deps) http.Handler {
 		id := r.PathValue("id")
 		ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 		defer cancel()
-		err := mustOwn(ctx, d, id)
+		err := countAction(ctx, d, visitorOf(d, r))
+		if err == nil {
+			err = mustOwn(ctx, d, id)
+		}
 		if err == nil {
 			_, err = d.Store.Stop(ctx, id)
 		}
@@ -427,7 +547,10 @@ func handleRename(d Deps) http.Handler {
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
-			_, err = d.Store.SetTitle(ctx, id, session.Owner(ctx), title, false)
+			err = countAction(ctx, d, visitorOf(d, r))
+			if err == nil {
+				_, err = d.Store.SetTitle(ctx, id, session.Owner(ctx), title, false)
+			}
 		}
 		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
 	})

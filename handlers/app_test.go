@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +87,7 @@ func defaultAppConfig() appConfig {
 	}
 }
 
-func newApp(t *testing.T, tweak func(*appConfig)) *app {
+func newApp(t testing.TB, tweak func(*appConfig)) *app {
 	t.Helper()
 	cfg := defaultAppConfig()
 	if tweak != nil {
@@ -155,11 +157,18 @@ func newApp(t *testing.T, tweak func(*appConfig)) *app {
 	return a
 }
 
-// create starts a conversation with a first message, like the home form.
+// create starts a conversation with a first message, like the home form
+// without its offer (an API client): the server chooses the ID.
 func (a *app) create(t *testing.T, text string) string {
 	t.Helper()
-	id := store.NewID()
-	res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {id}, "text": {text}})
+	return a.createWith(t, a.Client, url.Values{"text": {text}})
+}
+
+// createWith posts the home form (plain) as browser c and returns the ID of
+// the conversation it was sent to.
+func (a *app) createWith(t *testing.T, c *http.Client, form url.Values) string {
+	t.Helper()
+	res, err := c.PostForm(a.URL+"/c", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +176,41 @@ func (a *app) create(t *testing.T, text string) string {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("create: status %d", res.StatusCode)
 	}
+	return convOf(t, res.Header.Get("Location"))
+}
+
+// convOf returns the conversation ID of a redirect to its page.
+func convOf(t testing.TB, location string) string {
+	t.Helper()
+	id, ok := strings.CutPrefix(location, "/c/")
+	if !ok || !store.ValidConversationID(id) {
+		t.Fatalf("redirected to %q, not to a conversation", location)
+	}
 	return id
+}
+
+var homeOffer = regexp.MustCompile(`name="conv" value="([^"]*)"`)
+
+// offer opens the home page as browser c and returns its form's offer (the
+// hidden "conv" field) and the conversation ID it names.
+func (a *app) offer(t testing.TB, c *http.Client) (offer, id string) {
+	t.Helper()
+	res, err := c.Get(a.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := homeOffer.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("the home page (status %d) has no offer", res.StatusCode)
+	}
+	offer = string(m[1])
+	id, _, _ = strings.Cut(offer, ".")
+	if !store.ValidConversationID(id) {
+		t.Fatalf("the home page offers %q", offer)
+	}
+	return offer, id
 }
 
 // post sends a message from the conversation page's composer (Datastar form).

@@ -292,11 +292,13 @@ func testClusterFailover(t *testing.T, c *testredis.Cluster, failover func(maste
 func clusterCreate(t *testing.T, a *app, c *testredis.Cluster, master, text string) string {
 	t.Helper()
 	for range 10000 {
-		id := store.NewID()
+		// The server chooses IDs: take home pages' offers until one names
+		// an ID that lands on master.
+		offer, id := a.offer(t, a.Client)
 		if c.MasterFor(t, store.Channel(id)) != master {
 			continue
 		}
-		res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {id}, "text": {text}})
+		res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {offer}, "text": {text}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,6 +26,11 @@ func handleEvents(d Deps) http.Handler {
 			http.Error(w, "There is no conversation at this address.", http.StatusNotFound)
 			return
 		}
+		release, ok := takeStream(d, w, r)
+		if !ok {
+			return
+		}
+		defer release()
 		raw := r.Header.Get("Last-Event-ID")
 		if raw == "" {
 			raw = r.URL.Query().Get("after")

@@ -32,8 +32,10 @@ func TestBadInput(t *testing.T) {
 		{"oversized message", "POST", "/c/" + conv + "/messages", "text=" + strings.Repeat("a", 5000) + "&key=" + store.NewID(), true, 413, "limit is 4.0 KB"},
 		{"oversized body", "POST", "/c/" + conv + "/messages", "text=" + strings.Repeat("a", 9000), true, 413, "larger than"},
 		{"missing key", "POST", "/c/" + conv + "/messages", "text=hi", true, 400, "out of date"},
-		{"empty first message", "POST", "/c", "conv=" + store.NewID() + "&text=", false, 400, "Type a message"},
+		{"empty first message", "POST", "/c", "text=", false, 400, "Type a message"},
 		{"bad conversation id on create", "POST", "/c", "conv=x&text=hi", false, 400, "out of date"},
+		{"bare conversation id on create", "POST", "/c", "conv=" + store.NewID() + "&text=hi", false, 400, "out of date"},
+		{"empty offer on create", "POST", "/c", "conv=&text=hi", true, 400, "out of date"},
 		{"wrong method on messages", "GET", "/c/" + conv + "/messages", "", false, 405, ""},
 		{"wrong method on stop", "GET", "/c/" + conv + "/stop", "", false, 405, ""},
 		{"wrong method on page", "DELETE", "/c/" + conv, "", false, 405, ""},
@@ -98,10 +100,10 @@ func TestMalformedLastEventIDGetsFullState(t *testing.T) {
 
 func TestDoubleSubmitStartsOneAnswer(t *testing.T) {
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 50} })
-	// The home form twice (same hidden id).
-	id := store.NewID()
+	// The home form twice (same hidden offer).
+	offer, id := a.offer(t, a.Client)
 	for range 2 {
-		res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {id}, "text": {"hi"}})
+		res, err := a.Client.PostForm(a.URL+"/c", map[string][]string{"conv": {offer}, "text": {"hi"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,8 +26,8 @@ type fresh struct {
 // claiming to come from xff.
 func (a *app) startFresh(t *testing.T, text, xff string) fresh {
 	t.Helper()
-	f := fresh{conv: store.NewID(), browser: a.NewBrowser()}
-	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader(url.Values{"conv": {f.conv}, "text": {text}}.Encode()))
+	f := fresh{browser: a.NewBrowser()}
+	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader(url.Values{"text": {text}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if xff != "" {
 		req.Header.Set("X-Forwarded-For", xff)
@@ -39,6 +39,9 @@ func (a *app) startFresh(t *testing.T, text, xff string) fresh {
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	f.code, f.retry, f.body = res.StatusCode, res.Header.Get("Retry-After"), string(body)
+	if f.code == http.StatusSeeOther {
+		f.conv = convOf(t, res.Header.Get("Location"))
+	}
 	return f
 }
 
@@ -135,5 +138,55 @@ func TestDailyTokenBudget(t *testing.T) {
 	code, body := a.action(t, a.Client, "/c/"+conv+"/messages", url.Values{"text": {"more"}, "key": {store.NewID()}})
 	if code != http.StatusTooManyRequests || !strings.Contains(body, "model budget for today") || !strings.Contains(body, "midnight UTC") {
 		t.Fatalf("a post past the daily budget: %d\n%s", code, body)
+	}
+}
+
+// TestStopAndRenameAreCounted: stops and renames are limited per minute too
+// (each reaches every viewer), and say so when refused.
+func TestStopAndRenameAreCounted(t *testing.T) {
+	a := newApp(t, func(c *appConfig) { c.limits.ActionsPerMinute = 2 })
+	conv := a.create(t, "[[echo]]hi")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		code, body := a.action(t, a.Client, "/c/"+conv+"/title", url.Values{"title": {fmt.Sprintf("Name %d", i)}})
+		if code != want {
+			t.Fatalf("rename %d: %d, want %d\n%s", i, code, want, body)
+		}
+		if want == http.StatusTooManyRequests && !strings.Contains(body, "a lot of changes") {
+			t.Errorf("the refusal does not say why: %s", body)
+		}
+	}
+	if code, _ := a.action(t, a.Client, "/c/"+conv+"/stop", nil); code != http.StatusTooManyRequests {
+		t.Errorf("a stop past the limit: %d", code)
+	}
+}
+
+// TestStoredBytesPerBrowser: a browser's conversations may hold so much
+// text; past it a post is refused, saying how to go on, and deleting a
+// conversation frees its share.
+func TestStoredBytesPerBrowser(t *testing.T) {
+	a := newApp(t, func(c *appConfig) {
+		c.limits.StoredBytes = 3000
+		c.limits.MaxMessageBytes = 2000
+	})
+	text := "[[echo]]" + strings.Repeat("words ", 150) // about 900 bytes, answered with as many
+	first := a.create(t, text)
+	a.waitStatus(t, first, 1, store.StatusDone)
+	conv := a.create(t, text)
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	// About 3,600 bytes are kept now: the next post is refused.
+	code, body := a.action(t, a.Client, "/c/"+conv+"/messages", url.Values{"text": {text}, "key": {store.NewID()}})
+	if code != http.StatusConflict || !strings.Contains(body, "Delete some conversations") {
+		t.Fatalf("a post past the stored limit: %d\n%s", code, body)
+	}
+	if code, _ := a.action(t, a.Client, "/c/"+first+"/delete", nil); code != http.StatusOK {
+		t.Fatalf("delete: %d", code)
+	}
+	if res := a.post(t, conv, "[[echo]]short", store.NewID()); res.StatusCode != http.StatusOK {
+		t.Fatalf("after deleting a conversation: %d", res.StatusCode)
+	}
+	// Another browser is not limited by this one.
+	if f := a.startFresh(t, text, ""); f.code != http.StatusSeeOther {
+		t.Errorf("another browser: %d", f.code)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"html"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -60,12 +61,13 @@ func TestRefusalsGiveTheTextBack(t *testing.T) {
 		t.Errorf("the 429 page does not give the text back with the wait:\n%s", body)
 	}
 
-	id := store.NewID()
-	res, body = plain("/c", url.Values{"conv": {id}, "text": {"a new one, kept"}})
+	// The refused form keeps its offer: sending it again is the same post.
+	offer, _ := a.offer(t, a.Client)
+	res, body = plain("/c", url.Values{"conv": {offer}, "text": {"a new one, kept"}})
 	if res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("the home form's post got %d", res.StatusCode)
 	}
-	for _, want := range []string{`action="/c"`, `name="conv" value="` + id + `"`, ">a new one, kept</textarea>", "Try again in"} {
+	for _, want := range []string{`action="/c"`, `name="conv" value="` + offer + `"`, ">a new one, kept</textarea>", "Try again in"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the home form's refusal lacks %q:\n%s", want, body)
 		}
@@ -77,13 +79,13 @@ func TestRefusalsGiveTheTextBack(t *testing.T) {
 // the composer's error line only (so the text stays in the box).
 func TestCreateWithDatastar(t *testing.T) {
 	a := newApp(t, func(c *appConfig) { c.limits.MaxMessageBytes = 100 })
-	id := store.NewID()
-	code, body := a.action(t, a.Client, "/c", url.Values{"conv": {id}, "text": {"[[echo]]hello"}})
+	offer, id := a.offer(t, a.Client)
+	code, body := a.action(t, a.Client, "/c", url.Values{"conv": {offer}, "text": {"[[echo]]hello"}})
 	if code != http.StatusOK || !strings.Contains(body, "datastar-merge-signals") || !strings.Contains(body, `{go: "/c/`+id+`"}`) {
 		t.Fatalf("create with Datastar: %d\n%s", code, body)
 	}
 	a.waitStatus(t, id, 1, store.StatusDone)
-	code, body = a.action(t, a.Client, "/c", url.Values{"conv": {store.NewID()}, "text": {strings.Repeat("x", 200)}})
+	code, body = a.action(t, a.Client, "/c", url.Values{"text": {strings.Repeat("x", 200)}})
 	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, `id="composer-error"`) || strings.Contains(body, "<textarea") {
 		t.Errorf("a refused create with Datastar: %d\n%s", code, body)
 	}
@@ -194,4 +196,32 @@ func TestPagesAreGzipped(t *testing.T) {
 		t.Errorf("the page compressed to %d of %d bytes", len(zipped), len(plainBody))
 	}
 	t.Logf("page: %d bytes, gzipped %d", len(plainBody), len(zipped))
+}
+
+// TestLongNonLatinMessage: the message forms post multipart, so a message
+// just under the message limit in a script of three bytes a character is
+// taken, not refused by the body limit that URL-encoding would triple it
+// past.
+func TestLongNonLatinMessage(t *testing.T) {
+	a := newApp(t, func(c *appConfig) {
+		c.limits.MaxMessageBytes = 32 << 10
+		c.limits.MaxBodyBytes = 64 << 10
+	})
+	_, home := a.getPage(t, a.Client, "/")
+	if !strings.Contains(home, `enctype="multipart/form-data" action="/c"`) {
+		t.Fatalf("the home form does not post multipart")
+	}
+	text := "[[echo]]" + strings.Repeat("漢", 10_000) // 30,008 bytes
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("text", text)
+	_ = mw.Close()
+	res, err := a.Client.Post(a.URL+"/c", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("30,000 bytes of CJK text: status %d", res.StatusCode)
+	}
 }

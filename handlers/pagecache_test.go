@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -95,18 +96,18 @@ func TestPageCacheNeverStale(t *testing.T) {
 		t.Fatalf("the regenerated page does not name the new revision %s instead of %s", again.Rev, last.Rev)
 	}
 
-	// Deleted, then created again under the same ID: the same indices,
-	// other texts.
-	if code, body := a.action(t, a.Client, "/c/"+conv+"/delete", nil); code != 200 {
-		t.Fatalf("delete: %d %q", code, body)
+	// Expired (its keys vanish, as PARLEY_CONVERSATION_TTL makes them: no
+	// tombstone), then created again under the same ID with an offer its
+	// browser still holds: the same indices, other texts. (A deleted ID is
+	// never created again: TestDeletedConversationStaysGone.)
+	keys, err := a.RDB.Keys(context.Background(), "{c:"+conv+"}*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("the conversation's keys: %v %v", keys, err)
 	}
-	res, err := a.Client.PostForm(a.URL+"/c", url.Values{"conv": {conv}, "text": {"a second life"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("create again: status %d", res.StatusCode)
+	a.RDB.Del(context.Background(), keys...)
+	offer := a.Sessions.SealOffer(conv, ownerOf(t, a, a.Client))
+	if again := a.createWith(t, a.Client, url.Values{"conv": {offer}, "text": {"a second life"}}); again != conv {
+		t.Fatalf("the offer of %s created %s", conv, again)
 	}
 	a.waitStatus(t, conv, 1, store.StatusDone)
 	reborn := same("conversation created again", conv)

@@ -25,7 +25,7 @@ import (
 func handleHome(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		render(w, r, http.StatusOK, views.Home(d.Assets, sidebar(d, r, "", "", false), homeForm(d, "", "", "")))
+		render(w, r, http.StatusOK, views.Home(d.Assets, sidebar(d, r, "", "", false), homeForm(d, r, "", "", "")))
 	})
 }
 
@@ -164,13 +164,15 @@ func putBuffer(bufs *sync.Pool, buf *bytes.Buffer) {
 	}
 }
 
-// homeForm is the home page's composer: a fresh conversation ID (unless a
-// refused post offered one), with what was typed and why it was refused.
-func homeForm(d Deps, id, text, errText string) views.HomeForm {
-	if !store.ValidConversationID(id) {
-		id = store.NewID()
+// homeForm is the home page's composer: an offer of a fresh conversation ID
+// sealed for this browser (or the offer a refused post carried, so that
+// sending it again is the same post), with what was typed and why it was
+// refused.
+func homeForm(d Deps, r *http.Request, offer, text, errText string) views.HomeForm {
+	if offer == "" {
+		offer = d.Sessions.SealOffer(store.NewID(), session.Owner(r.Context()))
 	}
-	return views.HomeForm{ID: id, Text: text, Error: errText, Model: d.Gen.Model().Name()}
+	return views.HomeForm{ID: offer, Text: text, Error: errText, Model: d.Gen.Model().Name()}
 }
 
 // handleSource serves GET /c/{id}/markdown/{n}: message n as it was written

@@ -348,7 +348,7 @@ func TestPerBrowserLimits(t *testing.T) {
 			t.Fatalf("third post in a minute: %d, Retry-After %q, %q", res.StatusCode, ra, body)
 		}
 		// Someone else is not limited by this browser.
-		if code, _ := a.action(t, a.NewBrowser(), "/c", url.Values{"conv": {store.NewID()}, "text": {"hi"}}); code != http.StatusSeeOther && code != 200 {
+		if code, _ := a.action(t, a.NewBrowser(), "/c", url.Values{"text": {"hi"}}); code != http.StatusSeeOther && code != 200 {
 			t.Fatalf("another browser: %d", code)
 		}
 	})
@@ -359,8 +359,8 @@ func TestPerBrowserLimits(t *testing.T) {
 			c.demo.TokensPerSecond = 20
 		})
 		first := a.create(t, "slow one")
-		id := store.NewID()
-		code, body := a.action(t, a.Client, "/c", url.Values{"conv": {id}, "text": {"second"}})
+		offer, _ := a.offer(t, a.Client)
+		code, body := a.action(t, a.Client, "/c", url.Values{"conv": {offer}, "text": {"second"}})
 		if code != http.StatusTooManyRequests || !strings.Contains(body, "already have answers being written") {
 			t.Fatalf("second answer at once: %d", code)
 		}
@@ -368,7 +368,8 @@ func TestPerBrowserLimits(t *testing.T) {
 			t.Fatalf("stop: %d", code)
 		}
 		a.waitStatus(t, first, 1, store.StatusStopped)
-		if code, _ := a.action(t, a.Client, "/c", url.Values{"conv": {id}, "text": {"second"}}); code != http.StatusOK {
+		// The refused form's offer is still good: sending it again works.
+		if code, _ := a.action(t, a.Client, "/c", url.Values{"conv": {offer}, "text": {"second"}}); code != http.StatusOK {
 			t.Fatalf("after the first ended: %d", code)
 		}
 	})
@@ -382,7 +383,7 @@ func TestPerBrowserLimits(t *testing.T) {
 		codes := make(chan int, 8)
 		for range 8 {
 			go func() {
-				code, _ := a.action(t, a.Client, "/c", url.Values{"conv": {store.NewID()}, "text": {"race"}})
+				code, _ := a.action(t, a.Client, "/c", url.Values{"text": {"race"}})
 				codes <- code
 			}()
 		}
@@ -419,7 +420,7 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("CSP allows inline code: %q", csp)
 	}
 	// A cross-site form post is refused before it reaches a handler.
-	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader("conv="+store.NewID()+"&text=hi"))
+	req, _ := http.NewRequest("POST", a.URL+"/c", strings.NewReader("text=hi"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	res, err = a.Client.Do(req)

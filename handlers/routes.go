@@ -41,6 +41,15 @@ type Limits struct {
 	// DailyTokens is the deployment's model tokens a day (UTC), across
 	// processes; 0 is no budget.
 	DailyTokens int64
+	// ActionsPerMinute bounds stops and renames by a browser (three times
+	// that by an address); 0 is no limit.
+	ActionsPerMinute int
+	// StoredBytes bounds the text a browser's conversations hold; 0 is no
+	// limit.
+	StoredBytes int64
+	// ViewersPerAddress bounds the live streams (conversation and sidebar)
+	// one client address may have open in this process; 0 is no limit.
+	ViewersPerAddress int
 	// RequestTimeout bounds the Redis work of one page load or action, so a
 	// slow Redis answers people with a 503 instead of holding them; 0 is 5 s.
 	RequestTimeout time.Duration
@@ -73,14 +82,25 @@ type Deps struct {
 	// Clients names the client address behind a request, which limits
 	// count against (PARLEY_TRUSTED_PROXY says which headers to believe).
 	Clients clientaddr.Resolver
+	// Refusals counts refused requests by reason (nil: not counted).
+	Refusals Refusals
 	// Access says who may use this Parley (PARLEY_ACCESS); nil is open.
 	// Guesses counts passphrase tries per client address (code mode).
 	Access  *access.Gate
 	Guesses GuessCounter
+
+	// streams counts live streams per client address (NewServer makes it).
+	streams *addressStreams
+}
+
+// Refusals is told why each refused request was refused (metrics).
+type Refusals interface {
+	Refused(reason string)
 }
 
 // NewServer returns the application's handler with every route.
 func NewServer(d Deps) http.Handler {
+	d.streams = newAddressStreams(d.Limits.ViewersPerAddress)
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", handleHome(d))
 	mux.Handle("POST /c", handleCreate(d))

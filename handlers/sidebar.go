@@ -20,6 +20,11 @@ func handleSidebarEvents(d Deps) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		release, ok := takeStream(d, w, r)
+		if !ok {
+			return
+		}
+		defer release()
 		started := false
 		err := d.Hub.WatchSidebar(r.Context(), session.Owner(r.Context()), func() (live.Stream, error) {
 			frame.Open(w, r, http.StatusOK)

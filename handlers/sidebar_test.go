@@ -178,16 +178,7 @@ func ownerOf(t *testing.T, a *app, client *http.Client) string {
 // createAs starts a conversation as browser client, like the home form.
 func createAs(t *testing.T, a *app, client *http.Client, text string) string {
 	t.Helper()
-	id := store.NewID()
-	res, err := client.PostForm(a.URL+"/c", url.Values{"conv": {id}, "text": {text}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("create: status %d", res.StatusCode)
-	}
-	return id
+	return a.createWith(t, client, url.Values{"text": {text}})
 }
 
 // settled waits until conv's first answer has ended and it has a title.

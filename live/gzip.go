@@ -148,8 +148,15 @@ func (h *history) stamp(f *Frame) {
 		}
 	}
 	f.z.dictLen = min(n, gzipDict)
-	h.parts = append(h.parts, f.Data)
-	h.n += len(f.Data)
+	part := f.Data
+	if len(part) > gzipDict {
+		// Only its tail can be a dictionary. Kept whole, a big frame (a
+		// room's catch-up of a long conversation) stayed in memory for as
+		// long as the room was quiet.
+		part = bytes.Clone(part[len(part)-gzipDict:])
+	}
+	h.parts = append(h.parts, part)
+	h.n += len(part)
 	for len(h.parts) > 1 && h.n-len(h.parts[0]) >= gzipDict {
 		h.n -= len(h.parts[0])
 		h.parts = h.parts[1:]

@@ -363,6 +363,14 @@ func (h *Hub) enqueue(op subOp) {
 // subscription can look healthy (after a failover behind a proxy, say) and
 // receive nothing; if our own message does not come back, the subscription is
 // rebuilt and every room re-reads the log.
+//
+// A Redis that is paused or stalled (CLIENT PAUSE, a long script, a fork)
+// keeps the subscription's connection up and answers nothing: Receive
+// neither errs nor returns, and every stream would stay open and silent for
+// as long as it lasts. The probe's PUBLISH does not answer either: when it
+// fails (within probeTimeout) the streams are ended, as when the connection
+// breaks, so pages show "reconnecting" and retry (failing fast while Redis
+// is away). A stall is so seen within ProbeInterval plus probeTimeout.
 func (h *Hub) runProbe(ctx context.Context) {
 	t := time.NewTicker(h.cfg.ProbeInterval)
 	defer t.Stop()
@@ -380,10 +388,19 @@ func (h *Hub) runProbe(ctx context.Context) {
 		if h.cfg.Sharded {
 			pub = h.rdb.SPublish
 		}
-		if err := pub(ctx, h.probe, "ping").Err(); err != nil {
-			continue // Redis is unreachable: receive sees it too
+		pctx, cancel := context.WithTimeout(ctx, h.probeTimeout())
+		err := pub(pctx, h.probe, "ping").Err()
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// Unreachable (receive sees that too) or stalled (it does not).
+			h.log.Warn("redis does not answer the subscription probe; live streams end and reconnect", "err", err)
+			h.subscriptionLost()
+			continue
 		}
-		wait := time.NewTimer(min(h.cfg.ProbeInterval, 5*time.Second))
+		wait := time.NewTimer(h.probeTimeout())
 		select {
 		case <-ctx.Done():
 			wait.Stop()
@@ -396,6 +413,11 @@ func (h *Hub) runProbe(ctx context.Context) {
 			h.rebuild(ctx)
 		}
 	}
+}
+
+// probeTimeout bounds the probe's PUBLISH, and the wait for it to come back.
+func (h *Hub) probeTimeout() time.Duration {
+	return min(h.cfg.ProbeInterval, 5*time.Second)
 }
 
 // rebuild replaces the subscription with a new connection that subscribes to

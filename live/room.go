@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -349,7 +348,7 @@ func (r *Room) emit(from store.ID, ch *changes) {
 		return
 	}
 	id := r.state.last.String()
-	data := frame.Merge(id, ch.render(r.state.msgs, r.state.title))
+	data := mergeEvents(id, ch.render(r.state.msgs, r.state.title))
 	if ch.status {
 		data = append(data, busySignals(id, r.state.msgs)...)
 	}

@@ -124,7 +124,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 	// when it is current, and the catch-up's otherwise.
 	v.title = snap.Title
 	if !snap.CursorValid || snap.Last != cursor {
-		if err := wr.raw(CatchUp(h.md, conv, cursor, snap).Data, true); err != nil {
+		if err := h.writeCatchUp(conv, snap, wr); err != nil {
 			return nil
 		}
 		sent = snap.Last
@@ -253,9 +253,9 @@ func (v *viewer) noteTitle(f *Frame) {
 	}
 }
 
-// fastForward brings a viewer that fell behind to the current state in one
-// frame, dropping what it had queued. It returns a timer channel when Redis
-// could not be read, to try again.
+// fastForward brings a viewer that fell behind to the current state with a
+// catch-up of its own (writeCatchUp), dropping what it had queued. It
+// returns a timer channel when Redis could not be read, to try again.
 func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *store.ID, wr *wire) <-chan time.Time {
 	if !v.lagged.Load() {
 		return nil
@@ -285,15 +285,30 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 		return time.After(time.Second)
 	}
 	if snap.Last != *sent || !snap.CursorValid {
-		f := CatchUp(h.md, conv, *sent, snap)
-		if err := wr.raw(f.Data, true); err != nil {
+		if err := h.writeCatchUp(conv, snap, wr); err != nil {
 			return nil
 		}
 		*sent = snap.Last
-		v.noteTitle(f)
+		v.title = snap.Title
 	}
 	if err := wr.out.Flush(); err != nil {
 		return nil
 	}
 	return nil
+}
+
+// writeCatchUp writes the events that bring a viewer's page to snap
+// (catchUpEvents), each flushed before the next is rendered: a viewer holds
+// one piece of a catch-up at a time (and, on a gzip stream, its compressed
+// form), however long the conversation, and its client applies the
+// conversation piece by piece as it comes.
+func (h *Hub) writeCatchUp(conv string, snap *store.Snapshot, wr *wire) error {
+	var err error
+	catchUpEvents(h.md, conv, snap, func(ev []byte) bool {
+		if err = wr.raw(ev, true); err == nil {
+			err = wr.out.Flush()
+		}
+		return err == nil
+	})
+	return err
 }

@@ -13,6 +13,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,16 @@ type Metrics struct {
 	gensEnded    map[string]prometheus.Counter
 	tokenToFrame prometheus.Histogram
 	redisRTT     map[string]prometheus.Observer // read-only once built
+	refusals     *prometheus.CounterVec
+}
+
+// RefusalReasons are the reasons requests are refused for, each with a
+// series from the start (handlers names them; others are counted as
+// "other").
+var RefusalReasons = []string{
+	"posts_browser", "posts_address", "conversations_browser", "conversations_address",
+	"answers_browser", "answers_address", "actions_browser", "actions_address", "stored_browser", "viewers_address", "tokens_deployment", "capacity",
+	"too_large", "conversation_full", "forbidden", "busy", "not_found", "unavailable", "other",
 }
 
 // New returns Metrics with the Go runtime and process collectors.
@@ -79,12 +90,27 @@ func New() *Metrics {
 	for _, c := range append(redisCommands, "pipeline", "other") {
 		m.redisRTT[c] = rtt.WithLabelValues(c)
 	}
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_refusals_total",
+		Help: "Requests refused, by reason: a shared limit (what, and whose: browser, address or deployment), this process's capacity, a request too large, a full conversation, another's conversation, an answer already running, Redis unavailable.",
+	}, []string{"reason"})
+	for _, r := range RefusalReasons {
+		m.refusals.WithLabelValues(r)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.gensRunning, ended, m.tokenToFrame, rtt,
+		m.gensRunning, ended, m.tokenToFrame, rtt, m.refusals,
 	)
 	return m
+}
+
+// Refused counts one refused request (handlers.Refusals).
+func (m *Metrics) Refused(reason string) {
+	if !slices.Contains(RefusalReasons, reason) {
+		reason = "other"
+	}
+	m.refusals.WithLabelValues(reason).Inc()
 }
 
 // RegisterHub adds the live hub's gauges and counters, read from stats

@@ -304,33 +304,41 @@ func (s *Store) Regenerate(ctx context.Context, conv, owner, gen, rev string) (s
 // deleteScript removes every key of a conversation (see docs/redis.md) and
 // rings the doorbell so that open pages say so.
 //
-// ARGV[5] owner. KEYS[5] presence hash.
+// ARGV[5] owner, [6] now (ms), [7] the tombstone's life (ms). KEYS[5]
+// presence hash, [6] tombstone: set to the deletion time, it makes the post
+// script refuse to create the ID again.
 var deleteScript = redis.NewScript(prelude + `
 if redis.call('EXISTS', meta) == 0 then return 'notfound' end
 if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return 'forbidden' end
 local count = tonumber(redis.call('HGET', meta, 'count') or '0')
 for i = 0, count - 1 do redis.call('DEL', textkey(i)) end
+local bytes = 0
+for i = 0, count - 1 do bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text') + redis.call('STRLEN', textkey(i)) end
 redis.call('DEL', meta, msgs, log, lease, KEYS[5], string.sub(meta, 1, #meta - 4) .. 'idem')
+redis.call('SET', KEYS[6], ARGV[6], 'PX', ARGV[7])
 redis.call(pubcmd, channel, cjson.encode({t = 'deleted'}))
-return 'ok'
+return 'ok:' .. bytes
 `)
 
-// Delete removes conv and everything stored for it. Only its owner may.
+// Delete removes conv and everything stored for it. Only its owner may. It
+// leaves a tombstone (goneKey) in the same step, so that the ID is never
+// created again while an offer of it could be redeemed.
 func (s *Store) Delete(ctx context.Context, conv, owner string) error {
 	ks, args := s.common(conv)
-	ks = append(ks, presenceKey(conv))
-	args = append(args, owner)
+	ks = append(ks, presenceKey(conv), goneKey(conv))
+	args = append(args, owner, time.Now().UnixMilli(), s.tombstoneTTL().Milliseconds())
 	res, err := deleteScript.Run(ctx, s.rdb, ks, args...).Text()
 	if err != nil {
 		return fmt.Errorf("delete conversation: %w", err)
 	}
-	switch res {
-	case "notfound":
+	rest, ok := strings.CutPrefix(res, "ok:")
+	freed, perr := strconv.ParseInt(rest, 10, 64)
+	switch {
+	case res == "notfound":
 		return ErrNotFound
-	case "forbidden":
+	case res == "forbidden":
 		return ErrForbidden
-	case "ok":
-	default:
+	case !ok || perr != nil:
 		return fmt.Errorf("delete conversation: unexpected reply %q", res)
 	}
 	// Outside the conversation's slot: best effort, both are self-cleaning
@@ -341,6 +349,7 @@ func (s *Store) Delete(ctx context.Context, conv, owner string) error {
 	pipe := s.rdb.Pipeline()
 	pipe.ZRem(ctx, ownerKey(owner), conv)
 	pipe.ZRem(ctx, gensKey, conv)
+	pipe.DecrBy(ctx, storedKey(owner), freed)
 	s.publishOwner(ctx, pipe, owner)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("unindex deleted conversation: %w", err)

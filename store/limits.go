@@ -34,12 +34,14 @@ const (
 	LimitPosts         = "posts"         // messages and regenerations per minute
 	LimitConversations = "conversations" // conversations started per hour
 	LimitAnswers       = "answers"       // answers being written at once
+	LimitActions       = "actions"       // stops and renames per minute
+	LimitStored        = "stored"        // bytes of conversations a browser keeps
 	LimitTokens        = "tokens"        // the deployment's model tokens per day
 )
 
 // LimitError is a refusal by a limit shared by every process.
 type LimitError struct {
-	Limit string // LimitPosts, LimitConversations, LimitAnswers or LimitTokens
+	Limit string // LimitPosts, LimitConversations, LimitAnswers, LimitActions or LimitTokens
 	// Who: "browser", "address" or "deployment".
 	Who string
 	// RetryAfter is when to come back; 0 when it depends on others (an
@@ -57,21 +59,56 @@ func IsLimit(err error, limit string) bool {
 	return errors.As(err, &le) && le.Limit == limit
 }
 
-// Count counts one event of limit (LimitPosts, LimitConversations) by who
-// against max per window, in a fixed window that starts with its first
-// event; past max it returns a *LimitError saying when the window ends. Every
-// process shares the count. max <= 0 is no limit.
+// Count counts one event of limit (LimitPosts, LimitConversations,
+// LimitActions) by who against max per window, in a fixed window that
+// starts with its first event; past max it returns a *LimitError saying when
+// the window ends. Every process shares the count. max <= 0 is no limit.
 func (s *Store) Count(ctx context.Context, limit string, who Subject, max int, window time.Duration) error {
-	if max <= 0 {
+	return s.CountAll(ctx, Counter{Limit: limit, Who: who, Max: max, Window: window})
+}
+
+// Counter is one count of CountAll.
+type Counter struct {
+	Limit  string
+	Who    Subject
+	Max    int // <= 0: not counted
+	Window time.Duration
+}
+
+// CountAll counts one event against each counter, in one round trip (a
+// pipeline: on a cluster the client sends each key to its own master), and
+// returns the first refusal in the order given. Every counter is counted,
+// refused or not, as separate Count calls that stop at the first refusal
+// would count only some.
+func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(counters))
+	n := 0
+	for i, c := range counters {
+		if c.Max <= 0 {
+			continue
+		}
+		key := "parley:rate:" + c.Limit + ":" + string(c.Who)
+		cmds[i] = rateScript.Eval(ctx, pipe, []string{key}, c.Window.Milliseconds())
+		n++
+	}
+	if n == 0 {
 		return nil
 	}
-	key := "parley:rate:" + limit + ":" + string(who)
-	res, err := rateScript.Run(ctx, s.rdb, []string{key}, window.Milliseconds()).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("count %s: %w", limit, err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("count: %w", err)
 	}
-	if res[0] > int64(max) {
-		return &LimitError{Limit: limit, Who: who.who(), RetryAfter: time.Duration(res[1]) * time.Millisecond}
+	for i, c := range counters {
+		if cmds[i] == nil {
+			continue
+		}
+		res, err := cmds[i].Int64Slice()
+		if err != nil || len(res) != 2 {
+			return fmt.Errorf("count %s: %w", c.Limit, err)
+		}
+		if res[0] > int64(c.Max) {
+			return &LimitError{Limit: c.Limit, Who: c.Who.who(), RetryAfter: time.Duration(res[1]) * time.Millisecond}
+		}
 	}
 	return nil
 }
@@ -194,4 +231,61 @@ func (s *Store) CheckTokens(ctx context.Context, budget int64) error {
 	}
 	midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	return &LimitError{Limit: LimitTokens, Who: "deployment", RetryAfter: midnight.Sub(now)}
+}
+
+// storedKey counts the bytes of text an owner's conversations hold.
+func storedKey(owner string) string { return "parley:o:" + owner + ":bytes" }
+
+// AddStored counts n more bytes of text kept for owner (a message posted, an
+// answer written). The count lives as long as a conversation would, from the
+// owner's last write; deleting a conversation takes its bytes off. An answer
+// written again (Regenerate) is counted again, so the count errs high.
+func (s *Store) AddStored(ctx context.Context, owner string, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	k := storedKey(owner)
+	pipe := s.rdb.Pipeline()
+	pipe.IncrBy(ctx, k, n)
+	if s.cfg.ConversationTTL > 0 {
+		pipe.PExpire(ctx, k, s.cfg.ConversationTTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("count stored bytes: %w", err)
+	}
+	return nil
+}
+
+// CheckStored refuses a new message once owner keeps max bytes of text
+// (<= 0: no limit), with a *LimitError of LimitStored.
+func (s *Store) CheckStored(ctx context.Context, owner string, max int64) error {
+	if max <= 0 {
+		return nil
+	}
+	n, err := s.rdb.Get(ctx, storedKey(owner)).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read stored bytes: %w", err)
+	}
+	if n < max {
+		return nil
+	}
+	return &LimitError{Limit: LimitStored, Who: "browser"}
+}
+
+// lastAnswerScript returns the length of conv's last message's text.
+var lastAnswerScript = redis.NewScript(`
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+if count == 0 then return 0 end
+return redis.call('HSTRLEN', KEYS[2], (count - 1) .. '.text')
+`)
+
+// LastAnswerBytes returns the length of conv's last message (its answer,
+// once ended), for AddStored.
+func (s *Store) LastAnswerBytes(ctx context.Context, conv string) (int64, error) {
+	k := keysFor(conv)
+	n, err := lastAnswerScript.Run(ctx, s.rdb, []string{k.meta, k.msgs}).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("read answer length: %w", err)
+	}
+	return n, nil
 }

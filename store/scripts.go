@@ -76,7 +76,8 @@ local function textkey(n) return string.sub(KEYS[1], 1, #KEYS[1] - 4) .. 't:' ..
 // idempotency key) or a post during a running answer cannot start a second
 // generation.
 //
-// KEYS[5]: the conversation's hash of idempotency keys. ARGV[5]: "1" to create the conversation, [6] text,
+// KEYS[5]: the conversation's hash of idempotency keys, [6] its tombstone
+// (a deleted ID is never created again: "exists"). ARGV[5]: "1" to create the conversation, [6] text,
 // [7] generation ID, [8] lease ms, [9] idempotency TTL ms, [10] now (ms),
 // [11] error text for an answer whose generation died, [12] the poster's owner
 // ID: it becomes the conversation's owner on create, and must be it otherwise,
@@ -86,7 +87,7 @@ var postScript = redis.NewScript(prelude + `
 local idem = KEYS[5]
 local create = ARGV[5] == '1'
 local exists = redis.call('EXISTS', meta) == 1
-if create and exists then return {'exists'} end
+if create and (exists or redis.call('EXISTS', KEYS[6]) == 1) then return {'exists'} end
 if not create and not exists then return {'notfound'} end
 if not create and redis.call('HGET', meta, 'owner') ~= ARGV[12] then return {'forbidden'} end
 local seen = redis.call('HGET', idem, ARGV[13])
@@ -117,9 +118,10 @@ return {'ok', tostring(n), id}
 `)
 
 // appendScript appends text to the answer of generation ARGV[5] and renews its
-// lease. A stale generation (lease lost, or superseded) is refused here, in the
-// same step that would append, so it can never write after another process
-// has ended its message.
+// lease (re-taking it if it ran out while nobody ended the answer). A stale
+// generation (its answer ended, or superseded) is refused here, in the same
+// step that would append, so it can never write after another process has
+// ended its message.
 //
 // Its cost does not depend on the answer's length: the text is APPENDed to
 // the answer's own key and its length read with STRLEN.
@@ -133,7 +135,13 @@ return {'ok', tostring(n), id}
 // missing: retries never double text. Returns {'ok', id, length after}.
 var appendScript = redis.NewScript(prelude + `
 local gen = ARGV[5]
-if redis.call('HGET', meta, 'active') ~= gen or redis.call('GET', lease) ~= gen then return {'stale'} end
+if redis.call('HGET', meta, 'active') ~= gen then return {'stale'} end
+local holder = redis.call('GET', lease)
+if holder and holder ~= gen then return {'stale'} end
+-- Renews the lease, or re-takes it after Redis was unreachable for longer
+-- than the lease: nobody ended or superseded the answer (it is still gen's),
+-- so its living generation goes on (see renewScript).
+redis.call('SET', lease, gen, 'PX', ARGV[8])
 if redis.call('HGET', meta, 'stop') == gen then return {'stop'} end
 local n = redis.call('HGET', meta, 'amsg')
 local tk = textkey(n)
@@ -154,7 +162,6 @@ if ARGV[9] ~= '' then ev.a = ARGV[9] end
 local id = emit({'t', 'delta', 'm', n, 'x', text}, ev)
 if redis.call('APPEND', tk, text) == #text and ttl > 0 then redis.call('PEXPIRE', tk, ttl) end
 redis.call('HSET', msgs, n .. '.rev', id)
-redis.call('PEXPIRE', lease, ARGV[8])
 return {'ok', id, tostring(cur + #text)}
 `)
 
@@ -171,10 +178,20 @@ return {'ok', id}
 // it whether a stop was requested: the stop flag is read on every renewal, so a
 // stop is seen even if its notice was lost or came before the generation
 // listened for it.
+//
+// A lease that ran out is taken again as long as the answer is still gen's
+// (meta.active): its process is alive (it renews), Redis was only unreachable
+// for longer than the lease (a pause, a restart), and nobody ended the answer
+// meanwhile. Ending it (expireScript, a post or a stop over a dead lease)
+// clears meta.active in one script, so an answer is either re-taken or ended,
+// never both. Sweepers hold back after such an outage (sweepScript) so that
+// the living generation gets there first.
 var renewScript = redis.NewScript(prelude + `
 local gen = ARGV[5]
-if redis.call('HGET', meta, 'active') ~= gen or redis.call('GET', lease) ~= gen then return 'stale' end
-redis.call('PEXPIRE', lease, ARGV[6])
+if redis.call('HGET', meta, 'active') ~= gen then return 'stale' end
+local holder = redis.call('GET', lease)
+if holder and holder ~= gen then return 'stale' end
+redis.call('SET', lease, gen, 'PX', ARGV[6])
 if redis.call('HGET', meta, 'stop') == gen then return 'stop' end
 return 'ok'
 `)
@@ -196,8 +213,10 @@ return 'requested'
 `)
 
 // expireScript ends the running generation as interrupted when its lease is
-// gone: its process died or lost Redis for longer than the lease. The text
-// written so far is kept. ARGV[5]: the error shown to people.
+// gone: its process died, or lost Redis for longer than the lease while other
+// processes reached it (a sweeper calls it only outside a hold: see
+// sweepScript). The text written so far is kept. ARGV[5]: the error shown to
+// people.
 var expireScript = redis.NewScript(prelude + `
 local active = redis.call('HGET', meta, 'active') or ''
 if active == '' then return 'idle' end
@@ -246,5 +265,38 @@ for i = from, count - 1 do
   if f[2] == 'streaming' then f[3] = redis.call('GET', textkey(i)) or '' end
   for j = 1, 5 do out[#out + 1] = f[j] or '' end
 end
+return out
+`)
+
+// sweepScript is a sweeper's look for dead generations. KEYS: the sorted set
+// of running generations (parley:gens), then two keys in its slot: swept
+// (set by every sweep, living ARGV[3] ms) and hold. ARGV[1]: now (ms), [2]
+// the most IDs to return, [3] the gap in ms after which a missing sweep
+// means that no process reached Redis, [4] the hold in ms (0: none).
+//
+// Every process sweeps every PARLEY_SWEEP_INTERVAL, so swept only runs out
+// when no process could reach Redis for longer than the gap: Redis was
+// paused, stalled or restarting, or every process was down. Leases ran out
+// meanwhile although their generations may be alive, so sweeps then find
+// nothing for the hold (a lease), which gives each living generation the
+// time to re-take its lease (renewScript) before any sweeper ends its
+// answer. Both keys expire on Redis's own clock, not on the processes': the
+// gap is seen by every process, whatever their clocks say, and however long
+// the outage lasted (a paused Redis treats a key past its time as gone).
+//
+// Returns the hold left in ms ("0" when none), then the conversations whose
+// lease deadline is before now (none while held).
+var sweepScript = redis.NewScript(`
+local gens, swept, hold = KEYS[1], KEYS[2], KEYS[3]
+if tonumber(ARGV[4]) > 0 then
+  if redis.call('EXISTS', swept) == 0 then
+    redis.call('SET', hold, '1', 'PX', ARGV[4])
+  end
+  redis.call('SET', swept, '1', 'PX', ARGV[3])
+  local left = redis.call('PTTL', hold)
+  if left > 0 then return {tostring(left)} end
+end
+local out = redis.call('ZRANGEBYSCORE', gens, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+table.insert(out, 1, '0')
 return out
 `)

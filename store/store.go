@@ -138,6 +138,27 @@ func keysFor(conv string) keys {
 	return keys{meta: p + "meta", msgs: p + "msgs", log: p + "log", lease: p + "lease", prefix: p}
 }
 
+// goneKey is the tombstone a deletion leaves: while it lives, the ID cannot
+// be created again (Post refuses it with ErrExists). It carries the
+// conversation's hash tag, so the scripts that write and read it run in the
+// conversation's slot, but it does not start with it: it is not one of the
+// conversation's keys ({c:ID}:*), all of which a deletion removes.
+func goneKey(conv string) string { return "parley:gone:{c:" + conv + "}" }
+
+// minTombstoneTTL is the shortest life of a tombstone: longer than an offer
+// of the ID can be redeemed (session.OfferTTL, 24 h, plus clock skew), so a
+// deleted conversation's offer never creates it again. A tombstone lives
+// ConversationTTL (30 days when conversations are kept for ever), never less.
+const minTombstoneTTL = 48 * time.Hour
+
+// tombstoneTTL is how long a deleted conversation's ID stays taken.
+func (s *Store) tombstoneTTL() time.Duration {
+	if s.cfg.ConversationTTL <= 0 {
+		return 30 * 24 * time.Hour
+	}
+	return max(s.cfg.ConversationTTL, minTombstoneTTL)
+}
+
 // Channel is the pub/sub channel of a conversation's notices.
 func Channel(conv string) string { return "{c:" + conv + "}:n" }
 
@@ -222,12 +243,12 @@ type PostResult struct {
 // Post stores text as the next user message of conv with an empty answer, and
 // takes the lease for generation gen, which the caller must then run. key makes
 // the post idempotent: a second post with the same key changes nothing. With
-// create, the conversation must not exist yet (ErrExists) and owner becomes
-// its owner; otherwise it must exist (ErrNotFound) and belong to owner
+// create, the conversation must not exist yet, nor have been deleted within
+// its tombstone's life (ErrExists either way), and owner becomes its owner; otherwise it must exist (ErrNotFound) and belong to owner
 // (ErrForbidden). ErrBusy means an answer is still streaming.
 func (s *Store) Post(ctx context.Context, conv, owner, text, key, gen string, create bool) (PostResult, error) {
 	ks, args := s.common(conv)
-	ks = append(ks, keysFor(conv).prefix+"idem")
+	ks = append(ks, keysFor(conv).prefix+"idem", goneKey(conv))
 	createArg := "0"
 	if create {
 		createArg = "1"
@@ -288,8 +309,9 @@ const (
 )
 
 // Append adds text to the answer of generation gen, appends the delta event
-// and publishes it, in one round trip. ErrStale means gen lost its lease or was
-// superseded and must stop without writing anything more.
+// and publishes it, in one round trip; it renews gen's lease as Renew does.
+// ErrStale means gen's answer was ended or superseded: it must stop without
+// writing anything more.
 func (s *Store) Append(ctx context.Context, conv, gen, text string) (AppendResult, string, error) {
 	return s.AppendAt(ctx, conv, gen, text, time.Time{})
 }
@@ -332,8 +354,10 @@ func (s *Store) Finish(ctx context.Context, conv, gen, status, errText string) e
 	return nil
 }
 
-// Renew extends gen's lease and reports whether a stop was requested.
-// ErrStale means the lease is lost: the generation must stop writing.
+// Renew extends gen's lease and reports whether a stop was requested. A
+// lease that ran out (Redis was unreachable for longer than it) is taken
+// again if gen's answer is still running. ErrStale means the answer was
+// ended or superseded: the generation must stop writing.
 func (s *Store) Renew(ctx context.Context, conv, gen string) (stop bool, err error) {
 	ks, args := s.common(conv)
 	args = append(args, gen, s.cfg.LeaseTTL.Milliseconds())
@@ -392,6 +416,33 @@ func (s *Store) ExpiredLeases(ctx context.Context, now time.Time, limit int64) (
 		return nil, fmt.Errorf("list expired leases: %w", err)
 	}
 	return ids, nil
+}
+
+// Keys a sweep uses besides gensKey, in its cluster slot (the hash tag
+// {parley:gens} hashes as the name parley:gens does): see sweepScript.
+const (
+	sweptKey = "{parley:gens}:swept"
+	holdKey  = "{parley:gens}:hold"
+)
+
+// SweepLeases is ExpiredLeases for a sweeper. It also records that a sweep
+// ran; when no process had swept for longer than gap (no process could reach
+// Redis: a pause, a restart, every process down), it finds nothing for a hold
+// of one LeaseTTL and returns how much of the hold is left. Living
+// generations re-take their leases in that time (Renew), so that after a
+// Redis outage a sweeper ends only the answers of processes that are gone.
+// gap must be longer than the sweep interval (see generation.sweepGap).
+func (s *Store) SweepLeases(ctx context.Context, now time.Time, limit int64, gap time.Duration) (ids []string, hold time.Duration, err error) {
+	res, err := sweepScript.Run(ctx, s.rdb, []string{gensKey, sweptKey, holdKey},
+		now.UnixMilli(), limit, max(gap, time.Millisecond).Milliseconds(), s.cfg.LeaseTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return nil, 0, fmt.Errorf("list expired leases: %w", err)
+	}
+	if len(res) == 0 {
+		return nil, 0, fmt.Errorf("list expired leases: empty reply")
+	}
+	ms, _ := strconv.ParseInt(res[0], 10, 64)
+	return res[1:], time.Duration(ms) * time.Millisecond, nil
 }
 
 // Expire ends conv's running generation as interrupted if its lease is gone,

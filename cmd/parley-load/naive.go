@@ -112,7 +112,11 @@ func runNaive(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func (n *naiveServer) create(w http.ResponseWriter, r *http.Request) {
+	// Like Parley's API: without a "conv" field the server chooses the ID.
 	id := r.PostFormValue("conv")
+	if _, given := r.PostForm["conv"]; !given {
+		id = store.NewID()
+	}
 	if !store.ValidConversationID(id) {
 		http.Error(w, "bad id", http.StatusBadRequest)
 		return

@@ -119,24 +119,22 @@ func newPerson() *http.Client {
 }
 
 var (
-	homeID      = regexp.MustCompile(`name="conv" value="([a-z2-7]{26})"`)
+	homeOffer   = regexp.MustCompile(`name="conv" value="([a-z2-7]{26}\.[0-9]+\.[A-Za-z0-9_-]+)"`)
 	composerKey = regexp.MustCompile(`name="key" value="([a-z2-7]{26})"`)
 )
 
 // createConv opens the home page and posts its form, as a person does, and
-// waits for the first answer to end.
+// returns the ID of the conversation, read from the redirect to it.
 func createConv(ctx context.Context, base string, client *http.Client, text string) (string, error) {
-	home, err := getPage(ctx, client, base+"/")
-	id := ""
-	if err == nil {
-		if m := homeID.FindSubmatch(home); m != nil {
-			id = string(m[1])
+	form := url.Values{"text": {text}}
+	// The form's offer (the server's signed choice of ID, for this browser).
+	// The naive server has no home page: without one the server chooses.
+	if home, err := getPage(ctx, client, base+"/"); err == nil {
+		if m := homeOffer.FindSubmatch(home); m != nil {
+			form.Set("conv", string(m[1]))
 		}
 	}
-	if id == "" { // the naive server has no home page
-		id = store.NewID()
-	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/c", strings.NewReader(url.Values{"conv": {id}, "text": {text}}.Encode()))
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/c", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", base)
 	res, err := client.Do(req)
@@ -147,6 +145,10 @@ func createConv(ctx context.Context, base string, client *http.Client, text stri
 	res.Body.Close()
 	if res.StatusCode != http.StatusSeeOther {
 		return "", fmt.Errorf("create conversation: status %d: %.300s", res.StatusCode, body)
+	}
+	id, ok := strings.CutPrefix(res.Header.Get("Location"), "/c/")
+	if !ok || !store.ValidConversationID(id) {
+		return "", fmt.Errorf("create conversation: redirected to %q", res.Header.Get("Location"))
 	}
 	return id, nil
 }

@@ -22,7 +22,9 @@ func TestSSEReader(t *testing.T) {
 	long := strings.Repeat("x", 100<<10) // longer than the reader's buffer
 	var stream bytes.Buffer
 	stream.WriteString(": keepalive\n\n")
-	stream.Write(frame.Merge("1-1", "<div id=\"a\">one\ntwo</div>"))
+	// Written by hand: frame.Merge puts a fragment on one line, but the
+	// reader must join the lines of any sender.
+	stream.WriteString("event: datastar-merge-fragments\nid: 1-1\ndata: fragments <div id=\"a\">one\ndata: fragments two</div>\n\n")
 	stream.Write(frame.Signals("1-2", "{busy: true}"))
 	stream.WriteString("event: datastar-merge-fragments\r\nid: 1-3\r\ndata: fragments <p id=\"b\">" + long + "</p>\r\n\r\n")
 	stream.WriteString("event:datastar-merge-fragments\ndata:fragments <p id=\"c\"></p>\n\n")

@@ -168,6 +168,11 @@ func (t *target) startParley(ctx context.Context, bin, dir, redisURL string, o s
 		"-addr", "127.0.0.1:" + strconv.Itoa(port), "-redis-url", redisURL,
 		"-model", o.Model, "-demo-tokens-per-second", fmtFloat(o.TPS), "-demo-tokens", strconv.Itoa(o.Tokens),
 		"-max-viewers", "50000", "-max-generations", "2000", "-log-level", "warn",
+		// Every load comes from one address: the limits per client address
+		// (and the deployment's token budget) would stop it.
+		"-max-viewers-per-address", "0", "-posts-per-minute-per-address", "0",
+		"-max-generations-per-address", "0", "-conversations-per-hour-per-address", "0",
+		"-conversations-per-hour", "0", "-daily-tokens", "0", "-max-stored-bytes-per-browser", "0",
 	}
 	if o.Pprof {
 		pport, err := freePort()

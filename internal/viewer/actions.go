@@ -12,10 +12,11 @@ import (
 	"github.com/parley-chat/parley/store"
 )
 
-// Response is an action's answer: its status and body.
+// Response is an action's answer: its status, body and Location header.
 type Response struct {
-	Status int
-	Body   string
+	Status   int
+	Body     string
+	Location string
 }
 
 // NewClient returns an HTTP client that acts as one browser: it keeps its
@@ -31,16 +32,20 @@ func NewClient() *http.Client {
 	}
 }
 
-// Create starts a conversation with a first message, as the home form does,
-// and returns its ID.
+// Create starts a conversation with a first message, as an API client does
+// (the home form without its offer: the server chooses the ID), and returns
+// its ID, read from the redirect to the conversation.
 func Create(ctx context.Context, client *http.Client, base, text string) (string, error) {
-	id := store.NewID()
-	res, err := do(ctx, client, base+"/c", url.Values{"conv": {id}, "text": {text}}, false)
+	res, err := do(ctx, client, base+"/c", url.Values{"text": {text}}, false)
 	if err != nil {
 		return "", err
 	}
 	if res.Status != http.StatusSeeOther {
 		return "", fmt.Errorf("create: status %d: %s", res.Status, res.Body)
+	}
+	id, ok := strings.CutPrefix(res.Location, "/c/")
+	if !ok || !store.ValidConversationID(id) {
+		return "", fmt.Errorf("create: redirected to %q, not to a conversation", res.Location)
 	}
 	return id, nil
 }
@@ -73,5 +78,5 @@ func do(ctx context.Context, client *http.Client, u string, form url.Values, dat
 	if err != nil {
 		return Response{}, fmt.Errorf("POST %s: read answer: %w", u, err)
 	}
-	return Response{Status: res.StatusCode, Body: string(body)}, nil
+	return Response{Status: res.StatusCode, Body: string(body), Location: res.Header.Get("Location")}, nil
 }
