@@ -134,7 +134,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	tb.waitFor("the last answer to be done", statusIs(7, "done"))
 	tb.send("[[slow]] One more, slowly")
 	tb.waitFor("the answer to stream", statusIs(9, "streaming"))
-	evalJS[bool](tb, `(document.getElementById('scroller').scrollBy(0, -900), true)`)
+	tb.do(wheel(640, 300, -900))
 	tb.waitFor("the jump button", `!document.getElementById('jump').hidden`)
 	shoot(tb, "conversation-streaming-jump.png")
 	tb.do(chromedp.Click("#composer button.stop"))

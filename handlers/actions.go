@@ -228,7 +228,6 @@ func admit(ctx context.Context, d Deps, v visitor, conv string, create bool) (re
 	return func() {
 		releaseAnswer(d, browser, conv, l.OwnerGenerations)
 		releaseAnswer(d, addr, conv, l.AddressGenerations)
-		countAnswer(d, v.owner, conv)
 	}, nil
 }
 
@@ -273,24 +272,24 @@ func releaseAnswer(d Deps, who store.Subject, conv string, max int) {
 // start runs one answer: the checks that can refuse it come first (owner,
 // then this process's capacity, then the shared limits), then begin stores
 // it and takes the lease. begin reports false for a repeated request, which
-// starts nothing and is not an error.
-func start(ctx context.Context, d Deps, v visitor, conv string, create bool, begin func(gen string) (bool, error)) error {
+// starts nothing and is not an error; so does start (started false).
+func start(ctx context.Context, d Deps, v visitor, conv string, create bool, begin func(gen string) (bool, error)) (started bool, err error) {
 	if !create {
 		if err := mustOwn(ctx, d, conv); err != nil {
-			return err
+			return false, err
 		}
 	}
 	slot, err := d.Gen.Reserve()
 	if err != nil {
-		return err
+		return false, err
 	}
 	release, err := admit(ctx, d, v, conv, create)
 	if err != nil {
 		d.Gen.Abandon(slot)
-		return err
+		return false, err
 	}
 	gen := store.NewID()
-	started, err := begin(gen)
+	started, err = begin(gen)
 	if err != nil || !started {
 		d.Gen.Abandon(slot)
 		// The reservation is this conversation's: a repeated request, or one
@@ -299,22 +298,25 @@ func start(ctx context.Context, d Deps, v visitor, conv string, create bool, beg
 		if err != nil && !errors.Is(err, store.ErrBusy) && !errors.Is(err, store.ErrExists) {
 			release()
 		}
-		return err
+		return false, err
 	}
-	d.Gen.Start(slot, conv, gen, release)
-	return nil
+	d.Gen.Start(slot, conv, gen, func() {
+		release()
+		countAnswer(d, v.owner, conv) // only an answer that ran adds bytes
+	})
+	return true, nil
 }
 
 // post stores a message and starts its answer. A duplicate (same key) starts
 // nothing and is not an error: it is the same post, retried.
 func post(ctx context.Context, d Deps, v visitor, conv, text, key string, create bool) error {
 	owner := v.owner
-	err := start(ctx, d, v, conv, create, func(gen string) (bool, error) {
+	started, err := start(ctx, d, v, conv, create, func(gen string) (bool, error) {
 		res, err := d.Store.Post(ctx, conv, owner, text, key, gen, create)
 		return err == nil && !res.Duplicate, err
 	})
-	if err != nil {
-		return err
+	if err != nil || !started {
+		return err // a repeated post was counted the first time
 	}
 	if err := d.Store.Touch(ctx, owner, conv); err != nil {
 		// The answer runs; only the sidebar misses the conversation.
@@ -527,9 +529,10 @@ func handleRegenerate(d Deps) http.Handler {
 }
 
 func regenerate(ctx context.Context, d Deps, v visitor, conv, rev string) error {
-	return start(ctx, d, v, conv, false, func(gen string) (bool, error) {
+	_, err := start(ctx, d, v, conv, false, func(gen string) (bool, error) {
 		return d.Store.Regenerate(ctx, conv, v.owner, gen, rev)
 	})
+	return err
 }
 
 // handleRename serves POST /c/{id}/title: the owner names the conversation.
@@ -589,6 +592,8 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &le) && le.RetryAfter > 0:
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((le.RetryAfter+time.Second-1)/time.Second))))
+	case errors.As(err, &le) && le.Limit == store.LimitStored:
+		// Waiting frees nothing: deleting does.
 	case errors.As(err, &le), errors.Is(err, generation.ErrAtCapacity):
 		w.Header().Set("Retry-After", strconv.Itoa(busyRetrySeconds))
 	}

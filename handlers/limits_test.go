@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -188,5 +189,41 @@ func TestStoredBytesPerBrowser(t *testing.T) {
 	// Another browser is not limited by this one.
 	if f := a.startFresh(t, text, ""); f.code != http.StatusSeeOther {
 		t.Errorf("another browser: %d", f.code)
+	}
+}
+
+// TestStoredBytesCountWhatIsKept: a browser's stored bytes grow by what it
+// keeps, once: a repeated post (same key) and a refused one add nothing.
+func TestStoredBytesCountWhatIsKept(t *testing.T) {
+	a := newApp(t, func(c *appConfig) { c.store.MaxMessages = 4 })
+	stored := func() int64 {
+		t.Helper()
+		keys, err := a.RDB.Keys(context.Background(), "parley:o:*:bytes").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("stored-bytes keys %v, %v", keys, err)
+		}
+		n, _ := a.RDB.Get(context.Background(), keys[0]).Int64()
+		return n
+	}
+	conv := a.create(t, "[[echo]]0123456789")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	if got, want := stored(), int64(len("[[echo]]0123456789")+10); got != want {
+		t.Fatalf("after the first exchange: %d bytes, want %d", got, want)
+	}
+	key := store.NewID()
+	for range 2 { // the same post twice: one message, one answer
+		if res := a.post(t, conv, "[[echo]]abcde", key); res.StatusCode != http.StatusOK {
+			t.Fatalf("post: %d", res.StatusCode)
+		}
+	}
+	a.waitStatus(t, conv, 3, store.StatusDone)
+	want := int64(len("[[echo]]0123456789") + 10 + len("[[echo]]abcde") + 5)
+	waitFor(t, "the answer's bytes to be counted", func() bool { return stored() == want })
+	// The conversation is full: a refused post keeps nothing.
+	if res := a.post(t, conv, "[[echo]]refused", store.NewID()); res.StatusCode != http.StatusConflict {
+		t.Fatalf("a post to a full conversation: %d", res.StatusCode)
+	}
+	if got := stored(); got != want {
+		t.Errorf("after a refused post: %d bytes, want %d", got, want)
 	}
 }

@@ -33,10 +33,21 @@
       show();
     };
 
+    // Only the person scrolling changes whether the view follows: content
+    // that shrinks (a catch-up replacing messages) also moves scrollTop, and
+    // must neither start nor stop the following.
+    let userAt = -Infinity;
+    const byUser = () => { userAt = performance.now(); };
+    for (const type of ['wheel', 'touchmove', 'pointerdown', 'keydown']) {
+      scroller.addEventListener(type, byUser, { passive: true });
+    }
+    document.addEventListener('keydown', byUser, { passive: true });
     scroller.addEventListener('scroll', () => {
       const top = scroller.scrollTop;
-      if (distance() <= slack) following = true;
-      else if (top < lastTop - 1) following = false;
+      if (performance.now() - userAt < 1500) {
+        if (distance() <= slack) following = true;
+        else if (top < lastTop - 1) following = false;
+      }
       lastTop = top;
       show();
     }, { passive: true });
@@ -85,7 +96,7 @@
     close.addEventListener('click', () => set(false, true));
     backdrop.addEventListener('click', () => set(false, true));
     document.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && isOpen()) {
+      if (e.key === 'Escape' && isOpen() && !e.defaultPrevented) {
         e.preventDefault();
         set(false, true);
       }
@@ -133,11 +144,19 @@
       const menu = e.target.closest('details.menu');
       if (menu && !e.target.matches('form[action$="/delete"]')) menu.open = false;
     }, true);
+    // Escape closes an open menu and does nothing else (not also stop an
+    // answer from the composer).
     document.addEventListener('keydown', (e) => {
-      if (e.key !== 'Escape') return;
+      if (e.key !== 'Escape' || e.defaultPrevented) return;
       for (const menu of openMenus()) {
         menu.open = false;
         menu.querySelector('summary').focus();
+        e.preventDefault();
+      }
+    });
+    document.addEventListener('focusin', (e) => {
+      for (const menu of openMenus()) {
+        if (!menu.contains(e.target)) menu.open = false;
       }
     });
     document.addEventListener('click', (e) => {
@@ -154,7 +173,7 @@
     const text = byId('text');
     if (text && !matchMedia('(pointer: coarse)').matches) text.focus({ preventScroll: true });
     document.addEventListener('keydown', (e) => {
-      if (e.key !== 'Escape' || e.target.id !== 'text') return;
+      if (e.key !== 'Escape' || e.defaultPrevented || e.target.id !== 'text') return;
       const stop = document.querySelector('#composer button.stop');
       if (stop && !stop.hidden) {
         e.preventDefault();

@@ -313,7 +313,7 @@ if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return 'forbidden' end
 local count = tonumber(redis.call('HGET', meta, 'count') or '0')
 for i = 0, count - 1 do redis.call('DEL', textkey(i)) end
 local bytes = 0
-for i = 0, count - 1 do bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text') + redis.call('STRLEN', textkey(i)) end
+for i = 0, count - 1 do bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text') end
 redis.call('DEL', meta, msgs, log, lease, KEYS[5], string.sub(meta, 1, #meta - 4) .. 'idem')
 redis.call('SET', KEYS[6], ARGV[6], 'PX', ARGV[7])
 redis.call(pubcmd, channel, cjson.encode({t = 'deleted'}))
@@ -349,7 +349,7 @@ func (s *Store) Delete(ctx context.Context, conv, owner string) error {
 	pipe := s.rdb.Pipeline()
 	pipe.ZRem(ctx, ownerKey(owner), conv)
 	pipe.ZRem(ctx, gensKey, conv)
-	pipe.DecrBy(ctx, storedKey(owner), freed)
+	s.freeStored(ctx, pipe, owner, freed)
 	s.publishOwner(ctx, pipe, owner)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("unindex deleted conversation: %w", err)

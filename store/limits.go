@@ -256,6 +256,23 @@ func (s *Store) AddStored(ctx context.Context, owner string, n int64) error {
 	return nil
 }
 
+// freeScript takes bytes off an owner's stored count, never below zero, and
+// gives a count it creates a lifetime (a decrement of a count that expired
+// must not leave a permanent credit).
+var freeScript = redis.NewScript(`
+local n = redis.call('DECRBY', KEYS[1], ARGV[1])
+if n < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
+if redis.call('PTTL', KEYS[1]) == -1 and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
+// freeStored queues, on pipe, taking n bytes off owner's stored count.
+func (s *Store) freeStored(ctx context.Context, pipe redis.Pipeliner, owner string, n int64) {
+	if n > 0 {
+		freeScript.Eval(ctx, pipe, []string{storedKey(owner)}, n, s.cfg.ConversationTTL.Milliseconds())
+	}
+}
+
 // CheckStored refuses a new message once owner keeps max bytes of text
 // (<= 0: no limit), with a *LimitError of LimitStored.
 func (s *Store) CheckStored(ctx context.Context, owner string, max int64) error {
