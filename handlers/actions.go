@@ -350,9 +350,9 @@ func handleCreate(d Deps) http.Handler {
 			defer cancel()
 			err = post(ctx, d, visitorOf(d, r), id, text, "first", true)
 			if errors.Is(err, store.ErrExists) {
-				err = createdBefore(ctx, d, id, owner)
+				err = createdBefore(ctx, d, id, owner, text)
 			}
-			if errors.Is(err, errTaken) {
+			if errors.Is(err, errTaken) || errors.Is(err, errSentBefore) {
 				offer = "" // spent: the page gets a fresh one
 			}
 		}
@@ -404,19 +404,29 @@ func createID(d Deps, r *http.Request, owner string) (id, offer string, err erro
 }
 
 // createdBefore decides a create the store refused because id is taken
-// (ErrExists): owner's own conversation is the same form submitted again
-// (nil: go to it); anything else (someone else's, or deleted: the store
-// keeps a tombstone) is errTaken, never a silent redirect.
-func createdBefore(ctx context.Context, d Deps, id, owner string) error {
+// (ErrExists): owner's own conversation started with text is the same form
+// submitted again (nil: go to it); the same form with other text (a page
+// restored from the browser's cache, edited and sent) is errSentBefore;
+// anything else (someone else's, or deleted: the store keeps a tombstone)
+// is errTaken. Never a silent redirect that drops what was typed.
+func createdBefore(ctx context.Context, d Deps, id, owner, text string) error {
 	meta, err := d.Store.Meta(ctx, id)
 	switch {
 	case err == nil && meta.Owner == owner:
-		return nil
+		_, first, err := d.Store.MessageText(ctx, id, 0)
+		if err == nil && first != text {
+			return errSentBefore
+		}
+		return err
 	case err == nil, errors.Is(err, store.ErrNotFound):
 		return errTaken
 	}
 	return err
 }
+
+// errSentBefore: the form's conversation was started, with other text.
+var errSentBefore = badRequest(http.StatusConflict,
+	"This form already started a conversation. Your text is kept: send it again from here to start a new one.")
 
 // handlePost serves POST /c/{id}/messages: the next message of a conversation.
 // A refusal keeps the text: Datastar shows the reason in the composer (the

@@ -149,6 +149,12 @@ func TestSameOfferTwiceIsOneConversation(t *testing.T) {
 		t.Fatalf("submit 3, with Datastar: %d %s", code, body)
 	}
 	a.waitStatus(t, id, 1, store.StatusDone)
+	// The same form with other text (restored from the cache and edited):
+	// refused with the text kept, never dropped by a redirect.
+	code, loc, body := a.createPlain(t, a.Client, url.Values{"conv": {offer}, "text": {"something else"}})
+	if code != http.StatusConflict || loc != "" || !strings.Contains(body, ">something else</textarea>") {
+		t.Fatalf("the same offer with other text: %d %q\n%s", code, loc, body)
+	}
 	snap, err := a.Store.Snapshot(context.Background(), id, store.ID{})
 	if err != nil || snap.Count != 2 {
 		t.Fatalf("three submits of one offer made %d messages (%v), want 2", snap.Count, err)
