@@ -197,7 +197,7 @@ func visitorOf(d Deps, r *http.Request) visitor {
 // hour when it starts one, then answers at once by both. A fresh cookie
 // resets none of the address's counts. The returned release ends the
 // reservations (call it when the answer ends, or if it is not started).
-func admit(ctx context.Context, d Deps, v visitor, conv string, create bool) (release func(), err error) {
+func admit(ctx context.Context, d Deps, v visitor, conv, gen string, create bool) (release func(), err error) {
 	l := d.Limits
 	browser, addr := store.Browser(v.owner), store.Address(v.addr)
 	if err := d.Store.CheckTokens(ctx, l.DailyTokens); err != nil {
@@ -218,16 +218,16 @@ func admit(ctx context.Context, d Deps, v visitor, conv string, create bool) (re
 	if err := d.Store.CountAll(ctx, counters...); err != nil {
 		return nil, err
 	}
-	if err := d.Store.ReserveAnswer(ctx, browser, conv, l.OwnerGenerations, l.MaxAnswerDuration); err != nil {
+	if err := d.Store.ReserveAnswer(ctx, browser, conv, gen, l.OwnerGenerations, l.MaxAnswerDuration); err != nil {
 		return nil, err
 	}
-	if err := d.Store.ReserveAnswer(ctx, addr, conv, l.AddressGenerations, l.MaxAnswerDuration); err != nil {
-		releaseAnswer(d, browser, conv, l.OwnerGenerations)
+	if err := d.Store.ReserveAnswer(ctx, addr, conv, gen, l.AddressGenerations, l.MaxAnswerDuration); err != nil {
+		releaseAnswer(d, browser, conv, gen, l.OwnerGenerations)
 		return nil, err
 	}
 	return func() {
-		releaseAnswer(d, browser, conv, l.OwnerGenerations)
-		releaseAnswer(d, addr, conv, l.AddressGenerations)
+		releaseAnswer(d, browser, conv, gen, l.OwnerGenerations)
+		releaseAnswer(d, addr, conv, gen, l.AddressGenerations)
 	}, nil
 }
 
@@ -257,14 +257,14 @@ func countAction(ctx context.Context, d Deps, v visitor) error {
 
 // releaseAnswer ends one reservation of admit; a failure only leaves it to
 // age out.
-func releaseAnswer(d Deps, who store.Subject, conv string, max int) {
+func releaseAnswer(d Deps, who store.Subject, conv, gen string, max int) {
 	if max <= 0 {
 		return
 	}
 	// Not the request's context: this runs when the answer ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := d.Store.ReleaseAnswer(ctx, who, conv); err != nil {
+	if err := d.Store.ReleaseAnswer(ctx, who, conv, gen); err != nil {
 		d.Log.Warn("release an answer's reservation; it ages out", "err", err)
 	}
 }
@@ -283,21 +283,18 @@ func start(ctx context.Context, d Deps, v visitor, conv string, create bool, beg
 	if err != nil {
 		return false, err
 	}
-	release, err := admit(ctx, d, v, conv, create)
+	gen := store.NewID()
+	release, err := admit(ctx, d, v, conv, gen, create)
 	if err != nil {
 		d.Gen.Abandon(slot)
 		return false, err
 	}
-	gen := store.NewID()
 	started, err = begin(gen)
 	if err != nil || !started {
+		// Nothing started: the reservations are this generation's own, so
+		// giving them back leaves any answer running there its own.
 		d.Gen.Abandon(slot)
-		// The reservation is this conversation's: a repeated request, or one
-		// refused as busy or as existing (a double submit of the home form),
-		// leaves it to the answer that is running there.
-		if err != nil && !errors.Is(err, store.ErrBusy) && !errors.Is(err, store.ErrExists) {
-			release()
-		}
+		release()
 		return false, err
 	}
 	d.Gen.Start(slot, conv, gen, func() {

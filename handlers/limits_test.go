@@ -136,6 +136,15 @@ func TestDailyTokenBudget(t *testing.T) {
 	a := newApp(t, func(c *appConfig) { c.limits.DailyTokens = 50 })
 	conv := a.create(t, "[[long 300]] spend the budget")
 	a.waitStatus(t, conv, 1, store.StatusDone)
+	// The answer's tokens are counted just after its end is written.
+	waitFor(t, "the tokens to be counted", func() bool {
+		keys, _ := a.RDB.Keys(context.Background(), "parley:tokens:*").Result()
+		if len(keys) != 1 {
+			return false
+		}
+		n, _ := a.RDB.Get(context.Background(), keys[0]).Int64()
+		return n >= 50
+	})
 	code, body := a.action(t, a.Client, "/c/"+conv+"/messages", url.Values{"text": {"more"}, "key": {store.NewID()}})
 	if code != http.StatusTooManyRequests || !strings.Contains(body, "model budget for today") || !strings.Contains(body, "midnight UTC") {
 		t.Fatalf("a post past the daily budget: %d\n%s", code, body)
@@ -175,6 +184,8 @@ func TestStoredBytesPerBrowser(t *testing.T) {
 	a.waitStatus(t, first, 1, store.StatusDone)
 	conv := a.create(t, text)
 	a.waitStatus(t, conv, 1, store.StatusDone)
+	// An answer's bytes are counted just after its end is written.
+	waitFor(t, "both exchanges' bytes to be counted", func() bool { return storedBytes(t, a) >= 3000 })
 	// About 3,600 bytes are kept now: the next post is refused.
 	code, body := a.action(t, a.Client, "/c/"+conv+"/messages", url.Values{"text": {text}, "key": {store.NewID()}})
 	if code != http.StatusConflict || !strings.Contains(body, "Delete some conversations") {
@@ -196,20 +207,12 @@ func TestStoredBytesPerBrowser(t *testing.T) {
 // keeps, once: a repeated post (same key) and a refused one add nothing.
 func TestStoredBytesCountWhatIsKept(t *testing.T) {
 	a := newApp(t, func(c *appConfig) { c.store.MaxMessages = 4 })
-	stored := func() int64 {
-		t.Helper()
-		keys, err := a.RDB.Keys(context.Background(), "parley:o:*:bytes").Result()
-		if err != nil || len(keys) != 1 {
-			t.Fatalf("stored-bytes keys %v, %v", keys, err)
-		}
-		n, _ := a.RDB.Get(context.Background(), keys[0]).Int64()
-		return n
-	}
+	stored := func() int64 { return storedBytes(t, a) }
 	conv := a.create(t, "[[echo]]0123456789")
 	a.waitStatus(t, conv, 1, store.StatusDone)
-	if got, want := stored(), int64(len("[[echo]]0123456789")+10); got != want {
-		t.Fatalf("after the first exchange: %d bytes, want %d", got, want)
-	}
+	// The answer's bytes are counted just after its end is written.
+	first := int64(len("[[echo]]0123456789") + 10)
+	waitFor(t, "the first exchange's bytes to be counted", func() bool { return stored() == first })
 	key := store.NewID()
 	for range 2 { // the same post twice: one message, one answer
 		if res := a.post(t, conv, "[[echo]]abcde", key); res.StatusCode != http.StatusOK {
@@ -226,4 +229,15 @@ func TestStoredBytesCountWhatIsKept(t *testing.T) {
 	if got := stored(); got != want {
 		t.Errorf("after a refused post: %d bytes, want %d", got, want)
 	}
+}
+
+// storedBytes reads the one browser's stored-bytes count of a.
+func storedBytes(t *testing.T, a *app) int64 {
+	t.Helper()
+	keys, err := a.RDB.Keys(context.Background(), "parley:o:*:bytes").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("stored-bytes keys %v, %v", keys, err)
+	}
+	n, _ := a.RDB.Get(context.Background(), keys[0]).Int64()
+	return n
 }

@@ -145,7 +145,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			t.Fatalf("%s: list: %+v", master, list)
 		}
 		must(t, master, "rate limit", st.Count(ctx, store.LimitPosts, store.Browser(testOwner), 100, time.Minute))
-		must(t, master, "reserve", st.ReserveAnswer(ctx, store.Browser(testOwner), conv, 3, time.Minute))
+		must(t, master, "reserve", st.ReserveAnswer(ctx, store.Browser(testOwner), conv, "g", 3, time.Minute))
 		if meta, err := st.Meta(ctx, conv); err != nil || meta.Owner != testOwner {
 			t.Fatalf("%s: meta: %+v %v", master, meta, err)
 		}

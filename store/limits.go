@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -117,40 +118,42 @@ func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
 // by when each was reserved.
 func answersKey(who Subject) string { return "parley:" + string(who) + ":gens" }
 
-// ReserveAnswer admits one more answer being written for who, in conv, up
-// to max across all processes; past it it returns a *LimitError of
-// LimitAnswers. The reservation is added first and counted after, so two
-// requests racing for the last place cannot both get it (at worst both are
-// refused). Entries whose answer ended are found idle and dropped here, and
-// a dead process's age out after maxDuration, so ReleaseAnswer is prompt,
-// not needed. max <= 0 is no limit.
-func (s *Store) ReserveAnswer(ctx context.Context, who Subject, conv string, max int, maxDuration time.Duration) error {
+// ReserveAnswer admits one more answer being written for who: generation
+// gen of conv, up to max across all processes; past it it returns a
+// *LimitError of LimitAnswers. The reservation is added first and counted
+// after, so two requests racing for the last place cannot both get it (at
+// worst both are refused). Each answer has its own entry, so ending one never
+// drops the next one's in the same conversation. Entries whose answer is not
+// running are found idle and dropped here, and a dead process's age out
+// after maxDuration, so ReleaseAnswer is prompt, not needed. max <= 0 is no
+// limit.
+func (s *Store) ReserveAnswer(ctx context.Context, who Subject, conv, gen string, max int, maxDuration time.Duration) error {
 	if max <= 0 {
 		return nil
 	}
 	k := answersKey(who)
+	member := conv + "/" + gen
 	now := time.Now()
 	pipe := s.rdb.TxPipeline()
 	pipe.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.Add(-maxDuration).UnixMilli(), 10))
-	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.UnixMilli()), Member: conv})
+	pipe.ZAdd(ctx, k, redis.Z{Score: float64(now.UnixMilli()), Member: member})
 	pipe.PExpire(ctx, k, maxDuration)
 	all := pipe.ZRangeWithScores(ctx, k, 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("reserve answer: %w", err)
 	}
-	others := make([]string, 0, len(all.Val()))
-	scores := make([]float64, 0, len(all.Val()))
+	var others []redis.Z
 	for _, z := range all.Val() {
-		if c := z.Member.(string); c != conv {
-			others = append(others, c)
-			scores = append(scores, z.Score)
+		if z.Member.(string) != member {
+			others = append(others, z)
 		}
 	}
 	// One pipeline for the others' states, not a round trip each.
 	states := make([]*redis.SliceCmd, len(others))
 	if len(others) > 0 {
 		pipe := s.rdb.Pipeline()
-		for i, c := range others {
+		for i, z := range others {
+			c, _, _ := strings.Cut(z.Member.(string), "/")
 			states[i] = pipe.HMGet(ctx, keysFor(c).meta, "active", "updated")
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -159,7 +162,8 @@ func (s *Store) ReserveAnswer(ctx context.Context, who Subject, conv string, max
 	}
 	running := 1 // this one
 	var idle []any
-	for i, c := range others {
+	for i, z := range others {
+		_, g, _ := strings.Cut(z.Member.(string), "/")
 		v := states[i].Val()
 		var active, updated string
 		if len(v) == 2 {
@@ -167,13 +171,14 @@ func (s *Store) ReserveAnswer(ctx context.Context, who Subject, conv string, max
 			updated, _ = v[1].(string)
 		}
 		posted, _ := strconv.ParseInt(updated, 10, 64)
-		// Idle: nothing runs there, and either the reservation is old or
-		// its post has been stored since (the post sets "updated", from the
-		// same process's clock as the score). A fresh reservation whose post
-		// has not reached Redis yet still counts; one whose answer already
-		// ended does not, so stopping an answer frees its place at once.
-		if active == "" && (now.Sub(time.UnixMilli(int64(scores[i]))) >= reserveGrace || posted >= int64(scores[i])) {
-			idle = append(idle, c)
+		// Idle: its answer is not the one running there, and either the
+		// reservation is old or a post has been stored since (the post sets
+		// "updated", from the same process's clock as the score). A fresh
+		// reservation whose post has not reached Redis yet still counts; one
+		// whose answer already ended does not, so stopping an answer frees
+		// its place at once.
+		if active != g && (now.Sub(time.UnixMilli(int64(z.Score))) >= reserveGrace || posted >= int64(z.Score)) {
+			idle = append(idle, z.Member)
 			continue
 		}
 		running++
@@ -182,16 +187,16 @@ func (s *Store) ReserveAnswer(ctx context.Context, who Subject, conv string, max
 		_ = s.rdb.ZRem(ctx, k, idle...).Err() // best effort: the next reservation drops them again
 	}
 	if running > max {
-		_ = s.rdb.ZRem(ctx, k, conv).Err()
+		_ = s.rdb.ZRem(ctx, k, member).Err()
 		return &LimitError{Limit: LimitAnswers, Who: who.who()}
 	}
 	return nil
 }
 
-// ReleaseAnswer ends the reservation of ReserveAnswer once conv's answer has
-// ended (or was never started).
-func (s *Store) ReleaseAnswer(ctx context.Context, who Subject, conv string) error {
-	if err := s.rdb.ZRem(ctx, answersKey(who), conv).Err(); err != nil {
+// ReleaseAnswer ends the reservation of ReserveAnswer for generation gen of
+// conv once its answer has ended (or was never started).
+func (s *Store) ReleaseAnswer(ctx context.Context, who Subject, conv, gen string) error {
+	if err := s.rdb.ZRem(ctx, answersKey(who), conv+"/"+gen).Err(); err != nil {
 		return fmt.Errorf("release answer: %w", err)
 	}
 	return nil
