@@ -1,7 +1,8 @@
-package main
+package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -9,17 +10,17 @@ import (
 	"time"
 )
 
-// servePprof serves the Go profiler on a listener of its own, for measuring
-// (cmd/parley-load, BENCHMARKS.md). It is off unless PARLEY_PPROF_ADDR is set:
-// profiles show internals and cost CPU, so never expose it publicly. The
-// listener lives as long as the process.
-func servePprof(addr string, log *slog.Logger) error {
-	if addr == "" {
+// ServePprof serves the Go profiler on a listener of its own at
+// PARLEY_PPROF_ADDR, for measuring (cmd/parley-load, BENCHMARKS.md). It does
+// nothing when that is empty: profiles show internals and cost CPU, so never
+// expose it publicly. The listener lives as long as the process.
+func (c Config) ServePprof(log *slog.Logger) error {
+	if c.PprofAddr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", c.PprofAddr)
 	if err != nil {
-		return err
+		return fmt.Errorf("listen for pprof on %s: %w", c.PprofAddr, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

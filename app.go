@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/access"
+	"github.com/parley-chat/parley/clientaddr"
+	"github.com/parley-chat/parley/generation"
+	"github.com/parley-chat/parley/handlers"
+	"github.com/parley-chat/parley/internal/config"
+	"github.com/parley-chat/parley/live"
+	"github.com/parley-chat/parley/llm"
+	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/metrics"
+	"github.com/parley-chat/parley/session"
+	"github.com/parley-chat/parley/store"
+)
+
+// app is Parley built from its settings: a Redis client and everything that
+// works on it, ready to serve (server.go).
+type app struct {
+	cfg        config.Config
+	log        *slog.Logger
+	rdb        redis.UniversalClient
+	closeRedis func()
+	met        *metrics.Metrics // nil when metrics are off
+	model      llm.Model
+	hub        *live.Hub
+	gens       *generation.Manager
+	handler    http.Handler
+}
+
+// viewerWriteTimeout is how long a viewer's connection may take no write
+// before the viewer is dropped: far above any real client's pause (a
+// heartbeat goes out every PARLEY_HEARTBEAT), it only ends stalled ones.
+const viewerWriteTimeout = 30 * time.Second
+
+// newApp connects to Redis and builds everything on it. close releases Redis.
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (*app, error) {
+	rdb, closeRedis, err := connectRedis(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, rdb: rdb, closeRedis: closeRedis}
+	if err := a.build(ctx); err != nil {
+		closeRedis()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) close() { a.closeRedis() }
+
+// build makes the store, the hub, the generations and the HTTP handler.
+func (a *app) build(ctx context.Context) error {
+	cfg := a.cfg
+	// On Redis Cluster notices go through sharded pub/sub (SPUBLISH and
+	// SSUBSCRIBE): each one stays on the shard of its conversation.
+	_, sharded := a.rdb.(*redis.ClusterClient)
+
+	// Metrics are built only when they are served: otherwise nothing pays
+	// for them, not even the Redis hook.
+	var (
+		genObs   generation.Observer
+		liveObs  live.Observer
+		refusals handlers.Refusals
+	)
+	if cfg.MetricsAddr != "" {
+		a.met = metrics.New()
+		a.rdb.AddHook(a.met.RedisHook())
+		genObs, liveObs, refusals = a.met, a.met, a.met
+	}
+	var err error
+	if a.model, err = newModel(cfg); err != nil {
+		return err
+	}
+
+	st := store.New(a.rdb, store.Config{
+		LogMaxLen:       int64(cfg.LogMaxLen),
+		ConversationTTL: cfg.ConversationTTL,
+		LeaseTTL:        cfg.LeaseTTL,
+		MaxAnswerBytes:  cfg.MaxAnswerBytes,
+		MaxMessages:     cfg.MaxMessages,
+		IdempotencyTTL:  24 * time.Hour,
+		Sharded:         sharded,
+	})
+	pingCtx, cancelPing := context.WithTimeout(ctx, 5*time.Second)
+	if err := st.Ping(pingCtx); err != nil {
+		// Keep going: /readyz reports it and everything retries, so a Redis
+		// that comes up a little later than us is not a crash loop.
+		a.log.Error("redis is not reachable yet", "err", err)
+	}
+	cancelPing()
+
+	md := markdown.NewRenderer()
+	a.hub = live.NewHub(a.rdb, st, md, a.log, live.Config{
+		ViewerQueue:         cfg.ViewerQueue,
+		MaxViewers:          cfg.MaxViewers,
+		Heartbeat:           cfg.Heartbeat,
+		SubscribeTimeout:    5 * time.Second,
+		ProbeInterval:       10 * time.Second,
+		Sharded:             sharded,
+		WriteTimeout:        viewerWriteTimeout,
+		RoomWritesPerSecond: cfg.RoomWrites,
+		Observer:            liveObs,
+	})
+	if a.met != nil {
+		a.met.RegisterHub(a.hub.Stats)
+	}
+	a.gens = generation.New(st, a.hub, a.model, a.log, generation.Config{
+		FlushInterval: cfg.FlushInterval,
+		FrameBudget:   cfg.FrameBudget,
+		FrameMaxHold:  cfg.FrameMaxHold,
+		MaxConcurrent: cfg.MaxGenerations,
+		LeaseTTL:      cfg.LeaseTTL,
+		SweepInterval: cfg.SweepInterval,
+		MaxDuration:   cfg.MaxAnswerDuration,
+		SystemPrompt:  cfg.SystemPrompt,
+		Observer:      genObs,
+	})
+	a.handler, err = a.newHandler(st, md, refusals)
+	return err
+}
+
+// newHandler builds the public HTTP handler: every route, with the
+// sessions, the access gate and the limits.
+func (a *app) newHandler(st *store.Store, md *markdown.Renderer, refusals handlers.Refusals) (http.Handler, error) {
+	cfg := a.cfg
+	files, err := staticFS()
+	if err != nil {
+		return nil, fmt.Errorf("static files: %w", err)
+	}
+	static, assets, err := handlers.Static(files)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := newSessions(cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := clientaddr.Parse(cfg.TrustedProxy)
+	if err != nil {
+		return nil, fmt.Errorf("PARLEY_TRUSTED_PROXY: %w", err)
+	}
+	gate, err := newAccess(cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	return handlers.NewServer(handlers.Deps{
+		Log: a.log, Store: st, Hub: a.hub, Gen: a.gens, MD: md, Assets: assets, Static: static,
+		Sessions: sessions,
+		Limits: handlers.Limits{
+			MaxMessageBytes: cfg.MaxMessageBytes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
+			PostsPerMinute: cfg.PostsPerMinute, OwnerGenerations: cfg.OwnerGens,
+			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
+			AddressPostsPerMinute: cfg.AddrPosts, AddressGenerations: cfg.AddrGens,
+			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHr: cfg.AddrConvs,
+			DailyTokens: int64(cfg.DailyTokens), ActionsPerMinute: cfg.ActionsPerMin,
+			StoredBytes:       int64(cfg.StoredBytes),
+			ViewersPerAddress: cfg.AddrViewers,
+		},
+		Clients:     clients,
+		Access:      gate,
+		Guesses:     access.NewGuesses(a.rdb),
+		Ready:       st.Ping,
+		GzipStreams: cfg.SSEGzip,
+		Refusals:    refusals,
+	}), nil
+}
+
+// connectRedis connects to the Redis the settings name (a cluster, see
+// config.RedisOptions, or one server), or starts the embedded in-memory
+// server when they name none: one code path for all.
+func connectRedis(cfg config.Config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+	single, cluster, err := cfg.RedisOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case cluster != nil:
+		rdb := redis.NewClusterClient(cluster)
+		log.Info("using redis cluster: sharded pub/sub, one subscription per master", "seeds", cluster.Addrs, "tls", cluster.TLSConfig != nil)
+		return rdb, func() { _ = rdb.Close() }, nil
+	case single != nil:
+		rdb := redis.NewClient(single)
+		log.Info("using redis", "addr", single.Addr, "db", single.DB, "tls", single.TLSConfig != nil)
+		return rdb, func() { _ = rdb.Close() }, nil
+	}
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; conversations are kept in memory only and lost when the process stops", "addr", mr.Addr())
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
+}
+
+// newModel picks the offline demo model unless an OpenAI-compatible endpoint
+// is configured.
+func newModel(cfg config.Config) (llm.Model, error) {
+	if cfg.Model == "clock" { // load tests: tokens carry their emission time
+		return llm.NewClock(llm.ClockConfig{TokensPerSecond: cfg.DemoTPS, Tokens: cfg.DemoTokens}), nil
+	}
+	if cfg.Model == "demo" || (cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "") {
+		return llm.NewDemo(llm.DemoConfig{TokensPerSecond: cfg.DemoTPS, Tokens: cfg.DemoTokens}), nil
+	}
+	name := cfg.Model
+	if name == "" {
+		name = "gpt-4o-mini"
+	}
+	m, err := llm.NewOpenAI(llm.OpenAIConfig{
+		APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL, Model: name, IdleTimeout: cfg.ModelIdleTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	return m, nil
+}
+
+// newSessions signs session cookies with PARLEY_SESSION_KEYS (newest
+// first; older ones still verify, for a rotation) or PARLEY_SESSION_KEY.
+// Without either a random key is made: fine for one process, but cookies then
+// die with it, and several processes behind one load balancer must share
+// their keys.
+func newSessions(cfg config.Config, log *slog.Logger) (*session.Manager, error) {
+	keys := cfg.SessionKeyring()
+	if len(keys) == 0 {
+		log.Warn("PARLEY_SESSION_KEYS is not set: using a random key, so browsers lose ownership of their conversations when this process restarts; set the same key (32+ bytes) on every process")
+		keys = [][]byte{session.NewKey()}
+	}
+	m, err := session.New(cfg.SessionMaxAge, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("PARLEY_SESSION_KEYS: %w", err)
+	}
+	return m, nil
+}
