@@ -1,12 +1,11 @@
 package config
 
-import (
-	"time"
-)
+import "time"
 
 // settings binds every setting to its field of c, in the order -h and the
 // README list them: essentials, then limits, then tuning. This table is the
-// one place a setting is defined.
+// one place a setting is defined. It is long because it is that table:
+// one entry a setting and nothing else, easier to read whole than split.
 func settings(c *Config) []setting {
 	return []setting{
 		def(&c.Addr, "addr", "PARLEY_ADDR", Essentials, "localhost:8080",
