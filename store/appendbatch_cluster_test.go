@@ -33,7 +33,7 @@ func TestAppendBatchOnRedisCluster(t *testing.T) {
 			for c.MasterFor(t, store.Channel(conv)) != m {
 				conv = store.NewID()
 			}
-			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -48,7 +48,7 @@ func postN(t testing.TB, st *store.Store, n int) []store.AppendCall {
 	calls := make([]store.AppendCall, n)
 	for i := range calls {
 		conv := store.NewID()
-		res, err := st.Post(context.Background(), conv, testOwner, "hi", "k", store.NewID(), true)
+		res, err := st.Post(context.Background(), store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestAppendBatch(t *testing.T) {
 	rdb.AddHook(pc)
 	calls := postN(t, st, 5)
 	const stale, stopped, full = 1, 2, 3
-	if err := st.Finish(ctx, calls[stale].Conv, calls[stale].Gen, store.StatusDone, ""); err != nil {
+	if err := st.Finish(ctx, store.Ending{Conv: calls[stale].Conv, Gen: calls[stale].Gen, Status: store.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := st.Stop(ctx, calls[stopped].Conv); err != nil || r != store.StopSent {

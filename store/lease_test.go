@@ -20,7 +20,7 @@ func TestLeaseIsTakenAgainAfterAnOutage(t *testing.T) {
 	ctx := context.Background()
 	post := func() (conv, gen string) {
 		conv = store.NewID()
-		res, err := st.Post(ctx, conv, testOwner, "hi", store.NewID(), store.NewID(), true)
+		res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: store.NewID(), Gen: store.NewID(), Create: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,8 +47,8 @@ func TestLeaseIsTakenAgainAfterAnOutage(t *testing.T) {
 	}
 
 	time.Sleep(2 * lease)
-	if res, _, err := st.Append(ctx, conv, gen, "more"); err != nil || res != store.Appended {
-		t.Fatalf("append after the lease ran out: %v %v", res, err)
+	if r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: "more"}); err != nil || r.Result != store.Appended {
+		t.Fatalf("append after the lease ran out: %v %v", r.Result, err)
 	}
 	if leased(conv) != gen {
 		t.Fatal("the append did not take the lease again")
@@ -62,7 +62,7 @@ func TestLeaseIsTakenAgainAfterAnOutage(t *testing.T) {
 	if _, err := st.Renew(ctx, conv, gen); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("renew after a sweeper ended the answer: %v", err)
 	}
-	if _, _, err := st.Append(ctx, conv, gen, "late"); !errors.Is(err, store.ErrStale) {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: "late", Offset: len("more")}); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("append after a sweeper ended the answer: %v", err)
 	}
 	if leased(conv) != "" {
@@ -86,7 +86,7 @@ func TestSweepsHoldAfterAGap(t *testing.T) {
 	st, _ := newStore(t, store.Config{LeaseTTL: lease})
 	ctx := context.Background()
 	conv := store.NewID()
-	if _, err := st.Post(ctx, conv, testOwner, "hi", store.NewID(), store.NewID(), true); err != nil {
+	if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: store.NewID(), Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	sweep := func() ([]string, time.Duration) {

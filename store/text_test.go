@@ -21,7 +21,7 @@ func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
 		want string // status after the end
 	}{
 		{"finish", func(t *testing.T, st *store.Store, _ *redis.Client, conv, gen string) {
-			if err := st.Finish(context.Background(), conv, gen, store.StatusDone, ""); err != nil {
+			if err := st.Finish(context.Background(), store.Ending{Conv: conv, Gen: gen, Status: store.StatusDone}); err != nil {
 				t.Fatal(err)
 			}
 		}, store.StatusDone},
@@ -39,14 +39,17 @@ func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
 			ctx := context.Background()
 			conv := store.NewID()
 			textKey := "{c:" + conv + "}:t:1"
-			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
+			offset := 0
 			for _, w := range []string{"Hello", ", ", "world"} {
-				if r, _, err := st.Append(ctx, conv, res.Gen, w); err != nil || r != store.Appended {
-					t.Fatalf("append: %v %v", r, err)
+				r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: w, Offset: offset})
+				if err != nil || r.Result != store.Appended {
+					t.Fatalf("append: %v %v", r.Result, err)
 				}
+				offset = r.Length
 			}
 			if got, _ := rdb.Get(ctx, textKey).Result(); got != "Hello, world" {
 				t.Fatalf("text key holds %q", got)
@@ -91,15 +94,15 @@ func TestAppendNoticeCarriesWhenTheTextArrived(t *testing.T) {
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := time.UnixMilli(1_700_000_000_123)
-	if _, _, err := st.AppendAt(ctx, conv, res.Gen, "a", got); err != nil {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "a", Got: got}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Append(ctx, conv, res.Gen, "b"); err != nil {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "b", Offset: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var appended []int64
