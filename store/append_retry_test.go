@@ -14,6 +14,7 @@ import (
 // also carries newer text appends just that. Found by the Redis restart
 // fault test, whose answer read "when when" after the restart.
 func TestRetriedAppendIsNotDoubled(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()

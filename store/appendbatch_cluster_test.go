@@ -17,6 +17,7 @@ import (
 // gets it loaded and its appends sent again; a slot moved to another master
 // since the client last looked is followed (MOVED) within the batch.
 func TestAppendBatchOnRedisCluster(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
 	ctx := context.Background()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})

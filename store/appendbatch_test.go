@@ -60,8 +60,10 @@ func postN(t testing.TB, st *store.Store, n int) []store.AppendCall {
 // TestAppendBatch: one round trip appends for many generations, each
 // getting its own reply; a stale or stopped generation in the batch is
 // refused alone; a batch whose replies were lost is sent again and lands
-// once; a script Redis forgot is loaded and the batch goes through.
+// once; a script Redis forgot is loaded and the batch goes through. It is
+// long because each step carries on from the state the one before left.
 func TestAppendBatch(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{MaxAnswerBytes: 40})
 	ctx := context.Background()
 	pc := &pipelineCounter{}
@@ -149,6 +151,7 @@ func TestAppendBatch(t *testing.T) {
 // TestAppendBatchRoundTrips: a batch is one round trip, whatever its size,
 // and an empty one is none.
 func TestAppendBatchRoundTrips(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	pc := &pipelineCounter{}
 	rdb.AddHook(pc)

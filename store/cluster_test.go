@@ -21,7 +21,10 @@ import (
 // span slots (an owner's list, the generation index) go through the cluster
 // client as separate commands, and the owner's channel, in a slot of its
 // own, rings with SPUBLISH on its master after each change of the list.
+// It is long because it walks one conversation through every operation in
+// order on each master, on one cluster: a cluster takes seconds to start.
 func TestStoreOnRedisCluster(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
 	ctx := context.Background()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
@@ -124,7 +127,13 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(250 * time.Millisecond) // the lease key itself expires too
+		// The lease key itself expires too (Redis's clock, not the score's).
+		for n, _ := cc.Exists(ctx, "{c:"+conv+"}:lease").Result(); n != 0; n, _ = cc.Exists(ctx, "{c:"+conv+"}:lease").Result() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the lease key never expired", master)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if ended, err := st.Expire(ctx, conv); err != nil || !ended {
 			t.Fatalf("%s: expire: %v %v", master, ended, err)
 		}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestOwnerChannel(t *testing.T) {
+	t.Parallel()
 	ch := store.OwnerChannel(testOwner)
 	if ch != "parley:o:"+testOwner+":n" {
 		t.Fatalf("OwnerChannel = %q", ch)
@@ -88,6 +89,7 @@ func (n *ownerNotices) silent(owner, what string) {
 // Redis: a process that reads the list on the notice sees it. Changes that
 // change nothing, and other owners' changes, ring nothing.
 func TestOwnerListChangesRingTheOwner(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	const other = "BBBBBBBBBBBBBBBBBBBBBB"

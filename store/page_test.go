@@ -14,6 +14,7 @@ import (
 // returns exactly Snapshot's messages, except that those held at their
 // current revision come back as Known, without text.
 func TestSnapshotKnown(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -91,6 +92,7 @@ func TestSnapshotKnown(t *testing.T) {
 // TestSnapshotKnownLongConversation reads a conversation long enough that the
 // script must read its fields in several HMGETs (Lua's unpack has a limit).
 func TestSnapshotKnownLongConversation(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()

@@ -36,6 +36,7 @@ func newStore(t *testing.T, cfg store.Config) (*store.Store, *redis.Client) {
 // TestNoticesChainTheLog: every write's notice carries its log entry ID and
 // the entry before it, so a room can prove it missed nothing.
 func TestNoticesChainTheLog(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -78,6 +79,7 @@ func TestNoticesChainTheLog(t *testing.T) {
 }
 
 func TestStaleGenerationIsRefused(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -106,6 +108,7 @@ func TestStaleGenerationIsRefused(t *testing.T) {
 // TestStopBeforeTheGenerationListens: the stop is stored, so a generation
 // that had not yet subscribed still sees it on its next append or renewal.
 func TestStopBeforeTheGenerationListens(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -131,6 +134,7 @@ func TestStopBeforeTheGenerationListens(t *testing.T) {
 }
 
 func TestSnapshotCursors(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -174,6 +178,7 @@ func TestSnapshotCursors(t *testing.T) {
 }
 
 func TestKeysShareTheHashTagAndExpire(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{ConversationTTL: time.Hour})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -193,6 +198,7 @@ func TestKeysShareTheHashTagAndExpire(t *testing.T) {
 }
 
 func TestAnswerSizeLimit(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{MaxAnswerBytes: 10})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -282,6 +288,7 @@ func evalshaStats(b *testing.B, rdb *redis.Client) (calls, usec int64) {
 const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"
 
 func TestConversationLengthLimit(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{MaxMessages: 4})
 	ctx := context.Background()
 	conv := store.NewID()

@@ -15,6 +15,7 @@ import (
 // there while it streams, and every way an answer ends moves the text into
 // the message and removes the key.
 func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
+	t.Parallel()
 	ends := []struct {
 		name string
 		end  func(t *testing.T, st *store.Store, rdb *redis.Client, conv, gen string)
@@ -35,6 +36,7 @@ func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
 	}
 	for _, tt := range ends {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st, rdb := newStore(t, store.Config{ConversationTTL: time.Hour})
 			ctx := context.Background()
 			conv := store.NewID()
@@ -86,6 +88,7 @@ func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
 // batch travels in the notice, so that a process writing the frame can
 // measure token-to-frame latency; plain Append leaves it out.
 func TestAppendNoticeCarriesWhenTheTextArrived(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()

@@ -15,6 +15,7 @@ import (
 // (never under two days; 30 days when conversations are kept for ever), and
 // while it lives the post script refuses to create the ID again.
 func TestDeletedIDIsNeverCreatedAgain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ttl, want time.Duration
 	}{
@@ -23,6 +24,7 @@ func TestDeletedIDIsNeverCreatedAgain(t *testing.T) {
 		{60 * 24 * time.Hour, 60 * 24 * time.Hour},
 	} {
 		t.Run("ttl "+tc.ttl.String(), func(t *testing.T) {
+			t.Parallel()
 			st, rdb := newStore(t, store.Config{ConversationTTL: tc.ttl})
 			ctx := context.Background()
 			conv := store.NewID()
