@@ -274,11 +274,7 @@ func (s *Store) Delete(ctx context.Context, conv, owner string) error {
 // Presence records that process proc has n viewers of conv for the next ttl,
 // and returns (and publishes to every process) the total across processes.
 func (s *Store) Presence(ctx context.Context, conv, proc string, n int, ttl time.Duration) (int, error) {
-	pub := "PUBLISH"
-	if s.cfg.Sharded {
-		pub = "SPUBLISH"
-	}
-	a := presenceArgv{PubCmd: pub, Channel: Channel(conv), Proc: proc, N: n, TTLMs: ttl.Milliseconds()}
+	a := presenceArgv{PubCmd: s.pubCmd(), Channel: Channel(conv), Proc: proc, N: n, TTLMs: ttl.Milliseconds()}
 	total, err := presenceScript.Run(ctx, s.rdb, []string{presenceKey(conv)}, a.list()...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("record presence: %w", err)

@@ -85,16 +85,21 @@ type argv interface{ list() []any }
 // prelude: conv's keys then extra, the prelude's arguments then own's.
 func (s *Store) convArgs(conv string, extra []string, own argv) ([]string, []any) {
 	k := keysFor(conv)
-	pub := "PUBLISH"
-	if s.cfg.Sharded {
-		pub = "SPUBLISH"
-	}
 	ks := append([]string{k.meta, k.msgs, k.log, k.lease}, extra...)
-	args := []any{pub, Channel(conv), s.cfg.LogMaxLen, s.cfg.ConversationTTL.Milliseconds()}
+	args := []any{s.pubCmd(), Channel(conv), s.cfg.LogMaxLen, s.cfg.ConversationTTL.Milliseconds()}
 	if own != nil {
 		args = append(args, own.list()...)
 	}
 	return ks, args
+}
+
+// pubCmd is the command a script publishes its notice with: SPUBLISH on a
+// Redis Cluster, so that the notice stays on the conversation's shard.
+func (s *Store) pubCmd() string {
+	if s.cfg.Sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
 }
 
 // runConv runs a prelude script on conv (see convArgs).

@@ -1,6 +1,10 @@
 -- append: appends text to the answer of generation gen and renews its lease
--- (re-taking it if it ran out while nobody ended the answer). Returns
--- {'ok', id, length after}, {'stop'}, {'full'} or {'stale'}.
+-- (re-taking it if it ran out while nobody ended the answer). A stale
+-- generation (its answer ended or superseded) is refused in the same step
+-- that would append, so it never writes after another process ended its
+-- answer. Its cost does not depend on the answer's length: the text is
+-- APPENDed to the answer's own key. Returns {'ok', id, length after},
+-- {'stop'}, {'full'} or {'stale'}.
 -- KEYS: prelude's
 -- ARGV: prelude's, then appendArgv: gen, text, max_bytes (of an answer),
 --       lease_ms, got_ms (when the generation got the text, or ''),

@@ -1,5 +1,7 @@
--- expire: ends the running generation as interrupted when its lease is gone,
--- keeping the text written so far.
+-- expire: ends the running generation as interrupted when its lease is gone
+-- (its process died, or lost Redis for longer than the lease while others
+-- reached it; a sweeper calls it only outside a hold), keeping the text
+-- written so far.
 -- KEYS: prelude's
 -- ARGV: prelude's, then expireArgv: interrupted (the error shown to people)
 local interrupted = unpack(ARGV, 5)
