@@ -52,7 +52,7 @@ func TestFailingMasterStallsOnlyItsAnswers(t *testing.T) {
 			for c.MasterFor(t, store.Channel(conv)) != master {
 				conv = store.NewID()
 			}
-			res, err := st.Post(ctx, conv, testOwner, "question "+conv, store.NewID(), store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "question " + conv, Key: store.NewID(), Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}

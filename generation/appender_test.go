@@ -201,7 +201,7 @@ type answer struct {
 func (e *env) start(t *testing.T, question string) *answer {
 	t.Helper()
 	conv := store.NewID()
-	res, err := e.st.Post(context.Background(), conv, testOwner, question, store.NewID(), store.NewID(), true)
+	res, err := e.st.Post(context.Background(), store.Post{Conv: conv, Owner: testOwner, Text: question, Key: store.NewID(), Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestStaleGenerationIsRefusedAlone(t *testing.T) {
 		snap, err := e.st.Snapshot(ctx, victim.conv, store.ID{})
 		return err == nil && len(snap.Messages[1].Text) > 0
 	})
-	if err := e.st.Finish(ctx, victim.conv, victim.gen, store.StatusInterrupted, "ended elsewhere"); err != nil {
+	if err := e.st.Finish(ctx, store.Ending{Conv: victim.conv, Gen: victim.gen, Status: store.StatusInterrupted, Error: "ended elsewhere"}); err != nil {
 		t.Fatal(err)
 	}
 	ended, err := e.st.Snapshot(ctx, victim.conv, store.ID{})

@@ -862,7 +862,7 @@ func (w *writer) finishWith(status string, errText func() string) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
-		err := w.m.store.Finish(ctx, w.conv, w.gen, status, errText())
+		err := w.m.store.Finish(ctx, store.Ending{Conv: w.conv, Gen: w.gen, Status: status, Error: errText()})
 		cancel()
 		switch {
 		case err == nil:

@@ -152,7 +152,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func (p *process) startAnswer(t *testing.T, question string) *answer {
 	t.Helper()
 	conv := store.NewID()
-	res, err := p.st.Post(context.Background(), conv, testOwner, question, store.NewID(), store.NewID(), true)
+	res, err := p.st.Post(context.Background(), store.Post{Conv: conv, Owner: testOwner, Text: question, Key: store.NewID(), Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func (m *Manager) nameConversation(conv string, history []llm.Message) {
 	if title == "" {
 		title = FirstWords(first, 8)
 	}
-	if _, err := m.store.SetTitle(ctx, conv, "", title, true); err != nil {
+	if _, err := m.store.SetTitle(ctx, store.Title{Conv: conv, Text: title, IfEmpty: true}); err != nil {
 		m.log.Warn("name conversation", "conversation", conv, "err", err)
 	}
 }

@@ -309,7 +309,7 @@ func start(ctx context.Context, d Deps, v visitor, conv string, create bool, beg
 func post(ctx context.Context, d Deps, v visitor, conv, text, key string, create bool) error {
 	owner := v.owner
 	started, err := start(ctx, d, v, conv, create, func(gen string) (bool, error) {
-		res, err := d.Store.Post(ctx, conv, owner, text, key, gen, create)
+		res, err := d.Store.Post(ctx, store.Post{Conv: conv, Owner: owner, Text: text, Key: key, Gen: gen, Create: create})
 		return err == nil && !res.Duplicate, err
 	})
 	if err != nil || !started {
@@ -537,7 +537,7 @@ func handleRegenerate(d Deps) http.Handler {
 
 func regenerate(ctx context.Context, d Deps, v visitor, conv, rev string) error {
 	_, err := start(ctx, d, v, conv, false, func(gen string) (bool, error) {
-		return d.Store.Regenerate(ctx, conv, v.owner, gen, rev)
+		return d.Store.Regenerate(ctx, store.Regen{Conv: conv, Owner: v.owner, Gen: gen, Rev: rev})
 	})
 	return err
 }
@@ -559,7 +559,7 @@ func handleRename(d Deps) http.Handler {
 			defer cancel()
 			err = countAction(ctx, d, visitorOf(d, r))
 			if err == nil {
-				_, err = d.Store.SetTitle(ctx, id, session.Owner(ctx), title, false)
+				_, err = d.Store.SetTitle(ctx, store.Title{Conv: id, Owner: session.Owner(ctx), Text: title})
 			}
 		}
 		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))

@@ -23,13 +23,13 @@ func storeExchange(t testing.TB, a *app, conv string, create bool, user, answer 
 	t.Helper()
 	ctx := context.Background()
 	gen := store.NewID()
-	if _, err := a.Store.Post(ctx, conv, testOwner, user, store.NewID(), gen, create); err != nil {
+	if _, err := a.Store.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: user, Key: store.NewID(), Gen: gen, Create: create}); err != nil {
 		t.Fatalf("post: %v", err)
 	}
-	if res, _, err := a.Store.Append(ctx, conv, gen, answer); err != nil || res != store.Appended {
+	if res, err := a.Store.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: answer}); err != nil || res.Result != store.Appended {
 		t.Fatalf("append: %v, %v", res, err)
 	}
-	if err := a.Store.Finish(ctx, conv, gen, store.StatusDone, ""); err != nil {
+	if err := a.Store.Finish(ctx, store.Ending{Conv: conv, Gen: gen, Status: store.StatusDone}); err != nil {
 		t.Fatalf("finish: %v", err)
 	}
 }

@@ -22,11 +22,11 @@ func TestDeadGenerationEndsAsInterrupted(t *testing.T) {
 	})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, err := a.Store.Post(ctx, conv, testOwner, "hello", "first", store.NewID(), true)
+	res, err := a.Store.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hello", Key: "first", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.Store.Append(ctx, conv, res.Gen, "partial answer"); err != nil {
+	if _, err := a.Store.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "partial answer"}); err != nil {
 		t.Fatal(err)
 	}
 	_, cursor := a.page(t, conv)
@@ -55,7 +55,7 @@ func TestDeadGenerationEndsAsInterrupted(t *testing.T) {
 		t.Fatalf("interrupted answer: text %q, error %q", msg.Text, msg.Error)
 	}
 	// The dead generation cannot write any more.
-	if _, _, err := a.Store.Append(ctx, conv, res.Gen, " more"); err != store.ErrStale {
+	if _, err := a.Store.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: " more", Offset: len("partial answer")}); err != store.ErrStale {
 		t.Fatalf("append by the dead generation: %v, want ErrStale", err)
 	}
 }

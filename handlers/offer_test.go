@@ -208,11 +208,11 @@ func TestDeletedConversationStaysGone(t *testing.T) {
 	// recreated): 409, and their conversation is untouched.
 	ctx := context.Background()
 	theirs := store.NewID()
-	res, err := a.Store.Post(ctx, theirs, testOwner, "mine", "first", store.NewID(), true)
+	res, err := a.Store.Post(ctx, store.Post{Conv: theirs, Owner: testOwner, Text: "mine", Key: "first", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Store.Finish(ctx, theirs, res.Gen, store.StatusDone, ""); err != nil {
+	if err := a.Store.Finish(ctx, store.Ending{Conv: theirs, Gen: res.Gen, Status: store.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
 	mine := a.Sessions.SealOffer(theirs, ownerOf(t, a, a.Client))

@@ -60,7 +60,7 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 	prompt := "next tokens=150 tps=1000000 prose=8"
 	for i := range msgs / 2 {
 		gen := store.NewID()
-		if _, err := st.Post(ctx, conv, testOwner, prompt, store.NewID(), gen, i == 0); err != nil {
+		if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: prompt, Key: store.NewID(), Gen: gen, Create: i == 0}); err != nil {
 			tb.Fatal(err)
 		}
 		var answer strings.Builder
@@ -71,10 +71,10 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, _, err := st.Append(ctx, conv, gen, answer.String()); err != nil {
+		if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: answer.String()}); err != nil {
 			tb.Fatal(err)
 		}
-		if err := st.Finish(ctx, conv, gen, store.StatusDone, ""); err != nil {
+		if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: gen, Status: store.StatusDone}); err != nil {
 			tb.Fatal(err)
 		}
 	}

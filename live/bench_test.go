@@ -145,7 +145,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 1000, 5000} {
 		b.Run(fmt.Sprintf("viewers=%d", n), func(b *testing.B) {
 			conv := store.NewID()
-			if _, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true); err != nil {
+			if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 				b.Fatal(err)
 			}
 			snap, err := st.Snapshot(ctx, conv, store.ID{})

@@ -61,13 +61,13 @@ func TestFastForwardInPieces(t *testing.T) {
 	exchange := func(conv string, create bool, text string) {
 		t.Helper()
 		gen := store.NewID()
-		if _, err := lh.st.Post(ctx, conv, testOwner, text, store.NewID(), gen, create); err != nil {
+		if _, err := lh.st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: text, Key: store.NewID(), Gen: gen, Create: create}); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := lh.st.Append(ctx, conv, gen, text); err != nil {
+		if _, err := lh.st.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: text}); err != nil {
 			t.Fatal(err)
 		}
-		if err := lh.st.Finish(ctx, conv, gen, store.StatusDone, ""); err != nil {
+		if err := lh.st.Finish(ctx, store.Ending{Conv: conv, Gen: gen, Status: store.StatusDone}); err != nil {
 			t.Fatal(err)
 		}
 	}

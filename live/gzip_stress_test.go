@@ -54,7 +54,7 @@ func TestGzipStreamsUnderStress(t *testing.T) {
 	go func() { _ = h.Run(ctx) }()
 
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +144,12 @@ func TestGzipStreamsUnderStress(t *testing.T) {
 		case 2:
 			word += "\n```\n\n"
 		}
-		_, id, n, err := st.AppendFrom(ctx, conv, res.Gen, word, offset, time.Now())
+		r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: word, Offset: offset, Got: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		offset = n
-		if pid, err := store.ParseID(id); err == nil {
+		offset = r.Length
+		if pid, err := store.ParseID(r.ID); err == nil {
 			ids = append(ids, pid)
 		}
 		if i%50 == 0 {

@@ -58,7 +58,7 @@ func newListHub(t *testing.T, cfg Config) *listHub {
 func (lh *listHub) silentConversation(t *testing.T, owner, text string) string {
 	t.Helper()
 	conv := store.NewID()
-	if _, err := lh.st.Post(lh.ctx, conv, owner, text, "k", store.NewID(), true); err != nil {
+	if _, err := lh.st.Post(lh.ctx, store.Post{Conv: conv, Owner: owner, Text: text, Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := lh.rdb.ZAdd(lh.ctx, "parley:o:"+owner, redis.Z{Score: float64(time.Now().UnixMilli()), Member: conv}).Err(); err != nil {
@@ -176,7 +176,7 @@ func TestListReadOncePerNoticeForAllViewers(t *testing.T) {
 	}
 
 	conv := store.NewID()
-	if _, err := lh.st.Post(lh.ctx, conv, owner, "hi", "k", store.NewID(), true); err != nil {
+	if _, err := lh.st.Post(lh.ctx, store.Post{Conv: conv, Owner: owner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := lh.st.Touch(lh.ctx, owner, conv); err != nil {
@@ -203,7 +203,7 @@ func TestSidebarStream(t *testing.T) {
 	lh := newListHub(t, Config{MaxViewers: 1, Heartbeat: 20 * time.Millisecond})
 	const owner = testOwner
 	conv := store.NewID()
-	if _, err := lh.st.Post(lh.ctx, conv, owner, "hi", "k", store.NewID(), true); err != nil {
+	if _, err := lh.st.Post(lh.ctx, store.Post{Conv: conv, Owner: owner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := lh.st.Touch(lh.ctx, owner, conv); err != nil {

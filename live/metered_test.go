@@ -65,7 +65,7 @@ func TestStalledViewerIsDropped(t *testing.T) {
 	h, st := newTestHub(t, Config{WriteTimeout: 200 * time.Millisecond})
 	ctx := context.Background()
 	conv := store.NewID()
-	if _, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true); err != nil {
+	if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	server, client := net.Pipe()
@@ -93,7 +93,7 @@ func TestWatchReportsTokenToFrame(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestWatchReportsTokenToFrame(t *testing.T) {
 	}
 
 	const age = 300 * time.Millisecond
-	if _, _, err := st.AppendAt(ctx, conv, res.Gen, "old text", time.Now().Add(-age)); err != nil {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "old text", Got: time.Now().Add(-age)}); err != nil {
 		t.Fatal(err)
 	}
 	for len(lat.all()) == 0 {

@@ -61,7 +61,7 @@ func TestCrowdGetsFewerFrames(t *testing.T) {
 			go func() { _ = h.Run(ctx) }()
 
 			conv := store.NewID()
-			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,10 +77,10 @@ func TestCrowdGetsFewerFrames(t *testing.T) {
 			var want strings.Builder
 			for i := range 200 {
 				word := "w" + strings.Repeat("x", i%7) + " "
-				if _, _, n, err := st.AppendFrom(ctx, conv, res.Gen, word, offset, time.Now()); err != nil {
+				if r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: word, Offset: offset, Got: time.Now()}); err != nil {
 					t.Fatal(err)
 				} else {
-					offset = n
+					offset = r.Length
 				}
 				want.WriteString(word)
 				time.Sleep(5 * time.Millisecond)

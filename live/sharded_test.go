@@ -80,7 +80,7 @@ func TestShardedHubFollowsMoved(t *testing.T) {
 	for c.MasterFor(t, store.Channel(conv)) != right {
 		conv = store.NewID()
 	}
-	res, err := st.Post(ctx, conv, "owner", "hello", "key", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: "owner", Text: "hello", Key: "key", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

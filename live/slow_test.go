@@ -58,7 +58,7 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	go func() { _ = h.Run(ctx) }()
 
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	const appends = 1500
 	for i := range appends {
-		if _, _, err := st.Append(ctx, conv, res.Gen, "word "); err != nil {
+		if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "word ", Offset: i * len("word ")}); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/parley-chat/parley/store"
 )
@@ -15,10 +14,11 @@ import (
 // also carries newer text appends just that. Found by the Redis restart
 // fault test, whose answer read "when when" after the restart.
 func TestRetriedAppendIsNotDoubled(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,15 +37,15 @@ func TestRetriedAppendIsNotDoubled(t *testing.T) {
 		{"Hello world!? and", 0, 0}, // a retry whose start differs: refused
 	}
 	for i, s := range steps {
-		r, _, n, err := st.AppendFrom(ctx, conv, res.Gen, s.text, s.offset, time.Time{})
+		r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: s.text, Offset: s.offset})
 		if s.want == 0 {
 			if err != store.ErrStale {
-				t.Fatalf("step %d: append %q at %d: %v %v, want ErrStale", i, s.text, s.offset, r, err)
+				t.Fatalf("step %d: append %q at %d: %v %v, want ErrStale", i, s.text, s.offset, r.Result, err)
 			}
 			continue
 		}
-		if err != nil || r != store.Appended || n != s.want {
-			t.Fatalf("step %d: append %q at %d: result %v, length %d, err %v; want length %d", i, s.text, s.offset, r, n, err, s.want)
+		if err != nil || r.Result != store.Appended || r.Length != s.want {
+			t.Fatalf("step %d: append %q at %d: result %v, length %d, err %v; want length %d", i, s.text, s.offset, r.Result, r.Length, err, s.want)
 		}
 	}
 	snap, err := st.Snapshot(ctx, conv, store.ID{})

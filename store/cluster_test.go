@@ -21,7 +21,10 @@ import (
 // span slots (an owner's list, the generation index) go through the cluster
 // client as separate commands, and the owner's channel, in a slot of its
 // own, rings with SPUBLISH on its master after each change of the list.
+// It is long because it walks one conversation through every operation in
+// order on each master, on one cluster: a cluster takes seconds to start.
 func TestStoreOnRedisCluster(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
 	ctx := context.Background()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
@@ -65,19 +68,21 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		}
 
 		// post, idempotency, append, title, renew, stop, finish
-		res, err := st.Post(ctx, conv, testOwner, "question", "k1", store.NewID(), true)
+		res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "question", Key: "k1", Gen: store.NewID(), Create: true})
 		must(t, master, "post", err)
-		if dup, err := st.Post(ctx, conv, testOwner, "question", "k1", store.NewID(), false); err != nil || !dup.Duplicate {
+		if dup, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "question", Key: "k1", Gen: store.NewID()}); err != nil || !dup.Duplicate {
 			t.Fatalf("%s: second post with the same key: %+v %v", master, dup, err)
 		}
+		offset := 0
 		for _, w := range []string{"Hello ", "world"} {
-			r, _, err := st.AppendAt(ctx, conv, res.Gen, w, time.Now())
+			r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: w, Offset: offset, Got: time.Now()})
 			must(t, master, "append", err)
-			if r != store.Appended {
-				t.Fatalf("%s: append: %v", master, r)
+			if r.Result != store.Appended {
+				t.Fatalf("%s: append: %v", master, r.Result)
 			}
+			offset = r.Length
 		}
-		ok, err := st.SetTitle(ctx, conv, testOwner, "A title", true)
+		ok, err := st.SetTitle(ctx, store.Title{Conv: conv, Owner: testOwner, Text: "A title", IfEmpty: true})
 		must(t, master, "title", err)
 		if !ok {
 			t.Fatalf("%s: title not set", master)
@@ -92,7 +97,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		if stop, err := st.Renew(ctx, conv, res.Gen); err != nil || !stop {
 			t.Fatalf("%s: renew after stop: %v %v", master, stop, err)
 		}
-		must(t, master, "finish", st.Finish(ctx, conv, res.Gen, store.StatusStopped, ""))
+		must(t, master, "finish", st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusStopped}))
 
 		// regenerate, then a lease that runs out and the sweeper's expire
 		snap, err := st.Snapshot(ctx, conv, store.ID{})
@@ -102,12 +107,12 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		}
 		mid := snap.Last
 		gen2 := store.NewID()
-		started, err := stShort.Regenerate(ctx, conv, testOwner, gen2, snap.Messages[1].Rev)
+		started, err := stShort.Regenerate(ctx, store.Regen{Conv: conv, Owner: testOwner, Gen: gen2, Rev: snap.Messages[1].Rev})
 		must(t, master, "regenerate", err)
 		if !started {
 			t.Fatalf("%s: regenerate did not start", master)
 		}
-		if _, _, err := stShort.Append(ctx, conv, gen2, "Again"); err != nil {
+		if _, err := stShort.Append(ctx, store.AppendCall{Conv: conv, Gen: gen2, Text: "Again"}); err != nil {
 			t.Fatalf("%s: append after regenerate: %v", master, err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
@@ -122,7 +127,13 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(250 * time.Millisecond) // the lease key itself expires too
+		// The lease key itself expires too (Redis's clock, not the score's).
+		for n, _ := cc.Exists(ctx, "{c:"+conv+"}:lease").Result(); n != 0; n, _ = cc.Exists(ctx, "{c:"+conv+"}:lease").Result() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the lease key never expired", master)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if ended, err := st.Expire(ctx, conv); err != nil || !ended {
 			t.Fatalf("%s: expire: %v %v", master, ended, err)
 		}
@@ -159,7 +170,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 			t.Fatalf("%s: snapshot after delete: %v", master, err)
 		}
 		// The tombstone is in the conversation's slot: the post script reads it.
-		if _, err := st.Post(ctx, conv, testOwner, "again", store.NewID(), store.NewID(), true); !errors.Is(err, store.ErrExists) {
+		if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "again", Key: store.NewID(), Gen: store.NewID(), Create: true}); !errors.Is(err, store.ErrExists) {
 			t.Fatalf("%s: create a deleted ID again: %v", master, err)
 		}
 		prev, i := "0-0", 0

@@ -12,33 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// More event types: a conversation's title changed, its last answer is being
-// written again, a watcher count changed (notice only), it was deleted
-// (notice only: the log goes with it).
-const (
-	EventTitle    = "title"
-	EventRegen    = "regen"
-	EventPresence = "presence"
-	EventDeleted  = "deleted"
-)
-
-// MaxTitleRunes bounds a conversation title.
-const MaxTitleRunes = 80
-
-// ownerKey indexes an owner's conversations by last activity. It lives
-// outside any conversation's hash tag, so it is written by its own commands,
-// never inside a conversation's script; a stale entry (an expired
-// conversation) is dropped when the list is read.
-func ownerKey(owner string) string { return "parley:o:" + owner }
-
-// Meta is what the store knows about a conversation besides its messages.
-type Meta struct {
-	Owner   string
-	Title   string
-	Active  string // running generation, "" when none
-	Updated time.Time
-}
-
 // Meta reads conv's owner, title and state.
 func (s *Store) Meta(ctx context.Context, conv string) (Meta, error) {
 	v, err := s.rdb.HMGet(ctx, keysFor(conv).meta, "owner", "title", "active", "updated").Result()
@@ -60,7 +33,7 @@ func (s *Store) MessageText(ctx context.Context, conv string, index int) (role, 
 	n := strconv.Itoa(index)
 	pipe := s.rdb.Pipeline()
 	fields := pipe.HMGet(ctx, k.msgs, n+".role", n+".text")
-	growing := pipe.Get(ctx, k.prefix+"t:"+n)
+	growing := pipe.Get(ctx, k.text(n))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return "", "", fmt.Errorf("read message: %w", err)
 	}
@@ -74,13 +47,6 @@ func (s *Store) MessageText(ctx context.Context, conv string, index int) (role, 
 		text = growing.Val()
 	}
 	return role, text, nil
-}
-
-// Summary is one entry of an owner's conversation list.
-type Summary struct {
-	ID      string
-	Title   string
-	Updated time.Time
 }
 
 // ownerNotice is the payload of an owner notice: only a doorbell.
@@ -187,36 +153,24 @@ func CleanTitle(text string) string {
 	return t
 }
 
-// titleScript sets the title and logs it, so every tab shows it live and a
-// page that reconnects gets it in its catch-up. It returns the owner, whose
-// list shows the title: the caller rings the owner's channel, which is
-// outside the conversation's slot.
-//
-// ARGV[5] title, [6] "1" to set it only when there is none yet (a generated
-// title never overwrites one the owner chose), [7] required owner or "".
-var titleScript = redis.NewScript(prelude + `
-if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
-local owner = redis.call('HGET', meta, 'owner') or ''
-if ARGV[7] ~= '' and owner ~= ARGV[7] then return {'forbidden'} end
-if ARGV[6] == '1' and (redis.call('HGET', meta, 'title') or '') ~= '' then return {'kept'} end
-local id = emit({'t', 'title', 'x', ARGV[5]}, {t = 'title', x = ARGV[5]})
-redis.call('HSET', meta, 'title', ARGV[5])
-touch()
-return {'ok', id, owner}
-`)
+// Title is a title to give a conversation, Store.SetTitle's argument.
+type Title struct {
+	Conv  string
+	Owner string // only this owner may set it; "" lets anyone (the title generator)
+	Text  string // cleaned with CleanTitle
+	// IfEmpty keeps a title the conversation has: a generated title never
+	// overwrites one the owner chose.
+	IfEmpty bool
+}
 
-// SetTitle gives conv a title, and rings its owner's channel so that the
-// owner's other tabs list it. With owner set, only that owner may; with
-// ifEmpty, an existing title is kept (ok is then false). When only the
-// notice fails, ok is true and err says so.
-func (s *Store) SetTitle(ctx context.Context, conv, owner, title string, ifEmpty bool) (ok bool, err error) {
-	ks, args := s.common(conv)
-	keep := "0"
-	if ifEmpty {
-		keep = "1"
-	}
-	args = append(args, CleanTitle(title), keep, owner)
-	res, err := titleScript.Run(ctx, s.rdb, ks, args...).StringSlice()
+// SetTitle gives t.Conv a title, logs it so every tab shows it live and a
+// page that reconnects gets it in its catch-up, and rings its owner's
+// channel so that the owner's other tabs list it. ok is false when
+// t.IfEmpty kept an existing title. When only the notice fails, ok is true
+// and err says so.
+func (s *Store) SetTitle(ctx context.Context, t Title) (ok bool, err error) {
+	res, err := s.runConv(ctx, titleScript, t.Conv, nil,
+		titleArgv{Title: CleanTitle(t.Text), IfEmpty: t.IfEmpty, WantOwner: t.Owner}).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("set title: %w", err)
 	}
@@ -236,51 +190,31 @@ func (s *Store) SetTitle(ctx context.Context, conv, owner, title string, ifEmpty
 	return false, fmt.Errorf("set title: unexpected reply %q", res[0])
 }
 
-// regenScript writes the last answer again with generation ARGV[6]: its text
-// is cleared, it is streaming again, and the lease is taken, in one step. The
-// caller names the revision of the answer it saw (ARGV[7]); if the answer has
-// changed since (a double click already regenerated it), nothing happens, so
-// the button is idempotent like the composer.
-//
-// ARGV[5] owner, [6] generation, [7] expected rev of the last answer,
-// [8] lease ms, [9] error text for an answer whose generation died.
-var regenScript = redis.NewScript(prelude + `
-if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
-if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return {'forbidden'} end
-local active = redis.call('HGET', meta, 'active') or ''
-if active ~= '' then
-  if redis.call('EXISTS', lease) == 1 then return {'busy'} end
-  finish(redis.call('HGET', meta, 'amsg'), active, 'interrupted', ARGV[9])
-end
-local n = tonumber(redis.call('HGET', meta, 'count') or '0') - 1
-if n < 1 or redis.call('HGET', msgs, n .. '.role') ~= 'assistant' then return {'nothing'} end
-if redis.call('HGET', msgs, n .. '.rev') ~= ARGV[7] then return {'dup'} end
-local gen = ARGV[6]
-local id = emit({'t', 'regen', 'm', n, 'g', gen}, {t = 'regen', m = n, g = gen})
-redis.call('DEL', textkey(n))
-redis.call('HSET', msgs, n .. '.text', '', n .. '.status', 'streaming', n .. '.error', '', n .. '.rev', id, n .. '.gen', gen)
-redis.call('HSET', meta, 'active', gen, 'amsg', n, 'stop', '')
-redis.call('SET', lease, gen, 'PX', ARGV[8])
-touch()
-return {'ok', id}
-`)
+// Regen is a request to write the last answer again, Store.Regenerate's
+// argument.
+type Regen struct {
+	Conv, Owner string
+	Gen         string // the generation that will write it
+	// Rev is the answer's revision as the caller saw it (Message.Rev): a
+	// repeated request for the same revision does nothing, so the button is
+	// idempotent like the composer.
+	Rev string
+}
 
-// ErrNothingToRegenerate: the conversation has no answer to write again.
-var ErrNothingToRegenerate = errors.New("no answer to regenerate")
-
-// Regenerate clears the last answer of conv and takes the lease for
-// generation gen, which the caller must then run. rev is the answer's
-// revision as the caller saw it (Message.Rev): a repeated request for the same
-// revision does nothing and reports started=false.
-func (s *Store) Regenerate(ctx context.Context, conv, owner, gen, rev string) (started bool, err error) {
-	ks, args := s.common(conv)
-	args = append(args, owner, gen, rev, s.cfg.LeaseTTL.Milliseconds(), interruptedText)
+// Regenerate clears the last answer of r.Conv, makes it streaming again and
+// takes the lease for generation r.Gen, which the caller must then run, in
+// one step. started is false when the answer changed since r.Rev (a double
+// click already regenerated it).
+func (s *Store) Regenerate(ctx context.Context, r Regen) (started bool, err error) {
 	// Tracked first, as in Post: a reply lost after the script ran must
 	// still leave the answer to the sweeper.
-	if err := s.track(ctx, conv); err != nil {
+	if err := s.track(ctx, r.Conv); err != nil {
 		return false, err
 	}
-	res, err := regenScript.Run(ctx, s.rdb, ks, args...).StringSlice()
+	res, err := s.runConv(ctx, regenScript, r.Conv, nil, regenArgv{
+		Owner: r.Owner, Gen: r.Gen, Rev: r.Rev,
+		LeaseMs: s.cfg.LeaseTTL.Milliseconds(), Interrupted: interruptedText,
+	}).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("regenerate: %w", err)
 	}
@@ -301,33 +235,13 @@ func (s *Store) Regenerate(ctx context.Context, conv, owner, gen, rev string) (s
 	return false, fmt.Errorf("regenerate: unexpected reply %q", res[0])
 }
 
-// deleteScript removes every key of a conversation (see docs/redis.md) and
-// rings the doorbell so that open pages say so.
-//
-// ARGV[5] owner, [6] now (ms), [7] the tombstone's life (ms). KEYS[5]
-// presence hash, [6] tombstone: set to the deletion time, it makes the post
-// script refuse to create the ID again.
-var deleteScript = redis.NewScript(prelude + `
-if redis.call('EXISTS', meta) == 0 then return 'notfound' end
-if redis.call('HGET', meta, 'owner') ~= ARGV[5] then return 'forbidden' end
-local count = tonumber(redis.call('HGET', meta, 'count') or '0')
-for i = 0, count - 1 do redis.call('DEL', textkey(i)) end
-local bytes = 0
-for i = 0, count - 1 do bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text') end
-redis.call('DEL', meta, msgs, log, lease, KEYS[5], string.sub(meta, 1, #meta - 4) .. 'idem')
-redis.call('SET', KEYS[6], ARGV[6], 'PX', ARGV[7])
-redis.call(pubcmd, channel, cjson.encode({t = 'deleted'}))
-return 'ok:' .. bytes
-`)
-
 // Delete removes conv and everything stored for it. Only its owner may. It
 // leaves a tombstone (goneKey) in the same step, so that the ID is never
 // created again while an offer of it could be redeemed.
 func (s *Store) Delete(ctx context.Context, conv, owner string) error {
-	ks, args := s.common(conv)
-	ks = append(ks, presenceKey(conv), goneKey(conv))
-	args = append(args, owner, time.Now().UnixMilli(), s.tombstoneTTL().Milliseconds())
-	res, err := deleteScript.Run(ctx, s.rdb, ks, args...).Text()
+	res, err := s.runConv(ctx, deleteScript, conv, []string{presenceKey(conv), goneKey(conv)}, deleteArgv{
+		Owner: owner, NowMs: time.Now().UnixMilli(), GoneMs: s.tombstoneTTL().Milliseconds(),
+	}).Text()
 	if err != nil {
 		return fmt.Errorf("delete conversation: %w", err)
 	}
@@ -357,65 +271,13 @@ func (s *Store) Delete(ctx context.Context, conv, owner string) error {
 	return nil
 }
 
-func presenceKey(conv string) string { return keysFor(conv).prefix + "watch" }
-
-// presenceScript records how many viewers process ARGV[5] has on the
-// conversation, until ARGV[7] (ms), drops counts of processes that stopped
-// refreshing, and publishes the total. It writes nothing to the log: who is
-// watching is not part of the conversation, and a page that misses a count
-// gets the next one.
-//
-// KEYS[1] presence hash, ARGV: pubcmd, channel, process, count, ttl ms.
-var presenceScript = redis.NewScript(`
-local key = KEYS[1]
-local pubcmd, channel, proc, n, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
--- Redis's clock, not the callers': processes' clocks may disagree.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if n > 0 then
-  redis.call('HSET', key, proc, n .. ':' .. (now + ttl))
-else
-  redis.call('HDEL', key, proc)
-end
-local total = 0
-local all = redis.call('HGETALL', key)
-for i = 1, #all, 2 do
-  local c, exp = string.match(all[i + 1], '^(%d+):(%d+)$')
-  if c and tonumber(exp) > now then
-    total = total + tonumber(c)
-  else
-    redis.call('HDEL', key, all[i])
-  end
-end
-if total > 0 then redis.call('PEXPIRE', key, ttl) end
-redis.call(pubcmd, channel, cjson.encode({t = 'presence', n = total}))
-return total
-`)
-
 // Presence records that process proc has n viewers of conv for the next ttl,
 // and returns (and publishes to every process) the total across processes.
 func (s *Store) Presence(ctx context.Context, conv, proc string, n int, ttl time.Duration) (int, error) {
-	pub := "PUBLISH"
-	if s.cfg.Sharded {
-		pub = "SPUBLISH"
-	}
-	total, err := presenceScript.Run(ctx, s.rdb, []string{presenceKey(conv)},
-		pub, Channel(conv), proc, n, ttl.Milliseconds()).Int()
+	a := presenceArgv{PubCmd: s.pubCmd(), Channel: Channel(conv), Proc: proc, N: n, TTLMs: ttl.Milliseconds()}
+	total, err := presenceScript.Run(ctx, s.rdb, []string{presenceKey(conv)}, a.list()...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("record presence: %w", err)
 	}
 	return total, nil
 }
-
-// rateScript counts one hit in a fixed window that starts with the first hit.
-var rateScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
-`)
-
-// reserveGrace is how long a fresh reservation counts as running whatever
-// its conversation's state: its post may not have reached Redis yet.
-const reserveGrace = 15 * time.Second

@@ -1,7 +1,8 @@
 package store
 
 import (
-	"errors"
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,9 +15,6 @@ type ID struct {
 	Ms  uint64
 	Seq uint64
 }
-
-// ErrBadID reports a cursor that is not a stream ID.
-var ErrBadID = errors.New("not a stream id")
 
 // maxIDLen bounds the input ParseID looks at: two uint64s and a dash.
 const maxIDLen = 20 + 1 + 20
@@ -86,3 +84,31 @@ func (id ID) Compare(other ID) int {
 
 // Less reports whether id comes before other in the log.
 func (id ID) Less(other ID) bool { return id.Compare(other) < 0 }
+
+// idLen is the length of NewID's output: 128 random bits in base32.
+const idLen = 26
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a new unguessable identifier (128 random bits), used for
+// conversations, generations and idempotency keys.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return idEncoding.EncodeToString(b[:])
+}
+
+// ValidConversationID reports whether id could have come from NewID. Anything
+// else is rejected before it reaches a Redis key.
+func ValidConversationID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}

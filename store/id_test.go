@@ -7,6 +7,7 @@ import (
 )
 
 func TestParseID(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want ID
@@ -77,6 +78,7 @@ func TestParseID(t *testing.T) {
 }
 
 func TestIDString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		id   ID
 		want string
@@ -101,6 +103,7 @@ func TestIDString(t *testing.T) {
 }
 
 func TestIDCompare(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		a, b ID
 		want int

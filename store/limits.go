@@ -30,36 +30,6 @@ func (s Subject) who() string {
 	return "browser"
 }
 
-// What a limit counts, in LimitError.Limit.
-const (
-	LimitPosts         = "posts"         // messages and regenerations per minute
-	LimitConversations = "conversations" // conversations started per hour
-	LimitAnswers       = "answers"       // answers being written at once
-	LimitActions       = "actions"       // stops and renames per minute
-	LimitStored        = "stored"        // bytes of conversations a browser keeps
-	LimitTokens        = "tokens"        // the deployment's model tokens per day
-)
-
-// LimitError is a refusal by a limit shared by every process.
-type LimitError struct {
-	Limit string // LimitPosts, LimitConversations, LimitAnswers, LimitActions or LimitTokens
-	// Who: "browser", "address" or "deployment".
-	Who string
-	// RetryAfter is when to come back; 0 when it depends on others (an
-	// answer ending).
-	RetryAfter time.Duration
-}
-
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("%s limit of this %s reached (retry after %s)", e.Limit, e.Who, e.RetryAfter)
-}
-
-// IsLimit reports whether err is a LimitError of limit.
-func IsLimit(err error, limit string) bool {
-	var le *LimitError
-	return errors.As(err, &le) && le.Limit == limit
-}
-
 // Count counts one event of limit (LimitPosts, LimitConversations,
 // LimitActions) by who against max per window, in a fixed window that
 // starts with its first event; past max it returns a *LimitError saying when
@@ -89,8 +59,7 @@ func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
 		if c.Max <= 0 {
 			continue
 		}
-		key := "parley:rate:" + c.Limit + ":" + string(c.Who)
-		cmds[i] = rateScript.Eval(ctx, pipe, []string{key}, c.Window.Milliseconds())
+		cmds[i] = rateScript.Eval(ctx, pipe, []string{rateKey(c.Limit, c.Who)}, c.Window.Milliseconds())
 		n++
 	}
 	if n == 0 {
@@ -114,9 +83,9 @@ func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
 	return nil
 }
 
-// answersKey holds who's possibly running answers, by conversation, scored
-// by when each was reserved.
-func answersKey(who Subject) string { return "parley:" + string(who) + ":gens" }
+// reserveGrace is how long a fresh reservation counts as running whatever
+// its conversation's state: its post may not have reached Redis yet.
+const reserveGrace = 15 * time.Second
 
 // ReserveAnswer admits one more answer being written for who: generation
 // gen of conv, up to max across all processes; past it it returns a
@@ -202,9 +171,6 @@ func (s *Store) ReleaseAnswer(ctx context.Context, who Subject, conv, gen string
 	return nil
 }
 
-// tokensKey counts the deployment's model tokens on the UTC day of t.
-func tokensKey(t time.Time) string { return "parley:tokens:" + t.UTC().Format("2006-01-02") }
-
 // SpendTokens adds n model tokens to today's count (UTC).
 func (s *Store) SpendTokens(ctx context.Context, n int64) error {
 	if n <= 0 {
@@ -238,9 +204,6 @@ func (s *Store) CheckTokens(ctx context.Context, budget int64) error {
 	return &LimitError{Limit: LimitTokens, Who: "deployment", RetryAfter: midnight.Sub(now)}
 }
 
-// storedKey counts the bytes of text an owner's conversations hold.
-func storedKey(owner string) string { return "parley:o:" + owner + ":bytes" }
-
 // AddStored counts n more bytes of text kept for owner (a message posted, an
 // answer written). The count lives as long as a conversation would, from the
 // owner's last write; deleting a conversation takes its bytes off. An answer
@@ -261,20 +224,11 @@ func (s *Store) AddStored(ctx context.Context, owner string, n int64) error {
 	return nil
 }
 
-// freeScript takes bytes off an owner's stored count, never below zero, and
-// gives a count it creates a lifetime (a decrement of a count that expired
-// must not leave a permanent credit).
-var freeScript = redis.NewScript(`
-local n = redis.call('DECRBY', KEYS[1], ARGV[1])
-if n < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL') end
-if redis.call('PTTL', KEYS[1]) == -1 and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`)
-
 // freeStored queues, on pipe, taking n bytes off owner's stored count.
 func (s *Store) freeStored(ctx context.Context, pipe redis.Pipeliner, owner string, n int64) {
 	if n > 0 {
-		freeScript.Eval(ctx, pipe, []string{storedKey(owner)}, n, s.cfg.ConversationTTL.Milliseconds())
+		a := freeArgv{Bytes: n, TTLMs: s.cfg.ConversationTTL.Milliseconds()}
+		freeScript.Eval(ctx, pipe, []string{storedKey(owner)}, a.list()...)
 	}
 }
 
@@ -293,13 +247,6 @@ func (s *Store) CheckStored(ctx context.Context, owner string, max int64) error 
 	}
 	return &LimitError{Limit: LimitStored, Who: "browser"}
 }
-
-// lastAnswerScript returns the length of conv's last message's text.
-var lastAnswerScript = redis.NewScript(`
-local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
-if count == 0 then return 0 end
-return redis.call('HSTRLEN', KEYS[2], (count - 1) .. '.text')
-`)
 
 // LastAnswerBytes returns the length of conv's last message (its answer,
 // once ended), for AddStored.

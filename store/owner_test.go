@@ -12,6 +12,7 @@ import (
 )
 
 func TestOwnerChannel(t *testing.T) {
+	t.Parallel()
 	ch := store.OwnerChannel(testOwner)
 	if ch != "parley:o:"+testOwner+":n" {
 		t.Fatalf("OwnerChannel = %q", ch)
@@ -88,6 +89,7 @@ func (n *ownerNotices) silent(owner, what string) {
 // Redis: a process that reads the list on the notice sees it. Changes that
 // change nothing, and other owners' changes, ring nothing.
 func TestOwnerListChangesRingTheOwner(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	const other = "BBBBBBBBBBBBBBBBBBBBBB"
@@ -101,7 +103,7 @@ func TestOwnerListChangesRingTheOwner(t *testing.T) {
 	}
 
 	conv := store.NewID()
-	if _, err := st.Post(ctx, conv, testOwner, "hello", "k", store.NewID(), true); err != nil {
+	if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hello", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	n.silent(testOwner, "post (the handler's Touch lists it)")
@@ -114,24 +116,24 @@ func TestOwnerListChangesRingTheOwner(t *testing.T) {
 	}
 
 	// The generated title: SetTitle without an owner, the script knows it.
-	if ok, err := st.SetTitle(ctx, conv, "", "Generated", true); err != nil || !ok {
+	if ok, err := st.SetTitle(ctx, store.Title{Conv: conv, Text: "Generated", IfEmpty: true}); err != nil || !ok {
 		t.Fatalf("generated title: %v %v", ok, err)
 	}
 	n.rang(testOwner, "generated title")
 	if !inList(conv, "Generated") {
 		t.Fatal("the title rang before it was stored")
 	}
-	if ok, err := st.SetTitle(ctx, conv, "", "Generated again", true); err != nil || ok {
+	if ok, err := st.SetTitle(ctx, store.Title{Conv: conv, Text: "Generated again", IfEmpty: true}); err != nil || ok {
 		t.Fatalf("second generated title: %v %v", ok, err)
 	}
 	n.silent(testOwner, "a generated title that kept the one there")
-	if _, err := st.SetTitle(ctx, conv, other, "Not yours", false); err == nil {
+	if _, err := st.SetTitle(ctx, store.Title{Conv: conv, Owner: other, Text: "Not yours"}); err == nil {
 		t.Fatal("another owner renamed the conversation")
 	}
 	n.silent(testOwner, "a refused rename")
 	n.silent(other, "a refused rename")
 
-	if ok, err := st.SetTitle(ctx, conv, testOwner, "Renamed", false); err != nil || !ok {
+	if ok, err := st.SetTitle(ctx, store.Title{Conv: conv, Owner: testOwner, Text: "Renamed"}); err != nil || !ok {
 		t.Fatalf("rename: %v %v", ok, err)
 	}
 	n.rang(testOwner, "rename")

@@ -14,21 +14,22 @@ import (
 // returns exactly Snapshot's messages, except that those held at their
 // current revision come back as Known, without text.
 func TestSnapshotKnown(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
 	// Three ended answers (one failed, so it has an error), then one still
 	// streaming, whose text lives in its own key.
 	for i, end := range []string{store.StatusDone, store.StatusFailed, store.StatusDone, ""} {
-		res, err := st.Post(ctx, conv, testOwner, fmt.Sprintf("question %d", i), fmt.Sprint("k", i), store.NewID(), i == 0)
+		res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: fmt.Sprintf("question %d", i), Key: fmt.Sprint("k", i), Gen: store.NewID(), Create: i == 0})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := st.Append(ctx, conv, res.Gen, fmt.Sprintf("answer *%d*", i)); err != nil {
+		if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: fmt.Sprintf("answer *%d*", i)}); err != nil {
 			t.Fatal(err)
 		}
 		if end != "" {
-			if err := st.Finish(ctx, conv, res.Gen, end, "model said no"); err != nil {
+			if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: end, Error: "model said no"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -91,16 +92,17 @@ func TestSnapshotKnown(t *testing.T) {
 // TestSnapshotKnownLongConversation reads a conversation long enough that the
 // script must read its fields in several HMGETs (Lua's unpack has a limit).
 func TestSnapshotKnownLongConversation(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
 	const posts = 1100 // 2,200 messages: 2,200 revisions, 8,800 fields to read
 	for i := range posts {
-		res, err := st.Post(ctx, conv, testOwner, fmt.Sprint("q", i), fmt.Sprint("k", i), store.NewID(), i == 0)
+		res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: fmt.Sprint("q", i), Key: fmt.Sprint("k", i), Gen: store.NewID(), Create: i == 0})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+		if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusDone}); err != nil {
 			t.Fatal(err)
 		}
 	}

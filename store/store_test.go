@@ -36,6 +36,7 @@ func newStore(t *testing.T, cfg store.Config) (*store.Store, *redis.Client) {
 // TestNoticesChainTheLog: every write's notice carries its log entry ID and
 // the entry before it, so a room can prove it missed nothing.
 func TestNoticesChainTheLog(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -44,16 +45,16 @@ func TestNoticesChainTheLog(t *testing.T) {
 	if _, err := ps.Receive(ctx); err != nil { // the subscription is confirmed
 		t.Fatal(err)
 	}
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"a", "b", "c"} {
-		if r, _, err := st.Append(ctx, conv, res.Gen, w); err != nil || r != store.Appended {
-			t.Fatalf("append: %v %v", r, err)
+	for i, w := range []string{"a", "b", "c"} {
+		if r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: w, Offset: i}); err != nil || r.Result != store.Appended {
+			t.Fatalf("append: %v %v", r.Result, err)
 		}
 	}
-	if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+	if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := rdb.XRange(ctx, "{c:"+conv+"}:log", "-", "+").Result()
@@ -78,20 +79,21 @@ func TestNoticesChainTheLog(t *testing.T) {
 }
 
 func TestStaleGenerationIsRefused(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Append(ctx, conv, "someone-else", "x"); !errors.Is(err, store.ErrStale) {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: "someone-else", Text: "x"}); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("append by another generation: %v", err)
 	}
-	if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+	if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Append(ctx, conv, res.Gen, "late"); !errors.Is(err, store.ErrStale) {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "late"}); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("append after finish: %v", err)
 	}
 	if _, err := st.Renew(ctx, conv, res.Gen); !errors.Is(err, store.ErrStale) {
@@ -106,23 +108,24 @@ func TestStaleGenerationIsRefused(t *testing.T) {
 // TestStopBeforeTheGenerationListens: the stop is stored, so a generation
 // that had not yet subscribed still sees it on its next append or renewal.
 func TestStopBeforeTheGenerationListens(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
 	if r, err := st.Stop(ctx, store.NewID()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("stop of unknown conversation: %v %v", r, err)
 	}
-	res, _ := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, _ := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if r, err := st.Stop(ctx, conv); err != nil || r != store.StopSent {
 		t.Fatalf("stop: %v %v", r, err)
 	}
 	if stop, err := st.Renew(ctx, conv, res.Gen); err != nil || !stop {
 		t.Fatalf("renew after stop: %v %v", stop, err)
 	}
-	if r, _, err := st.Append(ctx, conv, res.Gen, "x"); err != nil || r != store.StopRequested {
-		t.Fatalf("append after stop: %v %v", r, err)
+	if r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "x"}); err != nil || r.Result != store.StopRequested {
+		t.Fatalf("append after stop: %v %v", r.Result, err)
 	}
-	if err := st.Finish(ctx, conv, res.Gen, store.StatusStopped, ""); err != nil {
+	if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusStopped}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := st.Stop(ctx, conv); err != nil || r != store.StopIdle {
@@ -131,18 +134,19 @@ func TestStopBeforeTheGenerationListens(t *testing.T) {
 }
 
 func TestSnapshotCursors(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, testOwner, "one", "k1", store.NewID(), true)
-	st.Append(ctx, conv, res.Gen, "answer one")
-	st.Finish(ctx, conv, res.Gen, store.StatusDone, "")
+	res, _ := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "one", Key: "k1", Gen: store.NewID(), Create: true})
+	st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "answer one"})
+	st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusDone})
 	mid, _ := st.Snapshot(ctx, conv, store.ID{})
-	res2, err := st.Post(ctx, conv, testOwner, "two", "k2", store.NewID(), false)
+	res2, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "two", Key: "k2", Gen: store.NewID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Append(ctx, conv, res2.Gen, "answer two")
+	st.Append(ctx, store.AppendCall{Conv: conv, Gen: res2.Gen, Text: "answer two"})
 	last, _ := st.Snapshot(ctx, conv, store.ID{})
 	future, _ := store.ParseID("99999999999999-0")
 	tests := []struct {
@@ -174,11 +178,12 @@ func TestSnapshotCursors(t *testing.T) {
 }
 
 func TestKeysShareTheHashTagAndExpire(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{ConversationTTL: time.Hour})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
-	st.Append(ctx, conv, res.Gen, "x")
+	res, _ := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
+	st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "x"})
 	keys, _ := rdb.Keys(ctx, "*").Result()
 	for _, k := range keys {
 		if k != "parley:gens" && !strings.HasPrefix(k, "{c:"+conv+"}:") {
@@ -193,15 +198,16 @@ func TestKeysShareTheHashTagAndExpire(t *testing.T) {
 }
 
 func TestAnswerSizeLimit(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{MaxAnswerBytes: 10})
 	ctx := context.Background()
 	conv := store.NewID()
-	res, _ := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
-	if r, _, _ := st.Append(ctx, conv, res.Gen, "12345678"); r != store.Appended {
-		t.Fatalf("first append: %v", r)
+	res, _ := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
+	if r, _ := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "12345678"}); r.Result != store.Appended {
+		t.Fatalf("first append: %v", r.Result)
 	}
-	if r, _, _ := st.Append(ctx, conv, res.Gen, "abc"); r != store.Full {
-		t.Fatalf("append past the limit: %v", r)
+	if r, _ := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "abc", Offset: 8}); r.Result != store.Full {
+		t.Fatalf("append past the limit: %v", r.Result)
 	}
 	snap, _ := st.Snapshot(ctx, conv, store.ID{})
 	if snap.Messages[1].Text != "12345678" {
@@ -223,21 +229,26 @@ func BenchmarkAppend(b *testing.B) {
 	for _, size := range []int{0, 64 << 10, 256 << 10} {
 		b.Run(fmt.Sprintf("answer=%dKB", size>>10), func(b *testing.B) {
 			conv := store.NewID()
-			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 			if err != nil {
 				b.Fatal(err)
 			}
+			offset := 0
 			if size > 0 {
-				if _, _, err := st.Append(ctx, conv, res.Gen, strings.Repeat("x", size)); err != nil {
+				r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: strings.Repeat("x", size)})
+				if err != nil {
 					b.Fatal(err)
 				}
+				offset = r.Length
 			}
 			b.ReportAllocs()
 			calls, usec := evalshaStats(b, rdb)
 			for b.Loop() {
-				if _, _, err := st.Append(ctx, conv, res.Gen, "twenty bytes of text"); err != nil {
+				r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "twenty bytes of text", Offset: offset})
+				if err != nil {
 					b.Fatal(err)
 				}
+				offset = r.Length
 			}
 			calls2, usec2 := evalshaStats(b, rdb)
 			b.ReportMetric(float64(usec2-usec)/float64(calls2-calls), "redis-µs/op")
@@ -277,19 +288,20 @@ func evalshaStats(b *testing.B, rdb *redis.Client) (calls, usec int64) {
 const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"
 
 func TestConversationLengthLimit(t *testing.T) {
+	t.Parallel()
 	st, _ := newStore(t, store.Config{MaxMessages: 4})
 	ctx := context.Background()
 	conv := store.NewID()
 	for i, create := range []bool{true, false} {
-		res, err := st.Post(ctx, conv, testOwner, "hi", store.NewID(), store.NewID(), create)
+		res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: store.NewID(), Gen: store.NewID(), Create: create})
 		if err != nil {
 			t.Fatalf("post %d: %v", i, err)
 		}
-		if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+		if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusDone}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.Post(ctx, conv, testOwner, "one more", store.NewID(), store.NewID(), false); !errors.Is(err, store.ErrConversationFull) {
+	if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "one more", Key: store.NewID(), Gen: store.NewID()}); !errors.Is(err, store.ErrConversationFull) {
 		t.Fatalf("a fifth and sixth message: %v, want ErrConversationFull", err)
 	}
 	if snap, _ := st.Snapshot(ctx, conv, store.ID{}); snap.Count != 4 {

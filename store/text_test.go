@@ -15,13 +15,14 @@ import (
 // there while it streams, and every way an answer ends moves the text into
 // the message and removes the key.
 func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
+	t.Parallel()
 	ends := []struct {
 		name string
 		end  func(t *testing.T, st *store.Store, rdb *redis.Client, conv, gen string)
 		want string // status after the end
 	}{
 		{"finish", func(t *testing.T, st *store.Store, _ *redis.Client, conv, gen string) {
-			if err := st.Finish(context.Background(), conv, gen, store.StatusDone, ""); err != nil {
+			if err := st.Finish(context.Background(), store.Ending{Conv: conv, Gen: gen, Status: store.StatusDone}); err != nil {
 				t.Fatal(err)
 			}
 		}, store.StatusDone},
@@ -35,18 +36,22 @@ func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
 	}
 	for _, tt := range ends {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			st, rdb := newStore(t, store.Config{ConversationTTL: time.Hour})
 			ctx := context.Background()
 			conv := store.NewID()
 			textKey := "{c:" + conv + "}:t:1"
-			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
+			offset := 0
 			for _, w := range []string{"Hello", ", ", "world"} {
-				if r, _, err := st.Append(ctx, conv, res.Gen, w); err != nil || r != store.Appended {
-					t.Fatalf("append: %v %v", r, err)
+				r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: w, Offset: offset})
+				if err != nil || r.Result != store.Appended {
+					t.Fatalf("append: %v %v", r.Result, err)
 				}
+				offset = r.Length
 			}
 			if got, _ := rdb.Get(ctx, textKey).Result(); got != "Hello, world" {
 				t.Fatalf("text key holds %q", got)
@@ -83,6 +88,7 @@ func TestAnswerTextLivesInItsOwnKeyWhileWritten(t *testing.T) {
 // batch travels in the notice, so that a process writing the frame can
 // measure token-to-frame latency; plain Append leaves it out.
 func TestAppendNoticeCarriesWhenTheTextArrived(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -91,15 +97,15 @@ func TestAppendNoticeCarriesWhenTheTextArrived(t *testing.T) {
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := time.UnixMilli(1_700_000_000_123)
-	if _, _, err := st.AppendAt(ctx, conv, res.Gen, "a", got); err != nil {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "a", Got: got}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Append(ctx, conv, res.Gen, "b"); err != nil {
+	if _, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: "b", Offset: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var appended []int64

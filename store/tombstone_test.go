@@ -15,6 +15,7 @@ import (
 // (never under two days; 30 days when conversations are kept for ever), and
 // while it lives the post script refuses to create the ID again.
 func TestDeletedIDIsNeverCreatedAgain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ttl, want time.Duration
 	}{
@@ -23,18 +24,19 @@ func TestDeletedIDIsNeverCreatedAgain(t *testing.T) {
 		{60 * 24 * time.Hour, 60 * 24 * time.Hour},
 	} {
 		t.Run("ttl "+tc.ttl.String(), func(t *testing.T) {
+			t.Parallel()
 			st, rdb := newStore(t, store.Config{ConversationTTL: tc.ttl})
 			ctx := context.Background()
 			conv := store.NewID()
-			res, err := st.Post(ctx, conv, testOwner, "hi", "first", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "first", Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.Finish(ctx, conv, res.Gen, store.StatusDone, ""); err != nil {
+			if err := st.Finish(ctx, store.Ending{Conv: conv, Gen: res.Gen, Status: store.StatusDone}); err != nil {
 				t.Fatal(err)
 			}
 			// Existing: refused as before.
-			if _, err := st.Post(ctx, conv, testOwner, "hi", "first", store.NewID(), true); !errors.Is(err, store.ErrExists) {
+			if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "first", Gen: store.NewID(), Create: true}); !errors.Is(err, store.ErrExists) {
 				t.Fatalf("create over a live conversation: %v", err)
 			}
 			before := time.Now().UnixMilli()
@@ -54,11 +56,11 @@ func TestDeletedIDIsNeverCreatedAgain(t *testing.T) {
 			}
 			// The same owner, any key: never created again, and nothing written.
 			for _, owner := range []string{testOwner, "BBBBBBBBBBBBBBBBBBBBBB"} {
-				if _, err := st.Post(ctx, conv, owner, "again", store.NewID(), store.NewID(), true); !errors.Is(err, store.ErrExists) {
+				if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: owner, Text: "again", Key: store.NewID(), Gen: store.NewID(), Create: true}); !errors.Is(err, store.ErrExists) {
 					t.Fatalf("create a deleted ID again as %s: %v, want ErrExists", owner, err)
 				}
 			}
-			if _, err := st.Post(ctx, conv, testOwner, "again", store.NewID(), store.NewID(), false); !errors.Is(err, store.ErrNotFound) {
+			if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "again", Key: store.NewID(), Gen: store.NewID()}); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("post to a deleted conversation: %v, want ErrNotFound", err)
 			}
 			if _, err := st.Snapshot(ctx, conv, store.ID{}); !errors.Is(err, store.ErrNotFound) {
@@ -70,7 +72,7 @@ func TestDeletedIDIsNeverCreatedAgain(t *testing.T) {
 			// Without the tombstone (it expired) the ID is free again: it is
 			// the tombstone alone that refuses it.
 			rdb.Del(ctx, gone)
-			if _, err := st.Post(ctx, conv, testOwner, "again", store.NewID(), store.NewID(), true); err != nil {
+			if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "again", Key: store.NewID(), Gen: store.NewID(), Create: true}); err != nil {
 				t.Fatalf("create after the tombstone expired: %v", err)
 			}
 		})

@@ -145,21 +145,21 @@ func (n *naiveServer) post(w http.ResponseWriter, r *http.Request) {
 // start stores the message and runs its answer: one Redis round trip per token.
 func (n *naiveServer) start(ctx context.Context, conv, text, key string, create bool) error {
 	gen := store.NewID()
-	if _, err := n.store.Post(ctx, conv, naiveOwner, text, key, gen, create); err != nil {
+	if _, err := n.store.Post(ctx, store.Post{Conv: conv, Owner: naiveOwner, Text: text, Key: key, Gen: gen, Create: create}); err != nil {
 		return err
 	}
 	go func() {
 		ctx := n.gens
 		status := store.StatusDone
 		err := n.model.Stream(ctx, []llm.Message{{Role: llm.RoleUser, Content: text}}, func(piece string) error {
-			_, _, err := n.store.Append(ctx, conv, gen, piece)
+			_, err := n.store.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: piece, Offset: -1})
 			return err
 		})
 		if err != nil {
 			status = store.StatusFailed
 			n.log.Warn("naive generation failed", "err", err)
 		}
-		if err := n.store.Finish(ctx, conv, gen, status, ""); err != nil {
+		if err := n.store.Finish(ctx, store.Ending{Conv: conv, Gen: gen, Status: status}); err != nil {
 			n.log.Warn("naive finish failed", "err", err)
 		}
 	}()

@@ -10,16 +10,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// AppendCall is one append of a batch: AppendFrom's arguments.
+// AppendCall is one append of text to the answer generation Gen of Conv
+// is writing.
 type AppendCall struct {
 	Conv, Gen, Text string
-	Offset          int       // the answer's length before Text; -1 when unknown
-	Got             time.Time // when the generation got Text; zero when unknown
+	// Offset is the answer's length in bytes before Text (0 for the first
+	// append; AppendReply.Length of the one before). A retry of an append
+	// whose reply was lost then appends only the part that is not stored
+	// yet, so retrying after any error never doubles text. -1 skips the check.
+	Offset int
+	// Got is when the generation got Text; zero when unknown. The notice
+	// carries it, so that whichever process writes the frame to a viewer can
+	// measure the latency from token to frame.
+	Got time.Time
 }
 
-// AppendReply is what one append of a batch did: AppendFrom's results. Err
-// is ErrStale, or the error of this append's round trip, after which the
-// append may or may not have run (retry it with the same Offset).
+// AppendReply is what one append did. Err is ErrStale (the answer was ended
+// or superseded: the generation must stop without writing anything more),
+// or the error of this append's round trip, after which the append may or
+// may not have run (retry it with the same Offset).
 type AppendReply struct {
 	Result AppendResult
 	ID     string // the delta's log entry ID
@@ -27,8 +36,19 @@ type AppendReply struct {
 	Err    error
 }
 
+// Append adds c.Text to the answer of generation c.Gen, appends the delta
+// event and publishes it, and renews the generation's lease as Renew does,
+// in one round trip. Its cost does not grow with the answer: the text is
+// appended to a key of its own. It is AppendBatch of one call; the error is
+// the reply's Err.
+func (s *Store) Append(ctx context.Context, c AppendCall) (AppendReply, error) {
+	var one [1]AppendReply
+	r := s.AppendBatch(ctx, []AppendCall{c}, one[:0])[0]
+	return r, r.Err
+}
+
 // AppendBatch runs the appends of many generations in one pipelined round
-// trip, each exactly as AppendFrom would, and appends their replies to out
+// trip, each as Append would, and appends their replies to out
 // in the order of calls. The answers a process writes then cost Redis one
 // round trip per batch, not one each, and no generation waits for a pooled
 // connection behind the others. Each append is its own script run, so a
@@ -104,12 +124,14 @@ func (s *Store) pipeAppends(ctx context.Context, calls []AppendCall) []*redis.Cm
 
 // appendArgs builds the keys and arguments of appendScript.
 func (s *Store) appendArgs(c AppendCall) ([]string, []any) {
-	ks, args := s.common(c.Conv)
-	at := ""
+	got := ""
 	if !c.Got.IsZero() {
-		at = strconv.FormatInt(c.Got.UnixMilli(), 10)
+		got = strconv.FormatInt(c.Got.UnixMilli(), 10)
 	}
-	return ks, append(args, c.Gen, c.Text, s.cfg.MaxAnswerBytes, s.cfg.LeaseTTL.Milliseconds(), at, c.Offset)
+	return s.convArgs(c.Conv, nil, appendArgv{
+		Gen: c.Gen, Text: c.Text, MaxBytes: s.cfg.MaxAnswerBytes,
+		LeaseMs: s.cfg.LeaseTTL.Milliseconds(), GotMs: got, Offset: c.Offset,
+	})
 }
 
 // parseAppend reads appendScript's reply.

@@ -48,7 +48,7 @@ func postN(t testing.TB, st *store.Store, n int) []store.AppendCall {
 	calls := make([]store.AppendCall, n)
 	for i := range calls {
 		conv := store.NewID()
-		res, err := st.Post(context.Background(), conv, testOwner, "hi", "k", store.NewID(), true)
+		res, err := st.Post(context.Background(), store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,15 +60,17 @@ func postN(t testing.TB, st *store.Store, n int) []store.AppendCall {
 // TestAppendBatch: one round trip appends for many generations, each
 // getting its own reply; a stale or stopped generation in the batch is
 // refused alone; a batch whose replies were lost is sent again and lands
-// once; a script Redis forgot is loaded and the batch goes through.
+// once; a script Redis forgot is loaded and the batch goes through. It is
+// long because each step carries on from the state the one before left.
 func TestAppendBatch(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{MaxAnswerBytes: 40})
 	ctx := context.Background()
 	pc := &pipelineCounter{}
 	rdb.AddHook(pc)
 	calls := postN(t, st, 5)
 	const stale, stopped, full = 1, 2, 3
-	if err := st.Finish(ctx, calls[stale].Conv, calls[stale].Gen, store.StatusDone, ""); err != nil {
+	if err := st.Finish(ctx, store.Ending{Conv: calls[stale].Conv, Gen: calls[stale].Gen, Status: store.StatusDone}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := st.Stop(ctx, calls[stopped].Conv); err != nil || r != store.StopSent {
@@ -149,6 +151,7 @@ func TestAppendBatch(t *testing.T) {
 // TestAppendBatchRoundTrips: a batch is one round trip, whatever its size,
 // and an empty one is none.
 func TestAppendBatchRoundTrips(t *testing.T) {
+	t.Parallel()
 	st, rdb := newStore(t, store.Config{})
 	pc := &pipelineCounter{}
 	rdb.AddHook(pc)

@@ -17,6 +17,7 @@ import (
 // gets it loaded and its appends sent again; a slot moved to another master
 // since the client last looked is followed (MOVED) within the batch.
 func TestAppendBatchOnRedisCluster(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
 	ctx := context.Background()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
@@ -33,7 +34,7 @@ func TestAppendBatchOnRedisCluster(t *testing.T) {
 			for c.MasterFor(t, store.Channel(conv)) != m {
 				conv = store.NewID()
 			}
-			res, err := st.Post(ctx, conv, testOwner, "hi", "k", store.NewID(), true)
+			res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}
