@@ -9,6 +9,7 @@ import (
 	page "github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -48,7 +49,7 @@ func catchUpConversation() []store.Message {
 func pageAt(t *testing.T, md *markdown.Renderer, conv, title string, msgs []store.Message) *page.DOM {
 	t.Helper()
 	var sb strings.Builder
-	c := views.Conversation{ID: conv, Title: title, Cursor: "1-0", Messages: MessageViews(md, conv, msgs),
+	c := views.Conversation{ID: conv, Title: title, Cursor: "1-0", Messages: render.Messages(md, conv, msgs),
 		Sidebar: views.Sidebar{Current: conv, CurrentTitle: title, Watching: true}}
 	if err := views.ConversationPage(views.Assets{}, c).Render(context.Background(), &sb); err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestCatchUpInPieces(t *testing.T) {
 	const conv = "conv"
 	msgs := catchUpConversation()
 	biggest := 0 // the biggest single message or block, which is a piece of its own
-	for _, v := range MessageViews(md, conv, msgs) {
+	for _, v := range render.Messages(md, conv, msgs) {
 		var sb strings.Builder
 		_ = views.MessageView(v).Render(context.Background(), &sb)
 		if len(v.Blocks) > 1 {
@@ -240,9 +241,9 @@ func TestRoomFrameInPieces(t *testing.T) {
 	md := markdown.NewRenderer()
 	const conv = "conv"
 	msgs := catchUpConversation()
-	var states []*msgState
+	var states []*render.Message
 	for _, m := range msgs {
-		states = append(states, newMsgState(md, conv, m))
+		states = append(states, render.NewMessage(md, conv, m))
 	}
 	// The page has messages 0..2, message 1 as it was before its last block.
 	before := append([]store.Message(nil), msgs[:3]...)
