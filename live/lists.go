@@ -337,11 +337,11 @@ func (h *Hub) WatchSidebar(ctx context.Context, owner string, open func() (Strea
 		return err
 	}
 	out := h.meter(stream)
-	wr := &wire{out: out}
+	wr := newWire(out, false)
 	// The list as read by now, if it has been; otherwise the room's first
 	// read wakes this viewer.
 	if f := side.pending(""); f != nil {
-		if err := wr.raw(f, true); err != nil {
+		if err := wr.Raw(f, true); err != nil {
 			return nil
 		}
 	}
@@ -365,7 +365,7 @@ func (h *Hub) WatchSidebar(ctx context.Context, owner string, open func() (Strea
 				wrote = false
 				continue
 			}
-			if err := wr.raw(frame.Heartbeat(), false); err != nil {
+			if err := wr.Raw(frame.Heartbeat(), false); err != nil {
 				return nil
 			}
 		case <-side.wakeC():
@@ -374,7 +374,7 @@ func (h *Hub) WatchSidebar(ctx context.Context, owner string, open func() (Strea
 				continue
 			}
 			wrote = true
-			if err := wr.raw(f, true); err != nil {
+			if err := wr.Raw(f, true); err != nil {
 				return nil
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"time"
+
+	"github.com/parley-chat/parley/live/gzipwire"
 )
 
 // Observer is told, for metrics, how long text took from the generation to
@@ -55,9 +57,9 @@ func (s *meteredStream) arm() {
 	}
 }
 
-// write writes bytes of the stream as they go on the wire (encoded or not);
-// isFrame counts an event, as opposed to a heartbeat or gzip framing.
-func (s *meteredStream) write(p []byte, isFrame bool) error {
+// Send implements gzipwire.Writer: isFrame counts an event, as opposed to a
+// heartbeat or gzip framing.
+func (s *meteredStream) Send(p []byte, isFrame bool) error {
 	s.arm()
 	err := s.Stream.Write(p)
 	if err != nil {
@@ -104,4 +106,22 @@ func (s *meteredStream) failed(err error) {
 		s.dropped = true
 		s.h.dropped.Add(1)
 	}
+}
+
+// wire writes one viewer's stream (gzipwire.Wire) through its meter.
+type wire struct {
+	*gzipwire.Wire
+	out *meteredStream
+}
+
+func newWire(out *meteredStream, gzip bool) *wire {
+	return &wire{Wire: gzipwire.NewWire(out, gzip), out: out}
+}
+
+// frame writes a frame: one of the room's, or one made for this viewer only.
+func (w *wire) frame(f *Frame) error {
+	if f.z == nil {
+		return w.Raw(f.Data, true)
+	}
+	return w.Frame(f.z)
 }

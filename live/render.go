@@ -11,6 +11,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/live/gzipwire"
 	"github.com/parley-chat/parley/markdown"
 	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
@@ -40,7 +41,9 @@ type Frame struct {
 	titled bool
 	title  string
 
-	z zdata // its compressed forms (gzip.go)
+	// z is its compressed forms when it is a room's (Room.broadcast); nil
+	// for a frame written to one viewer only.
+	z *gzipwire.Frame
 }
 
 // changes collects what a batch of events changed, to render one frame.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-chat/parley/live/gzipwire"
 	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 )
@@ -42,7 +43,7 @@ type Room struct {
 	watching atomic.Int64
 
 	mu       sync.Mutex
-	hist     history // the frames broadcast last, for compression
+	hist     gzipwire.History // the frames broadcast last, for compression
 	viewers  map[*viewer]struct{}
 	stoppers map[int]stopper
 	nextStop int
@@ -156,7 +157,7 @@ func (r *Room) broadcast(f *Frame) {
 	r.hub.frames.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.hist.stamp(f)
+	f.z = r.hist.Add(f.Data)
 	for v := range r.viewers {
 		v.offer(f)
 	}

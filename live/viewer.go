@@ -118,7 +118,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 	}
 	out := h.meter(stream)
 	gz, _ := stream.(GzipStream)
-	wr := &wire{out: out, gzip: gz != nil && gz.Gzip()}
+	wr := newWire(out, gz != nil && gz.Gzip())
 	sent := cursor
 	// The page shows the title as of its cursor, which is the snapshot's
 	// when it is current, and the catch-up's otherwise.
@@ -134,14 +134,14 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 	}
 	// Every stream starts with an event, even when the page is current: the
 	// page clears its "reconnecting" sign at the first event of a stream.
-	if err := wr.raw(presenceFrame(max(1, int(r.watching.Load()))).Data, true); err != nil {
+	if err := wr.Raw(presenceFrame(max(1, int(r.watching.Load()))).Data, true); err != nil {
 		return nil
 	}
 	// Then the sidebar, which the page may have rendered before a change in
 	// another tab. Not read yet (the owner's first viewer here): the room's
 	// first read wakes this viewer.
 	if f := side.pending(v.title); f != nil {
-		if err := wr.raw(f, true); err != nil {
+		if err := wr.Raw(f, true); err != nil {
 			return nil
 		}
 	}
@@ -169,7 +169,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 				wrote = false
 				continue
 			}
-			if err := wr.raw(frame.Heartbeat(), false); err != nil {
+			if err := wr.Raw(frame.Heartbeat(), false); err != nil {
 				return nil
 			}
 			if err := out.Flush(); err != nil {
@@ -183,7 +183,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 				continue
 			}
 			wrote = true
-			if err := wr.raw(f, true); err != nil {
+			if err := wr.Raw(f, true); err != nil {
 				return nil
 			}
 			if err := out.Flush(); err != nil {
@@ -212,7 +212,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 					v.noteTitle(f)
 					out.frameWritten(f)
 				} else {
-					wr.skip()
+					wr.Skip()
 				}
 				select { // write whatever else is queued, then flush once
 				case f = <-v.queue:
@@ -224,7 +224,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 				return nil
 			}
 			if end {
-				_ = wr.end()
+				_ = wr.End()
 				return nil
 			}
 			if gap {
@@ -237,7 +237,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 			retry = h.fastForward(ctx, conv, v, &sent, wr)
 		}
 		if v.gone {
-			_ = wr.end()
+			_ = wr.End()
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -274,7 +274,7 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 	snap, err := h.store.Snapshot(ctx, conv, *sent)
 	if errors.Is(err, store.ErrNotFound) {
 		// Deleted while this viewer lagged: say so, and end the stream.
-		_ = wr.raw(DeletedEvents(), true)
+		_ = wr.Raw(DeletedEvents(), true)
 		_ = wr.out.Flush()
 		v.gone = true
 		return nil
@@ -305,7 +305,7 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 func (h *Hub) writeCatchUp(conv string, snap *store.Snapshot, wr *wire) error {
 	var err error
 	catchUpEvents(h.md, conv, snap, func(ev []byte) bool {
-		if err = wr.raw(ev, true); err == nil {
+		if err = wr.Raw(ev, true); err == nil {
 			err = wr.out.Flush()
 		}
 		return err == nil
