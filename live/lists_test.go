@@ -129,7 +129,7 @@ func TestListRoomReadsAgainAfterResubscription(t *testing.T) {
 	// A silent subscription is rebuilt on a new connection, which must
 	// subscribe the owner's channel too.
 	missed2 := lh.silentConversation(t, owner, "written while the subscription was silent")
-	lh.h.rebuild(lh.ctx)
+	renewSubscription(lh.ctx, lh.h)
 	waitUntil(t, "the conversation missed before the rebuild", func() bool { return listed(l, missed2) })
 	if err := lh.st.Touch(lh.ctx, owner, lh.silentConversation(t, owner, "after the rebuild")); err != nil {
 		t.Fatal(err)
@@ -274,4 +274,15 @@ func (l *lockedBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// renewSubscription replaces every connection of h's subscription, as the
+// probe does with a silent one.
+func renewSubscription(ctx context.Context, h *Hub) {
+	h.mu.Lock()
+	conn := h.conn
+	h.mu.Unlock()
+	for _, p := range conn.Probes() {
+		conn.Renew(ctx, p)
+	}
 }

@@ -1,6 +1,6 @@
-package live
+package pubsub
 
-// Fan-out on Redis Cluster, through sharded pub/sub.
+// Sharded pub/sub on Redis Cluster.
 //
 // A sharded channel lives on the master that owns its hash slot, and a
 // subscription connection hears only the channels of the slots its server
@@ -10,8 +10,10 @@ package live
 // reconnects it re-subscribes all its channels in one SSUBSCRIBE, which Redis
 // refuses with CROSSSLOT as soon as they span two slots.
 //
-// So the hub keeps its own map of slots to masters (CLUSTER SLOTS) and one
-// subscription connection per master, to that master's address, with each
+// So cluster keeps its own map of slots to masters (CLUSTER SHARDS) and one
+// subscription connection per master, made by the cluster client's own
+// client of that master (so it has every option the cluster client has),
+// with each
 // channel subscribed by its own SSUBSCRIBE. The map is read again
 // periodically, when a node answers MOVED, when a node drops a channel
 // (Redis unsubscribes a slot's channels when the slot leaves the node, as in
@@ -19,14 +21,16 @@ package live
 // connection of their new master. A broken connection is never reused: it is
 // replaced by a new one that subscribes channel by channel. Each connection is
 // probed on its own, through a probe channel in a slot of its node. Every
-// confirmation a room receives after its first one means it may have missed
-// notices, so the room re-reads the log: that covers every move.
+// confirmation after a channel's first one means messages may have been
+// missed: the hub's rooms re-read the log then, which covers every move.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,9 +107,7 @@ func (t *topology) serves() []string {
 
 // shardNode is the subscription connection to one master.
 type shardNode struct {
-	addr      string
-	client    *redis.Client // owned: its only use is this node's PubSub
-	probeSeen chan struct{}
+	addr string
 
 	// Guarded by shards.mu.
 	ps       *redis.PubSub // nil while connecting, or broken
@@ -128,23 +130,28 @@ type connResult struct {
 	err   error
 }
 
-// shards manages the hub's subscriptions on a cluster. One manager goroutine
-// makes every change; each connection has a reader goroutine that hands
-// notices to rooms and reports trouble to the manager.
-type shards struct {
-	h        *Hub
-	cluster  *redis.ClusterClient
-	nodeOpts func(addr string) *redis.Options
-	every    time.Duration // how often the slot map is read anyway
-	// slots reads the slot map; nil means CLUSTER SLOTS through the cluster
-	// client. Tests replace it to play a node whose view is out of date.
-	slots func(context.Context) ([]redis.ClusterSlot, error)
+// cluster is Conn on Redis Cluster. One manager goroutine makes every
+// change; each connection has a reader goroutine that hands messages to
+// Receive and reports trouble to the manager.
+type cluster struct {
+	client *redis.ClusterClient
+	probe  string
+	log    *slog.Logger
+	every  time.Duration // how often the slot map is read anyway
+	// shards reads the slot map; nil means CLUSTER SHARDS through the
+	// cluster client. Tests replace it to play a node whose view is out of
+	// date.
+	shards func(context.Context) ([]redis.ClusterShard, error)
 
 	kick      chan struct{}
 	connected chan connResult
+	events    chan Event
 	readers   sync.WaitGroup
+	stop      context.CancelFunc
+	done      chan struct{} // closed when the manager has closed everything
 
 	mu    sync.Mutex
+	ops   []op // subscription changes, in the order they were asked for
 	topo  *topology
 	nodes map[string]*shardNode
 	where map[string]*shardNode // channel -> node it is subscribed on
@@ -153,72 +160,132 @@ type shards struct {
 	retry map[string]struct{}   // channels to subscribe again where they are
 }
 
-func newShards(h *Hub) (*shards, error) {
-	s := &shards{
-		h:         h,
+// op is a subscription change.
+type op struct {
+	subscribe bool
+	channel   string
+}
+
+// newCluster returns a cluster Conn; start runs it.
+func newCluster(c *redis.ClusterClient, cfg Config) *cluster {
+	s := &cluster{
+		client:    c,
+		probe:     cfg.Probe,
+		log:       cfg.Log,
+		every:     cfg.Refresh,
 		kick:      make(chan struct{}, 1),
 		connected: make(chan connResult),
+		events:    make(chan Event),
+		done:      make(chan struct{}),
 		nodes:     map[string]*shardNode{},
 		where:     map[string]*shardNode{},
 		moved:     map[int]movedHint{},
 		retry:     map[string]struct{}{},
 		dirty:     true,
-		every:     h.cfg.ProbeInterval,
 	}
 	if s.every <= 0 {
 		s.every = defaultTopologyEvery
 	}
-	c, ok := h.rdb.(*redis.ClusterClient)
-	if !ok {
-		return nil, fmt.Errorf("sharded pub/sub needs a Redis Cluster client, not %T", h.rdb)
+	return s
+}
+
+func (s *cluster) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go func() {
+		defer close(s.done)
+		s.run(ctx)
+	}()
+}
+
+func (s *cluster) Subscribe(_ context.Context, channel string) error {
+	s.enqueue(op{subscribe: true, channel: channel})
+	return nil
+}
+
+func (s *cluster) Unsubscribe(_ context.Context, channel string) error {
+	s.enqueue(op{subscribe: false, channel: channel})
+	return nil
+}
+
+// enqueue hands a change to the manager, which makes it in order.
+func (s *cluster) enqueue(o op) {
+	s.mu.Lock()
+	s.ops = append(s.ops, o)
+	s.mu.Unlock()
+	s.wake()
+}
+
+// Receive never reports a broken connection: the manager replaces it, and
+// its channels are confirmed again on the new one.
+func (s *cluster) Receive(ctx context.Context) (Event, error) {
+	select {
+	case ev := <-s.events:
+		return ev, nil
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	case <-s.done:
+		return Event{}, ErrClosed
 	}
-	s.cluster = c
-	o := c.Options()
-	s.nodeOpts = func(addr string) *redis.Options {
-		return &redis.Options{
-			Addr: addr, ClientName: o.ClientName, Dialer: o.Dialer, OnConnect: o.OnConnect,
-			Protocol: o.Protocol, Username: o.Username, Password: o.Password,
-			CredentialsProvider: o.CredentialsProvider, CredentialsProviderContext: o.CredentialsProviderContext,
-			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
-			TLSConfig: o.TLSConfig, DisableIdentity: o.DisableIdentity, IdentitySuffix: o.IdentitySuffix,
-			UnstableResp3: o.UnstableResp3, PoolSize: 1,
+}
+
+// emit hands ev to Receive; the reader waits for it (Receive's caller
+// never blocks for long).
+func (s *cluster) emit(ctx context.Context, ev Event) {
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// probeConn is what a cluster Probe proves: one connection of one node.
+type probeConn struct {
+	n  *shardNode
+	ps *redis.PubSub
+}
+
+func (s *cluster) Probes() []Probe {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Probe
+	for _, n := range s.nodes {
+		if n.ps != nil {
+			out = append(out, Probe{Channel: n.probe, conn: probeConn{n, n.ps}})
 		}
 	}
-	return s, nil
+	return out
 }
 
-// runSharded is Run on Redis Cluster.
-func (h *Hub) runSharded(ctx context.Context) error {
-	s, err := newShards(h)
-	return h.runShards(ctx, s, err)
+func (s *cluster) Publish(ctx context.Context, channel, payload string) error {
+	return s.client.SPublish(ctx, channel, payload).Err()
 }
 
-func (h *Hub) runShards(ctx context.Context, s *shards, err error) error {
-	h.mu.Lock()
-	h.ctx = ctx
-	if err != nil {
-		// Joins must not wait for a hub that will never run.
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		h.ctx = cctx
+func (s *cluster) Renew(_ context.Context, p Probe) {
+	if c, ok := p.conn.(probeConn); ok && s.current(c.n, c.ps) {
+		s.broke(c.n, c.ps, errors.New("probe not received: the subscription is silent"))
 	}
-	h.mu.Unlock()
-	close(h.started)
-	if err != nil {
-		return err
+}
+
+func (s *cluster) Counts() (channels, conns int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if n.ps != nil {
+			conns++
+		}
 	}
-	var wg sync.WaitGroup
-	if h.cfg.ProbeInterval > 0 {
-		wg.Go(func() { s.runProbe(ctx) })
-	}
-	s.run(ctx)
-	wg.Wait()
+	return len(s.where) + len(s.nodes), conns
+}
+
+func (s *cluster) Close() error {
+	s.stop()
+	<-s.done
 	return nil
 }
 
 // run is the manager: it applies the rooms' subscription changes in order,
 // reads the slot map when needed and moves channels to their master.
-func (s *shards) run(ctx context.Context) {
+func (s *cluster) run(ctx context.Context) {
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	var (
@@ -240,7 +307,6 @@ func (s *shards) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-s.h.opsC:
 		case <-s.kick:
 		case r := <-s.connected:
 			s.install(ctx, r)
@@ -254,13 +320,13 @@ func (s *shards) run(ctx context.Context) {
 	s.readers.Wait()
 }
 
-func (s *shards) setDirty() {
+func (s *cluster) setDirty() {
 	s.mu.Lock()
 	s.dirty = true
 	s.mu.Unlock()
 }
 
-func (s *shards) wake() {
+func (s *cluster) wake() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -269,7 +335,7 @@ func (s *shards) wake() {
 
 // unsettled reports whether the manager must try again soon: the slot map
 // could not be read, or a node has no working connection.
-func (s *shards) unsettled() bool {
+func (s *cluster) unsettled() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dirty || len(s.retry) > 0 {
@@ -284,7 +350,7 @@ func (s *shards) unsettled() bool {
 }
 
 // step brings the subscriptions in line with the rooms and the slot map.
-func (s *shards) step(ctx context.Context) {
+func (s *cluster) step(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -295,7 +361,7 @@ func (s *shards) step(ctx context.Context) {
 	if dirty {
 		t, err := s.fetchTopology(ctx)
 		if err != nil && ctx.Err() == nil {
-			s.h.log.Warn("read the redis cluster slot map; retrying", "err", err)
+			s.log.Warn("read the redis cluster slot map; retrying", "err", err)
 		}
 		fresh = t
 	}
@@ -312,7 +378,7 @@ func (s *shards) step(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	if changed {
-		s.h.log.Info("redis cluster slot map changed", "masters", masters)
+		s.log.Info("redis cluster slot map changed", "masters", masters)
 	}
 	if changed || hinted {
 		s.reloadClient(ctx)
@@ -322,17 +388,6 @@ func (s *shards) step(ctx context.Context) {
 	s.applyOps(ctx)
 	s.relocate(ctx)
 	s.connectBroken(ctx)
-
-	s.mu.Lock()
-	s.h.subs.Store(int64(len(s.where) + len(s.nodes)))
-	conns := 0
-	for _, n := range s.nodes {
-		if n.ps != nil {
-			conns++
-		}
-	}
-	s.h.subConns.Store(int64(conns))
-	s.mu.Unlock()
 }
 
 // movedHint is what a MOVED reply said: addr serves the slot now.
@@ -350,7 +405,7 @@ const hintTTL = 10 * time.Second
 // caught up yet. A hint is dropped once a freshly read map agrees with it, or
 // when it expires. It reports whether a new hint was applied. It must be
 // called with s.mu held.
-func (s *shards) applyHints(fresh bool) bool {
+func (s *cluster) applyHints(fresh bool) bool {
 	if s.topo == nil {
 		return false
 	}
@@ -376,44 +431,49 @@ func (s *shards) applyHints(fresh bool) bool {
 // reload (ClusterStateReloadInterval, 60 s by default) it keeps sending that
 // slot's commands to the dead address. The hub notices a fail-over first, so
 // it tells the client.
-func (s *shards) reloadClient(ctx context.Context) {
-	s.cluster.ReloadState(ctx)
+func (s *cluster) reloadClient(ctx context.Context) {
+	s.client.ReloadState(ctx)
 }
 
 // fetchTopology reads which master serves each slot.
-func (s *shards) fetchTopology(ctx context.Context) (*topology, error) {
+func (s *cluster) fetchTopology(ctx context.Context) (*topology, error) {
 	t := &topology{}
 	for i := range t.owner {
 		t.owner[i] = -1
 	}
 	ctx, cancel := context.WithTimeout(ctx, topologyTimeout)
 	defer cancel()
-	read := s.slots
+	read := s.shards
 	if read == nil {
-		read = func(ctx context.Context) ([]redis.ClusterSlot, error) { return s.cluster.ClusterSlots(ctx).Result() }
+		read = func(ctx context.Context) ([]redis.ClusterShard, error) { return s.client.ClusterShards(ctx).Result() }
 	}
-	slots, err := read(ctx)
+	shards, err := read(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster slots: %w", err)
+		return nil, fmt.Errorf("cluster shards: %w", err)
 	}
-	for _, r := range slots {
-		if len(r.Nodes) == 0 || r.Start < 0 || r.End >= numSlots || r.Start > r.End {
+	for _, sh := range shards {
+		addr := masterAddr(sh.Nodes)
+		if addr == "" {
 			continue
 		}
-		addr := r.Nodes[0].Addr // the master comes first
-		for slot := r.Start; slot <= r.End; slot++ {
-			t.setOwner(slot, addr)
+		for _, r := range sh.Slots {
+			if r.Start < 0 || r.End >= numSlots || r.Start > r.End {
+				continue
+			}
+			for slot := r.Start; slot <= r.End; slot++ {
+				t.setOwner(int(slot), addr)
+			}
 		}
 	}
 	if len(t.addrs) == 0 {
-		return nil, errors.New("cluster slots: no master serves any slot")
+		return nil, errors.New("cluster shards: no master serves any slot")
 	}
 	return t, nil
 }
 
 // placeNodes opens a connection to every master that serves slots and
 // closes those to nodes that serve none any more.
-func (s *shards) placeNodes() {
+func (s *cluster) placeNodes() {
 	s.mu.Lock()
 	if s.topo == nil {
 		s.mu.Unlock()
@@ -423,8 +483,7 @@ func (s *shards) placeNodes() {
 	for _, addr := range masters {
 		if s.nodes[addr] == nil {
 			s.nodes[addr] = &shardNode{
-				addr: addr, client: redis.NewClient(s.nodeOpts(addr)),
-				probeSeen: make(chan struct{}, 1), channels: map[string]struct{}{},
+				addr: addr, channels: map[string]struct{}{},
 				broken: true, // no connection yet: connectBroken opens one
 			}
 		}
@@ -446,29 +505,23 @@ func (s *shards) placeNodes() {
 	}
 	s.mu.Unlock()
 	for _, n := range gone {
-		s.h.log.Info("redis node serves no slots any more; dropping its subscription", "node", n.addr)
+		s.log.Info("redis node serves no slots any more; dropping its subscription", "node", n.addr)
 	}
 	for _, ps := range closing {
 		_ = ps.Close()
 	}
-	for _, n := range gone {
-		_ = n.client.Close()
-	}
 }
 
 // applyOps applies the rooms' subscribe and unsubscribe requests in order.
-func (s *shards) applyOps(ctx context.Context) {
+func (s *cluster) applyOps(ctx context.Context) {
 	for {
-		s.h.mu.Lock()
-		if len(s.h.ops) == 0 {
-			s.h.mu.Unlock()
+		s.mu.Lock()
+		if len(s.ops) == 0 {
+			s.mu.Unlock()
 			return
 		}
-		op := s.h.ops[0]
-		s.h.ops = s.h.ops[1:]
-		s.h.mu.Unlock()
-
-		s.mu.Lock()
+		op := s.ops[0]
+		s.ops = s.ops[1:]
 		if !op.subscribe {
 			n := s.where[op.channel]
 			delete(s.where, op.channel)
@@ -505,7 +558,7 @@ func (s *shards) applyOps(ctx context.Context) {
 
 // ownerNode returns the node serving channel's slot, nil when unknown. It
 // must be called with s.mu held.
-func (s *shards) ownerNode(channel string) *shardNode {
+func (s *cluster) ownerNode(channel string) *shardNode {
 	if s.topo == nil {
 		return nil
 	}
@@ -514,7 +567,7 @@ func (s *shards) ownerNode(channel string) *shardNode {
 
 // relocate moves every channel whose slot is now served by another node, and
 // subscribes again those a node dropped or refused.
-func (s *shards) relocate(ctx context.Context) {
+func (s *cluster) relocate(ctx context.Context) {
 	type move struct {
 		channel  string
 		from, to *shardNode
@@ -562,7 +615,7 @@ func (s *shards) relocate(ctx context.Context) {
 		}
 	}
 	if len(moves) > 0 {
-		s.h.log.Info("moved sharded subscriptions to their new masters", "channels", len(moves))
+		s.log.Info("moved sharded subscriptions to their new masters", "channels", len(moves))
 	}
 	for _, n := range probes {
 		s.mu.Lock()
@@ -580,7 +633,7 @@ func (s *shards) relocate(ctx context.Context) {
 
 // write sends one SSUBSCRIBE or SUNSUBSCRIBE on a node's connection. A
 // failed write breaks the connection: a new one subscribes everything again.
-func (s *shards) write(ctx context.Context, n *shardNode, ps *redis.PubSub, subscribe bool, channel string) {
+func (s *cluster) write(ctx context.Context, n *shardNode, ps *redis.PubSub, subscribe bool, channel string) {
 	var err error
 	if subscribe {
 		err = ps.SSubscribe(ctx, channel)
@@ -588,14 +641,14 @@ func (s *shards) write(ctx context.Context, n *shardNode, ps *redis.PubSub, subs
 		err = ps.SUnsubscribe(ctx, channel)
 	}
 	if err != nil && ctx.Err() == nil {
-		s.h.log.Warn("redis subscription change failed", "node", n.addr, "channel", channel, "subscribe", subscribe, "err", err)
+		s.log.Warn("redis subscription change failed", "node", n.addr, "channel", channel, "subscribe", subscribe, "err", err)
 		s.broke(n, ps, err)
 	}
 }
 
 // connectBroken starts a new connection for each node without a working one
 // whose retry time has come.
-func (s *shards) connectBroken(ctx context.Context) {
+func (s *cluster) connectBroken(ctx context.Context) {
 	now := time.Now()
 	s.mu.Lock()
 	var start []*shardNode
@@ -618,18 +671,21 @@ func (s *shards) connectBroken(ctx context.Context) {
 
 // connect opens n's connection by subscribing to its probe channel, off the
 // manager goroutine, so a node that does not answer holds up nobody else.
-func (s *shards) connect(ctx context.Context, n *shardNode) {
+func (s *cluster) connect(ctx context.Context, n *shardNode) {
 	s.mu.Lock()
 	probe := n.probe
 	s.mu.Unlock()
-	ps := n.client.SSubscribe(ctx)
 	cctx, cancel := context.WithTimeout(ctx, shardConnectTimeout)
-	err := ps.SSubscribe(cctx, probe)
-	cancel()
-	if err != nil {
-		_ = ps.Close()
-		ps = nil
+	var ps *redis.PubSub
+	client, err := s.nodeClient(cctx, n.addr)
+	if err == nil {
+		ps = client.SSubscribe(ctx)
+		if err = ps.SSubscribe(cctx, probe); err != nil {
+			_ = ps.Close()
+			ps = nil
+		}
 	}
+	cancel()
 	select {
 	case s.connected <- connResult{n: n, ps: ps, probe: probe, err: err}:
 	case <-ctx.Done():
@@ -641,7 +697,7 @@ func (s *shards) connect(ctx context.Context, n *shardNode) {
 
 // install puts a new connection to use: it subscribes every channel the node
 // serves, one SSUBSCRIBE each, and starts its reader.
-func (s *shards) install(ctx context.Context, r connResult) {
+func (s *cluster) install(ctx context.Context, r connResult) {
 	n := r.n
 	s.mu.Lock()
 	n.connecting = false
@@ -657,7 +713,7 @@ func (s *shards) install(ctx context.Context, r connResult) {
 			_ = r.ps.Close()
 		}
 		if r.err != nil && current && ctx.Err() == nil {
-			s.h.log.Warn("redis subscription connection failed; retrying", "node", n.addr, "retry_in", n.backoff, "err", r.err)
+			s.log.Warn("redis subscription connection failed; retrying", "node", n.addr, "retry_in", n.backoff, "err", r.err)
 		}
 		return
 	}
@@ -670,11 +726,11 @@ func (s *shards) install(ctx context.Context, r connResult) {
 	for _, ch := range channels {
 		s.write(ctx, n, r.ps, true, ch)
 	}
-	s.h.log.Debug("redis subscription connection open", "node", n.addr, "channels", len(channels))
+	s.log.Debug("redis subscription connection open", "node", n.addr, "channels", len(channels))
 }
 
 // broke marks n's connection ps as broken, unless it was replaced already.
-func (s *shards) broke(n *shardNode, ps *redis.PubSub, err error) {
+func (s *cluster) broke(n *shardNode, ps *redis.PubSub, err error) {
 	s.mu.Lock()
 	if n.ps != ps {
 		s.mu.Unlock()
@@ -685,12 +741,12 @@ func (s *shards) broke(n *shardNode, ps *redis.PubSub, err error) {
 	s.dirty = true
 	s.mu.Unlock()
 	_ = ps.Close()
-	s.h.log.Warn("redis subscription interrupted; reconnecting", "node", n.addr, "err", err)
+	s.log.Warn("redis subscription interrupted; reconnecting", "node", n.addr, "err", err)
 	s.wake()
 }
 
 // receive is the reader of one connection. It never blocks on a room.
-func (s *shards) receive(ctx context.Context, n *shardNode, ps *redis.PubSub) {
+func (s *cluster) receive(ctx context.Context, n *shardNode, ps *redis.PubSub) {
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
@@ -722,12 +778,12 @@ func (s *shards) receive(ctx context.Context, n *shardNode, ps *redis.PubSub) {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if strings.HasPrefix(m.Channel, s.h.probe) {
+			if strings.HasPrefix(m.Channel, s.probe) {
 				continue
 			}
 			switch m.Kind {
 			case "ssubscribe":
-				s.h.confirmed(m.Channel)
+				s.emit(ctx, Event{Kind: Confirmed, Channel: m.Channel})
 			case "sunsubscribe":
 				// Unasked for when the channel is still wanted here: its slot
 				// left this node (a fail-over or a resharding).
@@ -743,19 +799,12 @@ func (s *shards) receive(ctx context.Context, n *shardNode, ps *redis.PubSub) {
 				}
 			}
 		case *redis.Message:
-			if strings.HasPrefix(m.Channel, s.h.probe) {
-				select {
-				case n.probeSeen <- struct{}{}:
-				default:
-				}
-				continue
-			}
-			s.h.notice(m.Channel, m.Payload)
+			s.emit(ctx, Event{Kind: Message, Channel: m.Channel, Payload: m.Payload})
 		}
 	}
 }
 
-func (s *shards) current(n *shardNode, ps *redis.PubSub) bool {
+func (s *cluster) current(n *shardNode, ps *redis.PubSub) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return n.ps == ps && s.nodes[n.addr] == n
@@ -779,77 +828,24 @@ func redirect(err error) (slot int, addr string, ok bool) {
 
 // probeFor returns a probe channel of this process in one of addr's slots,
 // "" when addr serves none. It must be called with s.mu held.
-func (s *shards) probeFor(addr string) string {
+func (s *cluster) probeFor(addr string) string {
 	if s.topo == nil {
 		return ""
 	}
 	for i := range 1 << 20 {
 		tag := strconv.Itoa(i)
 		if s.topo.ownerOf(keySlot(tag)) == addr {
-			return s.h.probe + ":{" + tag + "}"
+			return s.probe + ":{" + tag + "}"
 		}
 	}
 	return ""
 }
 
-// runProbe proves each connection alive now and then: a subscription can
-// look healthy and receive nothing. It publishes to each node's probe
-// channel; a connection that does not hear its own probe is replaced.
-func (s *shards) runProbe(ctx context.Context) {
-	t := time.NewTicker(s.h.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		type target struct {
-			n     *shardNode
-			ps    *redis.PubSub
-			probe string
-		}
-		var targets []target
-		s.mu.Lock()
-		for _, n := range s.nodes {
-			if n.ps != nil {
-				targets = append(targets, target{n, n.ps, n.probe})
-			}
-		}
-		s.mu.Unlock()
-		var wg sync.WaitGroup
-		for _, tg := range targets {
-			wg.Go(func() {
-				select { // forget a late answer to an earlier probe
-				case <-tg.n.probeSeen:
-				default:
-				}
-				if err := s.h.rdb.SPublish(ctx, tg.probe, "ping").Err(); err != nil {
-					return // unreachable: the reader or the next step sees it
-				}
-				wait := time.NewTimer(min(s.h.cfg.ProbeInterval, 5*time.Second))
-				defer wait.Stop()
-				select {
-				case <-ctx.Done():
-				case <-tg.n.probeSeen:
-				case <-wait.C:
-					if s.current(tg.n, tg.ps) {
-						s.h.probeFail.Add(1)
-						s.broke(tg.n, tg.ps, errors.New("probe not received: the subscription is silent"))
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}
-}
-
 // closeAll closes every connection when the hub stops.
-func (s *shards) closeAll() {
+func (s *cluster) closeAll() {
 	s.mu.Lock()
-	nodes := slices.Collect(maps.Values(s.nodes))
 	var pss []*redis.PubSub
-	for _, n := range nodes {
+	for _, n := range s.nodes {
 		if n.ps != nil {
 			pss = append(pss, n.ps)
 			n.ps = nil
@@ -859,9 +855,6 @@ func (s *shards) closeAll() {
 	s.mu.Unlock()
 	for _, ps := range pss {
 		_ = ps.Close()
-	}
-	for _, n := range nodes {
-		_ = n.client.Close()
 	}
 }
 
@@ -886,4 +879,54 @@ func keySlot(key string) int {
 		}
 	}
 	return int(crc) % numSlots
+}
+
+// masterAddr is the address of the master among a shard's nodes, "" when
+// none is listed.
+func masterAddr(nodes []redis.Node) string {
+	for _, n := range nodes {
+		if n.Role != "master" {
+			continue
+		}
+		host, port := n.Endpoint, n.Port
+		if host == "" || host == "?" {
+			host = n.IP
+		}
+		if port == 0 {
+			port = n.TLSPort
+		}
+		return net.JoinHostPort(host, strconv.FormatInt(port, 10))
+	}
+	return ""
+}
+
+// nodeClient returns the cluster client's own client of the node at addr,
+// so that a subscription connection has every option the cluster client
+// was given (TLS, credentials, dialer, protocol). The client belongs to the
+// cluster client: it is never closed here.
+func (s *cluster) nodeClient(ctx context.Context, addr string) (*redis.Client, error) {
+	for attempt := range 2 {
+		var (
+			mu    sync.Mutex
+			found *redis.Client
+		)
+		err := s.client.ForEachShard(ctx, func(_ context.Context, c *redis.Client) error {
+			if c.Options().Addr == addr {
+				mu.Lock()
+				found = c
+				mu.Unlock()
+			}
+			return nil
+		})
+		if found != nil {
+			return found, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cluster nodes: %w", err)
+		}
+		if attempt == 0 {
+			s.client.ReloadState(ctx) // a new master it has not seen yet
+		}
+	}
+	return nil, fmt.Errorf("node %s is not among the cluster client's nodes", addr)
 }
