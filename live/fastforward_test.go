@@ -15,9 +15,9 @@ type gateStream struct {
 	gateMu sync.Mutex
 	gate   chan struct{} // while not nil, writes wait for it to close
 	mu     sync.Mutex
-	n    []int    // sizes of the writes
-	evs  []int    // sizes of the events written
-	ids  []string // ids of the events written
+	n      []int    // sizes of the writes
+	evs    []int    // sizes of the events written
+	ids    []string // ids of the events written
 }
 
 // hold makes writes wait until release.
