@@ -95,6 +95,7 @@ func collectCatchUp(t *testing.T, md *markdown.Renderer, conv string, snap *stor
 // page, and a page cut off after any piece that starts again from its old
 // position ends exact.
 func TestCatchUpInPieces(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	const conv = "conv"
 	msgs := catchUpConversation()
@@ -209,6 +210,7 @@ func TestCatchUpInPieces(t *testing.T) {
 // TestCatchUpFrameForRooms: the frame a room broadcasts holds the same
 // events, one after the other.
 func TestCatchUpFrameForRooms(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	msgs := catchUpConversation()
 	snap := &store.Snapshot{Last: store.ID{Ms: 7, Seq: 1}, Title: "t", CursorValid: true, Messages: msgs}
@@ -238,6 +240,7 @@ func TestCatchUpFrameForRooms(t *testing.T) {
 // the patches of the messages the page has, and only its last event has
 // the frame's id.
 func TestRoomFrameInPieces(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	const conv = "conv"
 	msgs := catchUpConversation()

@@ -73,6 +73,7 @@ func (g *gateStream) has(id string) bool {
 // conversation is written is brought to the current state by a catch-up of
 // its own, written in pieces like any catch-up: no write holds the whole.
 func TestFastForwardInPieces(t *testing.T) {
+	t.Parallel()
 	lh := newListHub(t, Config{ViewerQueue: 1})
 	ctx := lh.ctx
 	quotes := strings.Repeat(">", 32000)

@@ -48,6 +48,7 @@ func growingFrames(n int, rng *rand.Rand) [][]byte {
 // given, and ends with a valid trailer. It also checks that the dictionary
 // is used: a viewer keeping up costs a fraction of the raw bytes.
 func TestWireGzip(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var room History
 	data := growingFrames(400, rng)
@@ -160,6 +161,7 @@ func TestWireGzip(t *testing.T) {
 // are made once, whoever writes them: a hundred viewers in step get the same
 // bytes, not a hundred compressions.
 func TestWireGzipSharesWork(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	var room History
 	var frames []*Frame
