@@ -114,7 +114,10 @@ type Hub struct {
 	listReads atomic.Int64
 }
 
-// NewHub returns a hub; call Run before Watch.
+// NewHub returns a hub; call Run before Watch. On a *redis.ClusterClient
+// it subscribes with sharded pub/sub, one connection per master, as the
+// store publishes there (store.Config.Sharded); on any other client, with
+// one SUBSCRIBE connection.
 func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, log *slog.Logger, cfg Config) *Hub {
 	id := store.NewID()
 	return &Hub{

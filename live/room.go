@@ -175,10 +175,9 @@ const (
 
 // presenceDelay is how long a room gathers presence changes before it
 // reports them. Every report ends as a frame to every viewer of the
-// conversation, so a big room reports less often: with a fixed 250 ms, 5,000
-// viewers coming and going received more presence frames than answer frames
-// (cmd/parley-load, fanout-5k), and a count that lags a few seconds in a
-// crowd is not noticed.
+// conversation, so a big room reports less often: otherwise a crowd coming
+// and going gets more presence frames than answer frames, and a count that
+// lags a few seconds in a crowd is not noticed.
 func presenceDelay(viewers int) time.Duration {
 	return min(presenceDebounce*time.Duration(1+viewers/100), presenceMaxDebounce)
 }

@@ -160,9 +160,9 @@ func (h *History) Add(data []byte) *Frame {
 	f.dictLen = min(n, gzipDict)
 	part := data
 	if len(part) > gzipDict {
-		// Only its tail can be a dictionary. Kept whole, a big frame (a
-		// room's catch-up of a long conversation) stayed in memory for as
-		// long as the room was quiet.
+		// Only its tail can be a dictionary: kept whole, a big frame (a
+		// room's catch-up of a long conversation) would stay in memory for
+		// as long as the room is quiet.
 		part = bytes.Clone(part[len(part)-gzipDict:])
 	}
 	h.parts = append(h.parts, part)
