@@ -106,7 +106,6 @@ func (a *app) build(ctx context.Context) error {
 		Heartbeat:           cfg.Heartbeat,
 		SubscribeTimeout:    5 * time.Second,
 		ProbeInterval:       10 * time.Second,
-		Sharded:             sharded,
 		WriteTimeout:        viewerWriteTimeout,
 		RoomWritesPerSecond: cfg.RoomWrites,
 		Observer:            liveObs,

@@ -100,7 +100,7 @@ func newApp(t testing.TB, tweak func(*appConfig)) *app {
 	)
 	if cfg.cluster != nil {
 		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.cluster.Addrs(), PoolSize: 64})
-		cfg.store.Sharded, cfg.hub.Sharded = true, true
+		cfg.store.Sharded = true
 	} else {
 		srv = testredis.Start(t)
 		single = redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})

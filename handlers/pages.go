@@ -14,8 +14,8 @@ import (
 	"github.com/a-h/templ"
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/markdown"
+	msgrender "github.com/parley-chat/parley/render" // handlers has a func render
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
@@ -100,7 +100,7 @@ func pageMessages(md *markdown.Renderer, cache *views.MessageCache, conv string,
 		at = append(at, i)
 	}
 	var scratch bytes.Buffer
-	for k, v := range live.MessageViews(md, conv, missed) {
+	for k, v := range msgrender.Messages(md, conv, missed) {
 		if m := missed[k]; m.Status != store.StatusStreaming {
 			v.HTML = views.RenderMessage(&scratch, v)
 			cache.Put(conv, m.Index, m.Rev, v.HTML)

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -74,9 +75,9 @@ func benchRenderPatch(b *testing.B, tokens []string) {
 		if r.state != nil {
 			last = r.state.last
 		}
-		r.state = &convState{last: last, msgs: []*msgState{
-			newMsgState(md, conv, store.Message{Index: 0, Role: "user", Status: store.StatusDone, Text: "How?"}),
-			newMsgState(md, conv, store.Message{Index: 1, Role: "assistant", Status: store.StatusStreaming}),
+		r.state = &convState{last: last, msgs: []*render.Message{
+			render.NewMessage(md, conv, store.Message{Index: 0, Role: "user", Status: store.StatusDone, Text: "How?"}),
+			render.NewMessage(md, conv, store.Message{Index: 1, Role: "assistant", Status: store.StatusStreaming}),
 		}}
 	}
 	fresh()

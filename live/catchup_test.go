@@ -9,6 +9,7 @@ import (
 	page "github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -48,7 +49,7 @@ func catchUpConversation() []store.Message {
 func pageAt(t *testing.T, md *markdown.Renderer, conv, title string, msgs []store.Message) *page.DOM {
 	t.Helper()
 	var sb strings.Builder
-	c := views.Conversation{ID: conv, Title: title, Cursor: "1-0", Messages: MessageViews(md, conv, msgs),
+	c := views.Conversation{ID: conv, Title: title, Cursor: "1-0", Messages: render.Messages(md, conv, msgs),
 		Sidebar: views.Sidebar{Current: conv, CurrentTitle: title, Watching: true}}
 	if err := views.ConversationPage(views.Assets{}, c).Render(context.Background(), &sb); err != nil {
 		t.Fatal(err)
@@ -94,11 +95,12 @@ func collectCatchUp(t *testing.T, md *markdown.Renderer, conv string, snap *stor
 // page, and a page cut off after any piece that starts again from its old
 // position ends exact.
 func TestCatchUpInPieces(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	const conv = "conv"
 	msgs := catchUpConversation()
 	biggest := 0 // the biggest single message or block, which is a piece of its own
-	for _, v := range MessageViews(md, conv, msgs) {
+	for _, v := range render.Messages(md, conv, msgs) {
 		var sb strings.Builder
 		_ = views.MessageView(v).Render(context.Background(), &sb)
 		if len(v.Blocks) > 1 {
@@ -208,6 +210,7 @@ func TestCatchUpInPieces(t *testing.T) {
 // TestCatchUpFrameForRooms: the frame a room broadcasts holds the same
 // events, one after the other.
 func TestCatchUpFrameForRooms(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	msgs := catchUpConversation()
 	snap := &store.Snapshot{Last: store.ID{Ms: 7, Seq: 1}, Title: "t", CursorValid: true, Messages: msgs}
@@ -237,12 +240,13 @@ func TestCatchUpFrameForRooms(t *testing.T) {
 // the patches of the messages the page has, and only its last event has
 // the frame's id.
 func TestRoomFrameInPieces(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	const conv = "conv"
 	msgs := catchUpConversation()
-	var states []*msgState
+	var states []*render.Message
 	for _, m := range msgs {
-		states = append(states, newMsgState(md, conv, m))
+		states = append(states, render.NewMessage(md, conv, m))
 	}
 	// The page has messages 0..2, message 1 as it was before its last block.
 	before := append([]store.Message(nil), msgs[:3]...)

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/parley-chat/parley/store"
 )
@@ -13,16 +12,35 @@ import (
 // gateStream records what is written to it; while its gate is held, writes
 // wait (a viewer whose connection takes nothing).
 type gateStream struct {
-	gate sync.RWMutex
-	mu   sync.Mutex
-	n    []int    // sizes of the writes
-	evs  []int    // sizes of the events written
-	ids  []string // ids of the events written
+	gateMu sync.Mutex
+	gate   chan struct{} // while not nil, writes wait for it to close
+	mu     sync.Mutex
+	n      []int    // sizes of the writes
+	evs    []int    // sizes of the events written
+	ids    []string // ids of the events written
+}
+
+// hold makes writes wait until release.
+func (g *gateStream) hold() {
+	g.gateMu.Lock()
+	defer g.gateMu.Unlock()
+	g.gate = make(chan struct{})
+}
+
+func (g *gateStream) release() {
+	g.gateMu.Lock()
+	defer g.gateMu.Unlock()
+	close(g.gate)
+	g.gate = nil
 }
 
 func (g *gateStream) Write(p []byte) error {
-	g.gate.RLock()
-	g.gate.RUnlock()
+	g.gateMu.Lock()
+	gate := g.gate
+	g.gateMu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.n = append(g.n, len(p))
@@ -55,6 +73,7 @@ func (g *gateStream) has(id string) bool {
 // conversation is written is brought to the current state by a catch-up of
 // its own, written in pieces like any catch-up: no write holds the whole.
 func TestFastForwardInPieces(t *testing.T) {
+	t.Parallel()
 	lh := newListHub(t, Config{ViewerQueue: 1})
 	ctx := lh.ctx
 	quotes := strings.Repeat(">", 32000)
@@ -92,7 +111,7 @@ func TestFastForwardInPieces(t *testing.T) {
 	// load goes to viewers behind it, and this one is not).
 	waitUntil(t, "the room's load", func() bool { return lh.h.Stats().Frames >= 2 })
 
-	s.gate.Lock() // the viewer stops taking anything
+	s.hold() // the viewer stops taking anything
 	for range 10 {
 		exchange(conv, false, quotes)
 	}
@@ -101,11 +120,11 @@ func TestFastForwardInPieces(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the room's frames", func() bool { return lh.h.Stats().Frames >= 6 })
-	time.Sleep(300 * time.Millisecond) // the last notices too
+	waitUntil(t, "the viewer to fall behind", func() bool { return viewerLagged(lh.h, conv) })
 	s.mu.Lock()
 	before := len(s.n)
 	s.mu.Unlock()
-	s.gate.Unlock()
+	s.release()
 	waitUntil(t, "the viewer at the end", func() bool { return s.has(last.Last.String()) })
 
 	if lh.h.Stats().FastForwards == 0 {
@@ -130,4 +149,23 @@ func TestFastForwardInPieces(t *testing.T) {
 	if event > 128<<10 {
 		t.Fatalf("an event of %d bytes: the catch-up is not in pieces", event)
 	}
+}
+
+// viewerLagged reports whether a viewer of conv here is marked to be
+// fast-forwarded.
+func viewerLagged(h *Hub, conv string) bool {
+	h.mu.Lock()
+	r := h.rooms[conv]
+	h.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for v := range r.viewers {
+		if v.lagged.Load() {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,7 @@ func (s gzipTestStream) Gzip() bool   { return true }
 // with compress/gzip, which checks the CRC and length at its end: a frame
 // ever compressed against bytes its viewer was not sent would corrupt it.
 func TestGzipStreamsUnderStress(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
@@ -132,7 +133,12 @@ func TestGzipStreamsUnderStress(t *testing.T) {
 	for range 4 {
 		startViewer(store.ID{}, 2*time.Millisecond, true, 0)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, "the first viewers in the room", func() bool { return roomViewers(h, conv) == 10 })
+	// A plain viewer that says how far the room's frames have come.
+	marker := &recordStream{}
+	wg.Go(func() {
+		_ = h.Watch(ctx, conv, store.ID{}, WatchOptions{}, func() (Stream, error) { return marker, nil })
+	})
 	offset := 0
 	for i := range 1500 {
 		word := fmt.Sprintf("w%d ", i)
@@ -164,7 +170,11 @@ func TestGzipStreamsUnderStress(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, "the room's frames to reach the last append", func() bool {
+		marker.mu.Lock()
+		defer marker.mu.Unlock()
+		return len(ids) > 0 && marker.last == ids[len(ids)-1].String()
+	})
 	if err := st.Delete(ctx, conv, testOwner); err != nil {
 		t.Fatal(err)
 	}

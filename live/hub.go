@@ -1,14 +1,18 @@
-// Package live fans a conversation's events out to the people watching it.
+// Package live fans a conversation's events out to the people watching it:
+// the hub (hub.go, subscription.go), the rooms that render each
+// conversation's frames once (room.go, frames.go), the viewers that write
+// them (viewer.go, stream.go) and the owners' conversation lists (lists.go).
 //
-// Each process holds ONE Redis subscription, whatever the number of viewers
-// and conversations (on Redis Cluster, one per master: see sharded.go).
-// Notices from it go to the local room of their
-// conversation; a room renders each batch of events into one frame and hands
-// the same bytes to every viewer. Pub/sub is only a doorbell: every notice
-// carries its log ID and the ID before it, and a room that sees a hole, or
-// whose subscription was (re)confirmed, re-reads the conversation from Redis.
-// The same subscription carries each browser's conversation list to its tabs
-// (lists.go). Nothing here ever blocks on a viewer.
+// Each process holds ONE Redis subscription (live/pubsub), whatever the
+// number of viewers and conversations; on Redis Cluster, one connection per
+// master. Notices from it go to the local room of their conversation; a room
+// renders each batch of events into one frame (messages as package render
+// shows them on pages) and hands the same bytes to every viewer, compressed
+// once for all of them (live/gzipwire). Pub/sub is only a doorbell: every
+// notice carries its log ID and the ID before it, and a room that sees a
+// hole, or whose subscription was (re)confirmed, re-reads the conversation
+// from Redis. The same subscription carries each browser's conversation list
+// to its tabs. Nothing here ever blocks on a viewer.
 package live
 
 import (
@@ -21,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/live/pubsub"
 	"github.com/parley-chat/parley/markdown"
 	"github.com/parley-chat/parley/store"
 )
@@ -38,8 +43,9 @@ type Config struct {
 	MaxViewers       int           // live streams per process
 	Heartbeat        time.Duration // SSE comment interval on a quiet stream
 	SubscribeTimeout time.Duration // how long a join waits for SUBSCRIBE to be confirmed
-	ProbeInterval    time.Duration // how often the subscription is proven alive; 0 disables
-	Sharded          bool          // Redis Cluster: SSUBSCRIBE, one connection per master (sharded.go)
+	// ProbeInterval is how often the subscription is proven alive (0
+	// disables), and on Redis Cluster how often its slot map is read.
+	ProbeInterval time.Duration
 	// WriteTimeout bounds each batch of writes to a viewer's connection (when
 	// the stream supports deadlines): a viewer that takes none for this long
 	// is dropped, so a stalled client cannot hold its stream for ever.
@@ -67,7 +73,7 @@ type Stats struct {
 	ListReads     int64 // reads of owners' lists, each shared by the owner's viewers here
 
 	// SubscriptionConns is the number of Redis connections in pub/sub mode:
-	// one, or on Redis Cluster one per master.
+	// one, or on Redis Cluster one per master (live/pubsub).
 	SubscriptionConns int64
 }
 
@@ -85,7 +91,7 @@ type Hub struct {
 	ctx     context.Context // Run's context; rooms live inside it
 
 	mu    sync.Mutex
-	ps    *redis.PubSub
+	conn  pubsub.Conn // set by Run
 	rooms map[string]*Room
 	lists map[string]*listRoom // by owner
 	ops   []subOp
@@ -95,26 +101,23 @@ type Hub struct {
 	// live stream then ends (see Watch). Guarded by mu.
 	lost chan struct{}
 
-	probeSeen chan struct{}
+	probeMu   sync.Mutex
+	probeWait map[string]chan struct{} // probe channel -> its prober, waiting
 	viewers   atomic.Int64
 	frames    atomic.Int64
 	ffwds     atomic.Int64
 	resyncs   atomic.Int64
-	subs      atomic.Int64
 	probeFail atomic.Int64
-	subConns  atomic.Int64
 	written   atomic.Int64
 	bytes     atomic.Int64
 	dropped   atomic.Int64
 	listReads atomic.Int64
 }
 
-type subOp struct {
-	subscribe bool
-	channel   string
-}
-
-// NewHub returns a hub; call Run before Watch.
+// NewHub returns a hub; call Run before Watch. On a *redis.ClusterClient
+// it subscribes with sharded pub/sub, one connection per master, as the
+// store publishes there (store.Config.Sharded); on any other client, with
+// one SUBSCRIBE connection.
 func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, log *slog.Logger, cfg Config) *Hub {
 	id := store.NewID()
 	return &Hub{
@@ -125,7 +128,7 @@ func NewHub(rdb redis.UniversalClient, st *store.Store, md *markdown.Renderer, l
 		rooms:     map[string]*Room{},
 		lists:     map[string]*listRoom{},
 		opsC:      make(chan struct{}, 1),
-		probeSeen: make(chan struct{}, 1),
+		probeWait: map[string]chan struct{}{},
 		lost:      make(chan struct{}),
 	}
 }
@@ -152,296 +155,18 @@ func (h *Hub) lostSignal() <-chan struct{} {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	rooms, lists := int64(len(h.rooms)), int64(len(h.lists))
+	conn := h.conn
 	h.mu.Unlock()
+	var subs, conns int
+	if conn != nil {
+		subs, conns = conn.Counts()
+	}
 	return Stats{
 		Rooms: rooms, Viewers: h.viewers.Load(), Frames: h.frames.Load(),
 		FastForwards: h.ffwds.Load(), Resyncs: h.resyncs.Load(),
-		Subscriptions: h.subs.Load(), ProbeFailures: h.probeFail.Load(), SubscriptionConns: h.subConns.Load(),
+		Subscriptions: int64(subs), ProbeFailures: h.probeFail.Load(), SubscriptionConns: int64(conns),
 		FramesWritten: h.written.Load(), BytesWritten: h.bytes.Load(), Dropped: h.dropped.Load(),
 		Lists: lists, ListReads: h.listReads.Load(),
-	}
-}
-
-// Run receives notices until ctx is done. Rooms and streams end with it.
-func (h *Hub) Run(ctx context.Context) error {
-	if h.cfg.Sharded {
-		return h.runSharded(ctx) // sharded.go
-	}
-	h.mu.Lock()
-	h.ctx = ctx
-	h.ps = h.newPubSub(ctx)
-	h.mu.Unlock()
-	close(h.started)
-
-	var wg sync.WaitGroup
-	wg.Go(func() { h.runOps(ctx) })
-	if h.cfg.ProbeInterval > 0 {
-		wg.Go(func() { h.runProbe(ctx) })
-	}
-	// go-redis's Receive does not return when its context is cancelled while
-	// it waits for a message (it only honours deadlines), so without this a
-	// quiet subscription kept Run, and the process's shutdown, waiting for
-	// ever. Closing the subscription makes the blocked Receive return.
-	stopClose := context.AfterFunc(ctx, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		_ = h.ps.Close()
-	})
-	defer stopClose()
-	h.receive(ctx)
-	wg.Wait()
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.ps.Close(); err != nil {
-		h.log.Debug("close subscription", "err", err)
-	}
-	return nil
-}
-
-func (h *Hub) newPubSub(ctx context.Context) *redis.PubSub {
-	var ps *redis.PubSub
-	if h.cfg.Sharded {
-		ps = h.rdb.SSubscribe(ctx, h.probe)
-	} else {
-		ps = h.rdb.Subscribe(ctx, h.probe)
-	}
-	h.subs.Store(1)
-	h.subConns.Store(1)
-	return ps
-}
-
-// receive is the one reader of the subscription. It never blocks on a room:
-// a full room inbox makes the room re-read Redis instead.
-func (h *Hub) receive(ctx context.Context) {
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		h.mu.Lock()
-		ps := h.ps
-		h.mu.Unlock()
-		msg, err := ps.Receive(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			h.mu.Lock()
-			replaced := h.ps != ps
-			h.mu.Unlock()
-			if replaced {
-				// A rebuild closed it: the new one resubscribes every room,
-				// and each re-reads Redis when confirmed. Streams go on.
-				continue
-			}
-			// go-redis reconnects and resubscribes on the next Receive; every
-			// room will see its channel confirmed again and re-read the log.
-			h.log.Warn("redis subscription interrupted; live streams end and reconnect", "err", err, "retry_in", backoff)
-			h.subscriptionLost()
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 2*time.Second)
-			continue
-		}
-		backoff = 50 * time.Millisecond
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
-				h.confirmed(m.Channel)
-			}
-		case *redis.Message:
-			if m.Channel == h.probe {
-				select {
-				case h.probeSeen <- struct{}{}:
-				default:
-				}
-				continue
-			}
-			h.notice(m.Channel, m.Payload)
-		}
-	}
-}
-
-func (h *Hub) roomOf(channel string) *Room {
-	conv, ok := store.ConversationOf(channel)
-	if !ok {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.rooms[conv]
-}
-
-func (h *Hub) notice(channel, payload string) {
-	if r := h.roomOf(channel); r != nil {
-		r.deliver(payload)
-		return
-	}
-	if l := h.listOf(channel); l != nil {
-		l.poke() // the payload says nothing more: the list is read
-	}
-}
-
-// confirmed handles a SUBSCRIBE confirmation. The first one lets waiting
-// joins read the log; any later one follows a reconnect, during which notices
-// were lost, so the room re-reads the log.
-func (h *Hub) confirmed(channel string) {
-	if channel == h.probe {
-		return
-	}
-	if l := h.listOf(channel); l != nil {
-		l.listConfirmed()
-		return
-	}
-	r := h.roomOf(channel)
-	if r == nil {
-		return
-	}
-	if r.confirmOnce.CompareAndSwap(false, true) {
-		close(r.confirmed)
-		return
-	}
-	r.requestResync()
-}
-
-// runOps applies subscription changes in the order rooms were opened and
-// closed, so an UNSUBSCRIBE can never overtake the SUBSCRIBE of a room that
-// reopened the same conversation.
-func (h *Hub) runOps(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-h.opsC:
-		}
-		for {
-			h.mu.Lock()
-			if len(h.ops) == 0 {
-				h.mu.Unlock()
-				break
-			}
-			op := h.ops[0]
-			h.ops = h.ops[1:]
-			ps := h.ps
-			h.mu.Unlock()
-			var err error
-			switch {
-			case op.subscribe && h.cfg.Sharded:
-				err = ps.SSubscribe(ctx, op.channel)
-			case op.subscribe:
-				err = ps.Subscribe(ctx, op.channel)
-			case h.cfg.Sharded:
-				err = ps.SUnsubscribe(ctx, op.channel)
-			default:
-				err = ps.Unsubscribe(ctx, op.channel)
-			}
-			if op.subscribe {
-				h.subs.Add(1)
-			} else {
-				h.subs.Add(-1)
-			}
-			// go-redis remembers the channel set and replays it on reconnect,
-			// so a failed write is healed by the next reconnection.
-			if err != nil && ctx.Err() == nil {
-				h.log.Warn("redis subscription change failed", "channel", op.channel, "subscribe", op.subscribe, "err", err)
-			}
-		}
-	}
-}
-
-// enqueue must be called with h.mu held.
-func (h *Hub) enqueue(op subOp) {
-	h.ops = append(h.ops, op)
-	select {
-	case h.opsC <- struct{}{}:
-	default:
-	}
-}
-
-// runProbe publishes to this process's own probe channel now and then. A
-// subscription can look healthy (after a failover behind a proxy, say) and
-// receive nothing; if our own message does not come back, the subscription is
-// rebuilt and every room re-reads the log.
-//
-// A Redis that is paused or stalled (CLIENT PAUSE, a long script, a fork)
-// keeps the subscription's connection up and answers nothing: Receive
-// neither errs nor returns, and every stream would stay open and silent for
-// as long as it lasts. The probe's PUBLISH does not answer either: when it
-// fails (within probeTimeout) the streams are ended, as when the connection
-// breaks, so pages show "reconnecting" and retry (failing fast while Redis
-// is away). A stall is so seen within ProbeInterval plus probeTimeout.
-func (h *Hub) runProbe(ctx context.Context) {
-	t := time.NewTicker(h.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		select { // forget a late answer to an earlier probe
-		case <-h.probeSeen:
-		default:
-		}
-		pub := h.rdb.Publish
-		if h.cfg.Sharded {
-			pub = h.rdb.SPublish
-		}
-		pctx, cancel := context.WithTimeout(ctx, h.probeTimeout())
-		err := pub(pctx, h.probe, "ping").Err()
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// Unreachable (receive sees that too) or stalled (it does not).
-			h.log.Warn("redis does not answer the subscription probe; live streams end and reconnect", "err", err)
-			h.subscriptionLost()
-			continue
-		}
-		wait := time.NewTimer(h.probeTimeout())
-		select {
-		case <-ctx.Done():
-			wait.Stop()
-			return
-		case <-h.probeSeen:
-			wait.Stop()
-		case <-wait.C:
-			h.probeFail.Add(1)
-			h.log.Warn("redis subscription is silent; rebuilding it")
-			h.rebuild(ctx)
-		}
-	}
-}
-
-// probeTimeout bounds the probe's PUBLISH, and the wait for it to come back.
-func (h *Hub) probeTimeout() time.Duration {
-	return min(h.cfg.ProbeInterval, 5*time.Second)
-}
-
-// rebuild replaces the subscription with a new connection that subscribes to
-// every open room's and list room's channel; their confirmations make each
-// room resync and each list room read its list.
-func (h *Hub) rebuild(ctx context.Context) {
-	// Dial outside the lock: every notice, join and page render takes it.
-	ps := h.newPubSub(ctx)
-	h.mu.Lock()
-	old := h.ps
-	h.ps = ps
-	h.ops = h.ops[:0]
-	for conv := range h.rooms {
-		h.enqueue(subOp{subscribe: true, channel: store.Channel(conv)})
-	}
-	for owner := range h.lists {
-		h.enqueue(subOp{subscribe: true, channel: store.OwnerChannel(owner)})
-	}
-	h.mu.Unlock()
-	if ctx.Err() != nil {
-		_ = ps.Close() // shut down meanwhile: the closer saw the old one
-	}
-	if err := old.Close(); err != nil {
-		h.log.Debug("close old subscription", "err", err)
 	}
 }
 

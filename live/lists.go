@@ -336,50 +336,16 @@ func (h *Hub) WatchSidebar(ctx context.Context, owner string, open func() (Strea
 	if err != nil {
 		return err
 	}
-	out := h.meter(stream)
-	wr := &wire{out: out}
+	st := h.newViewerStream(stream, false, nil, side)
 	// The list as read by now, if it has been; otherwise the room's first
 	// read wakes this viewer.
 	if f := side.pending(""); f != nil {
-		if err := wr.raw(f, true); err != nil {
+		if err := st.wr.Raw(f, true); err != nil {
 			return nil
 		}
 	}
-	if err := out.Flush(); err != nil {
+	if err := st.out.Flush(); err != nil {
 		return nil
 	}
-
-	heartbeat := time.NewTicker(h.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	wrote := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-h.ctx.Done():
-			return ErrShutdown
-		case <-lost:
-			return ErrUnavailable
-		case <-heartbeat.C:
-			if wrote {
-				wrote = false
-				continue
-			}
-			if err := wr.raw(frame.Heartbeat(), false); err != nil {
-				return nil
-			}
-		case <-side.wakeC():
-			f := side.pending("")
-			if f == nil {
-				continue
-			}
-			wrote = true
-			if err := wr.raw(f, true); err != nil {
-				return nil
-			}
-		}
-		if err := out.Flush(); err != nil {
-			return nil
-		}
-	}
+	return st.run(ctx, lost)
 }

@@ -83,6 +83,17 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+// roomViewers is the number of viewers in conv's room here.
+func roomViewers(h *Hub, conv string) int {
+	h.mu.Lock()
+	r := h.rooms[conv]
+	h.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	return r.viewerCount()
+}
+
 // TestListRoomReadsAgainAfterResubscription: notices sent while the
 // subscription is down are lost, so every re-confirmation of an owner's
 // channel makes its list room read the list, after go-redis reconnects (the
@@ -90,6 +101,7 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 // one). A change whose notice never came shows up either way; the sidebar
 // stream, which cannot tell what it missed, is cut so that its page retries.
 func TestListRoomReadsAgainAfterResubscription(t *testing.T) {
+	t.Parallel()
 	lh := newListHub(t, Config{})
 	const owner = testOwner
 	l, err := lh.h.joinList(lh.ctx, owner)
@@ -129,7 +141,7 @@ func TestListRoomReadsAgainAfterResubscription(t *testing.T) {
 	// A silent subscription is rebuilt on a new connection, which must
 	// subscribe the owner's channel too.
 	missed2 := lh.silentConversation(t, owner, "written while the subscription was silent")
-	lh.h.rebuild(lh.ctx)
+	renewSubscription(lh.ctx, lh.h)
 	waitUntil(t, "the conversation missed before the rebuild", func() bool { return listed(l, missed2) })
 	if err := lh.st.Touch(lh.ctx, owner, lh.silentConversation(t, owner, "after the rebuild")); err != nil {
 		t.Fatal(err)
@@ -147,6 +159,7 @@ func TestListRoomReadsAgainAfterResubscription(t *testing.T) {
 // TestListReadOncePerNoticeForAllViewers: however many viewers of an owner a
 // process has, a change costs one read of the list, and one channel.
 func TestListReadOncePerNoticeForAllViewers(t *testing.T) {
+	t.Parallel()
 	lh := newListHub(t, Config{})
 	const owner = testOwner
 	const n = 20
@@ -200,6 +213,7 @@ func TestListReadOncePerNoticeForAllViewers(t *testing.T) {
 // TestSidebarStream: the sidebar stream writes the list at once, heartbeats
 // when quiet, counts against the viewer limit and releases its channel.
 func TestSidebarStream(t *testing.T) {
+	t.Parallel()
 	lh := newListHub(t, Config{MaxViewers: 1, Heartbeat: 20 * time.Millisecond})
 	const owner = testOwner
 	conv := store.NewID()
@@ -237,6 +251,7 @@ func TestSidebarStream(t *testing.T) {
 // the title its page shows, and is listed even when older than the list;
 // someone else's is not in the list.
 func TestSidebarFrame(t *testing.T) {
+	t.Parallel()
 	list := []store.Summary{{ID: "aaaa", Title: "First"}, {ID: "bbbb", Title: "Second"}}
 	own := string(sidebarFrame(list, "bbbb", "Renamed", false))
 	if !strings.Contains(own, `id="side-current"`) || !strings.Contains(own, `<span id="side-current-title">Renamed</span>`) ||
@@ -274,4 +289,15 @@ func (l *lockedBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// renewSubscription replaces every connection of h's subscription, as the
+// probe does with a silent one.
+func renewSubscription(ctx context.Context, h *Hub) {
+	h.mu.Lock()
+	conn := h.conn
+	h.mu.Unlock()
+	for _, p := range conn.Probes() {
+		conn.Renew(ctx, p)
+	}
 }

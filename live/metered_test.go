@@ -62,6 +62,7 @@ func newTestHub(t *testing.T, cfg Config) (*Hub, *store.Store) {
 // the write timeout is disconnected and counted, instead of holding its
 // stream for ever.
 func TestStalledViewerIsDropped(t *testing.T) {
+	t.Parallel()
 	h, st := newTestHub(t, Config{WriteTimeout: 200 * time.Millisecond})
 	ctx := context.Background()
 	conv := store.NewID()
@@ -88,6 +89,7 @@ func TestStalledViewerIsDropped(t *testing.T) {
 // the generation got its text (carried by the notice) to the viewer's
 // flush, and what is written is counted.
 func TestWatchReportsTokenToFrame(t *testing.T) {
+	t.Parallel()
 	var lat latencies
 	h, st := newTestHub(t, Config{Observer: &lat})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -16,6 +16,7 @@ import (
 )
 
 func TestFrameGap(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		viewers, writes int
 		want            time.Duration
@@ -36,8 +37,10 @@ func TestFrameGap(t *testing.T) {
 // TestCrowdGetsFewerFrames appends to an answer every 5 ms for a second and
 // counts the frames a viewer gets: with a writes budget that gives the room
 // a 100 ms gap, about ten frames carry all of the text; without one, about
-// one per append. Either way the viewer reaches the last event.
+// one per append (the bounds scale with the time the appends take). Either
+// way the viewer reaches the last event.
 func TestCrowdGetsFewerFrames(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
@@ -67,14 +70,14 @@ func TestCrowdGetsFewerFrames(t *testing.T) {
 			}
 			rec := &recordStream{}
 			go func() { _ = h.Watch(ctx, conv, store.ID{}, WatchOptions{}, func() (Stream, error) { return rec, nil }) }()
-			waitFor(t, func() bool { return h.Stats().Viewers == 1 })
-			time.Sleep(100 * time.Millisecond)
+			waitFor(t, func() bool { return roomViewers(h, conv) == 1 && h.Stats().Frames >= 1 })
 			rec.mu.Lock()
 			before := rec.n
 			rec.mu.Unlock()
 
 			offset := 0
 			var want strings.Builder
+			start := time.Now()
 			for i := range 200 {
 				word := "w" + strings.Repeat("x", i%7) + " "
 				if r, err := st.Append(ctx, store.AppendCall{Conv: conv, Gen: res.Gen, Text: word, Offset: offset, Got: time.Now()}); err != nil {
@@ -83,7 +86,7 @@ func TestCrowdGetsFewerFrames(t *testing.T) {
 					offset = r.Length
 				}
 				want.WriteString(word)
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(5 * time.Millisecond) // the pace of a generation: what is tested
 			}
 			last, err := st.Snapshot(ctx, conv, store.ID{})
 			if err != nil {
@@ -94,12 +97,16 @@ func TestCrowdGetsFewerFrames(t *testing.T) {
 				defer rec.mu.Unlock()
 				return rec.last == last.Last.String()
 			})
+			took := time.Since(start)
 			rec.mu.Lock()
 			frames := rec.n - before
 			rec.mu.Unlock()
-			t.Logf("%d frames for 200 appends over about a second", frames)
-			if frames < c.minFrames || frames > c.maxFrames {
-				t.Errorf("%d frames, want %d to %d", frames, c.minFrames, c.maxFrames)
+			// The bounds are for the second the appends take; on a loaded
+			// machine they take longer, and the gap allows more frames.
+			limit := int(float64(c.maxFrames) * max(1, took.Seconds()))
+			t.Logf("%d frames for 200 appends over %v", frames, took.Round(time.Millisecond))
+			if frames < c.minFrames || frames > limit {
+				t.Errorf("%d frames, want %d to %d", frames, c.minFrames, limit)
 			}
 		})
 	}

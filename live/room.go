@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-chat/parley/live/gzipwire"
+	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -41,7 +43,7 @@ type Room struct {
 	watching atomic.Int64
 
 	mu       sync.Mutex
-	hist     history // the frames broadcast last, for compression
+	hist     gzipwire.History // the frames broadcast last, for compression
 	viewers  map[*viewer]struct{}
 	stoppers map[int]stopper
 	nextStop int
@@ -60,7 +62,7 @@ type stopper struct {
 type convState struct {
 	last  store.ID
 	title string
-	msgs  []*msgState
+	msgs  []*render.Message
 }
 
 func newRoom(h *Hub, conv string) *Room {
@@ -155,7 +157,7 @@ func (r *Room) broadcast(f *Frame) {
 	r.hub.frames.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.hist.stamp(f)
+	f.z = r.hist.Add(f.Data)
 	for v := range r.viewers {
 		v.offer(f)
 	}
@@ -173,10 +175,9 @@ const (
 
 // presenceDelay is how long a room gathers presence changes before it
 // reports them. Every report ends as a frame to every viewer of the
-// conversation, so a big room reports less often: with a fixed 250 ms, 5,000
-// viewers coming and going received more presence frames than answer frames
-// (cmd/parley-load, fanout-5k), and a count that lags a few seconds in a
-// crowd is not noticed.
+// conversation, so a big room reports less often: otherwise a crowd coming
+// and going gets more presence frames than answer frames, and a count that
+// lags a few seconds in a crowd is not noticed.
 func presenceDelay(viewers int) time.Duration {
 	return min(presenceDebounce*time.Duration(1+viewers/100), presenceMaxDebounce)
 }
@@ -377,7 +378,7 @@ func (r *Room) load() bool {
 	}
 	st := &convState{last: snap.Last, title: snap.Title}
 	for _, m := range snap.Messages {
-		st.msgs = append(st.msgs, newMsgState(r.hub.md, r.conv, m))
+		st.msgs = append(st.msgs, render.NewMessage(r.hub.md, r.conv, m))
 	}
 	r.state = st
 	r.resync.Store(false)
@@ -408,7 +409,7 @@ func (r *Room) refresh() bool {
 	from := r.state.last
 	msgs := r.state.msgs[:min(snap.From, len(r.state.msgs))]
 	for _, m := range snap.Messages {
-		msgs = append(msgs, newMsgState(r.hub.md, r.conv, m))
+		msgs = append(msgs, render.NewMessage(r.hub.md, r.conv, m))
 	}
 	r.state.msgs = msgs
 	r.state.last = snap.Last
@@ -448,15 +449,15 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 			return false
 		}
 		s.msgs = append(s.msgs,
-			newMsgState(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text, Rev: ev.ID}),
-			newMsgState(r.hub.md, r.conv, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID}))
+			render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text, Rev: ev.ID}),
+			render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID}))
 		ch.replace(ev.Msg)
 		ch.status = true
 	case store.EventRegen:
-		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || s.msgs[ev.Msg].role != "assistant" {
+		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || !s.msgs[ev.Msg].Answer() {
 			return false
 		}
-		s.msgs[ev.Msg] = newMsgState(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID})
+		s.msgs[ev.Msg] = render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID})
 		delete(ch.blocks, ev.Msg)
 		delete(ch.foot, ev.Msg)
 		ch.replace(ev.Msg)
@@ -465,11 +466,10 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 		s.title = ev.Text
 		ch.title = true
 	case store.EventDelta:
-		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || s.msgs[ev.Msg].doc == nil {
+		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || !s.msgs[ev.Msg].Answer() {
 			return false
 		}
-		s.msgs[ev.Msg].rev = ev.ID
-		first := s.msgs[ev.Msg].doc.Append(ev.Text)
+		first := s.msgs[ev.Msg].Append(ev.ID, ev.Text)
 		if cur, ok := ch.blocks[ev.Msg]; !ok || first < cur {
 			ch.blocks[ev.Msg] = first
 		}
@@ -478,13 +478,7 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 		if ev.Msg < 0 || ev.Msg >= len(s.msgs) {
 			return false
 		}
-		m := s.msgs[ev.Msg]
-		m.status, m.errText, m.rev = ev.Status, ev.Error, ev.ID
-		if m.doc != nil {
-			// Its last block is final now: a code block still growing was
-			// highlighted only in part (markdown's checkpoints), and a page
-			// loaded from now on renders it whole.
-			first := m.doc.AppendFinal("")
+		if first, ok := s.msgs[ev.Msg].End(ev.ID, ev.Status, ev.Error); ok {
 			if cur, ok := ch.blocks[ev.Msg]; !ok || first < cur {
 				ch.blocks[ev.Msg] = first
 			}

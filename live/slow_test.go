@@ -45,6 +45,7 @@ func (s *recordStream) Flush() error { return nil }
 
 // TestSlowViewerDoesNotDelayOthers: a viewer that never reads must not slow
 // the room or another viewer, and what it holds stays bounded by its queue.
+// Not parallel: it measures the process's heap.
 func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
@@ -79,7 +80,7 @@ func TestSlowViewerDoesNotDelayOthers(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitUntil(t, "both viewers in the room, loaded", func() bool { return roomViewers(h, conv) == 2 && h.Stats().Frames >= 1 })
 
 	var before runtime.MemStats
 	runtime.GC()

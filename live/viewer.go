@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -116,134 +115,44 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 	if err != nil {
 		return err
 	}
-	out := h.meter(stream)
-	gz, _ := stream.(GzipStream)
-	wr := &wire{out: out, gzip: gz != nil && gz.Gzip()}
-	sent := cursor
-	// The page shows the title as of its cursor, which is the snapshot's
-	// when it is current, and the catch-up's otherwise.
-	v.title = snap.Title
-	if !snap.CursorValid || snap.Last != cursor {
-		if err := h.writeCatchUp(conv, snap, wr); err != nil {
-			return nil
-		}
-		sent = snap.Last
-	}
 	if side != nil {
 		side.watching = snap.Owner != opt.Owner
 	}
+	gz, _ := stream.(GzipStream)
+	st := h.newViewerStream(stream, gz != nil && gz.Gzip(), v, side)
+	st.conv, st.sent = conv, cursor
+	if err := st.start(snap, r); err != nil {
+		return nil
+	}
+	return st.run(ctx, lost)
+}
+
+// start brings the page from its cursor to snap, tells it who watches r
+// and writes its sidebar.
+func (s *viewerStream) start(snap *store.Snapshot, r *Room) error {
+	// The page shows the title as of its cursor, which is the snapshot's
+	// when it is current, and the catch-up's otherwise.
+	s.v.title = snap.Title
+	if !snap.CursorValid || snap.Last != s.sent {
+		if err := s.h.writeCatchUp(s.conv, snap, s.wr); err != nil {
+			return err
+		}
+		s.sent = snap.Last
+	}
 	// Every stream starts with an event, even when the page is current: the
 	// page clears its "reconnecting" sign at the first event of a stream.
-	if err := wr.raw(presenceFrame(max(1, int(r.watching.Load()))).Data, true); err != nil {
-		return nil
+	if err := s.wr.Raw(presenceFrame(max(1, int(r.watching.Load()))).Data, true); err != nil {
+		return err
 	}
 	// Then the sidebar, which the page may have rendered before a change in
 	// another tab. Not read yet (the owner's first viewer here): the room's
 	// first read wakes this viewer.
-	if f := side.pending(v.title); f != nil {
-		if err := wr.raw(f, true); err != nil {
-			return nil
+	if f := s.side.pending(s.v.title); f != nil {
+		if err := s.wr.Raw(f, true); err != nil {
+			return err
 		}
 	}
-	if err := out.Flush(); err != nil {
-		return nil
-	}
-
-	heartbeat := time.NewTicker(h.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	var retry <-chan time.Time // set while a fast-forward waits for Redis
-	wrote := false             // a frame was written since the last heartbeat tick
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-h.ctx.Done():
-			return ErrShutdown
-		case <-lost:
-			return ErrUnavailable
-		case <-heartbeat.C:
-			// Only a quiet stream needs one (it gets one within two
-			// intervals of its last frame); on a busy one a heartbeat
-			// would also cost the next frame its shared compression.
-			if wrote {
-				wrote = false
-				continue
-			}
-			if err := wr.raw(frame.Heartbeat(), false); err != nil {
-				return nil
-			}
-			if err := out.Flush(); err != nil {
-				return nil
-			}
-		case <-side.wakeC():
-			// The owner's list changed: this viewer's own rendering of it,
-			// written on the wire's private path (not the room's stream).
-			f := side.pending(v.title)
-			if f == nil {
-				continue
-			}
-			wrote = true
-			if err := wr.raw(f, true); err != nil {
-				return nil
-			}
-			if err := out.Flush(); err != nil {
-				return nil
-			}
-		case f := <-v.queue:
-			wrote = true
-			gap := false
-			end := false
-			for f != nil {
-				if f.ID.IsZero() {
-					// Not a log position: presence or a deletion.
-					if err := wr.frame(f); err != nil {
-						return nil
-					}
-					end = end || f.End
-				} else if sent.Less(f.ID) {
-					if sent.Less(f.From) {
-						gap = true // frames we never got: take the current state
-						break
-					}
-					if err := wr.frame(f); err != nil {
-						return nil
-					}
-					sent = f.ID
-					v.noteTitle(f)
-					out.frameWritten(f)
-				} else {
-					wr.skip()
-				}
-				select { // write whatever else is queued, then flush once
-				case f = <-v.queue:
-				default:
-					f = nil
-				}
-			}
-			if err := out.Flush(); err != nil {
-				return nil
-			}
-			if end {
-				_ = wr.end()
-				return nil
-			}
-			if gap {
-				v.lagged.Store(true)
-				retry = h.fastForward(ctx, conv, v, &sent, wr)
-			}
-		case <-v.kick:
-			retry = h.fastForward(ctx, conv, v, &sent, wr)
-		case <-retry:
-			retry = h.fastForward(ctx, conv, v, &sent, wr)
-		}
-		if v.gone {
-			_ = wr.end()
-			return nil
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	return s.out.Flush()
 }
 
 // noteTitle records the title a frame written to the viewer set, if any.
@@ -256,7 +165,8 @@ func (v *viewer) noteTitle(f *Frame) {
 // fastForward brings a viewer that fell behind to the current state with a
 // catch-up of its own (writeCatchUp), dropping what it had queued. It
 // returns a timer channel when Redis could not be read, to try again.
-func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *store.ID, wr *wire) <-chan time.Time {
+func (s *viewerStream) fastForward(ctx context.Context) <-chan time.Time {
+	h, conv, v, wr := s.h, s.conv, s.v, s.wr
 	if !v.lagged.Load() {
 		return nil
 	}
@@ -271,10 +181,10 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 	// Clear the mark before reading: frames queued from now on are newer than
 	// or covered by the snapshot, and are filtered by id as usual.
 	v.lagged.Store(false)
-	snap, err := h.store.Snapshot(ctx, conv, *sent)
+	snap, err := h.store.Snapshot(ctx, conv, s.sent)
 	if errors.Is(err, store.ErrNotFound) {
 		// Deleted while this viewer lagged: say so, and end the stream.
-		_ = wr.raw(DeletedEvents(), true)
+		_ = wr.Raw(DeletedEvents(), true)
 		_ = wr.out.Flush()
 		v.gone = true
 		return nil
@@ -284,11 +194,11 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 		h.log.Warn("fast-forward a viewer", "conversation", conv, "err", err)
 		return time.After(time.Second)
 	}
-	if snap.Last != *sent || !snap.CursorValid {
+	if snap.Last != s.sent || !snap.CursorValid {
 		if err := h.writeCatchUp(conv, snap, wr); err != nil {
 			return nil
 		}
-		*sent = snap.Last
+		s.sent = snap.Last
 		v.title = snap.Title
 	}
 	if err := wr.out.Flush(); err != nil {
@@ -305,7 +215,7 @@ func (h *Hub) fastForward(ctx context.Context, conv string, v *viewer, sent *sto
 func (h *Hub) writeCatchUp(conv string, snap *store.Snapshot, wr *wire) error {
 	var err error
 	catchUpEvents(h.md, conv, snap, func(ev []byte) bool {
-		if err = wr.raw(ev, true); err == nil {
+		if err = wr.Raw(ev, true); err == nil {
 			err = wr.out.Flush()
 		}
 		return err == nil

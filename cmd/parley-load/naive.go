@@ -24,6 +24,7 @@ import (
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -181,7 +182,7 @@ func (n *naiveServer) page(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `</nav><main data-on-load="@get('/c/%s/events?after=%s')">`, id, snap.Last)
 	_ = views.Title(snap.Title).Render(r.Context(), w)
 	_, _ = io.WriteString(w, `<div id="messages">`)
-	_ = views.Slot(0, live.MessageViews(n.md, id, snap.Messages)).Render(r.Context(), w)
+	_ = views.Slot(0, render.Messages(n.md, id, snap.Messages)).Render(r.Context(), w)
 	_, _ = io.WriteString(w, "</div></main></body></html>")
 }
 

@@ -1,14 +1,13 @@
-package live
-
-import (
-	"bytes"
-	"encoding/binary"
-	"hash/crc32"
-	"sync"
-
-	"github.com/klauspost/compress/flate"
-)
-
+// Package gzipwire writes a room's frames gzip-encoded to many viewers,
+// compressing each frame once for all of them.
+//
+//	var room gzipwire.History           // one per room, guarded by the room
+//	f := room.Add(data)                 // as the room broadcasts a frame
+//	w := gzipwire.NewWire(out, gzip)    // one per viewer
+//	w.Frame(f)                          // a room frame
+//	w.Raw(heartbeat, false)             // bytes for this viewer only
+//	w.End()                             // before a clean end of the response
+//
 // Streams are gzip-encoded for clients that accept it, and the compression is
 // shared like the frames themselves.
 //
@@ -33,23 +32,33 @@ import (
 // (flate.StatelessDeflate), so pieces concatenate into one valid stream and
 // the client can decode every frame as soon as it arrives. A viewer keeps only
 // a CRC and a length for the gzip trailer: no buffers.
+package gzipwire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+)
 
 // gzipDict is the longest dictionary a frame is compressed against: the most
 // flate.StatelessDeflate uses.
 const gzipDict = 8 << 10
 
 // substantialFrame is the size from which a frame is taken to carry blocks:
-// the dictionary of the next frame reaches back to it (see history.stamp).
+// the dictionary of the next frame reaches back to it (see History.Add).
 const substantialFrame = 256
 
 // gzipHeader starts every gzip stream: magic, deflate, no flags, no mtime,
 // unknown OS (RFC 1952).
 var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 
-// zdata is a frame's compressed forms, each made at most once, by the first
-// viewer that needs it.
-type zdata struct {
-	// Set by Room.broadcast; zero for a frame written to one viewer only.
+// Frame is one frame of a room's stream and its compressed forms, each made
+// at most once, by the first viewer that needs it. History.Add makes it.
+type Frame struct {
+	data    []byte
 	seq     uint64   // position of the frame in its room's stream, from 1
 	dict    [][]byte // the frames before it, oldest first, covering dictLen
 	dictLen int      // bytes of dictionary the frame was compressed against
@@ -85,16 +94,16 @@ func deflate(p, dict []byte) []byte {
 // has, so that however many viewers there are, a frame is compressed at
 // most len(dictTiers)+2 times, and viewers in the same state share the bytes.
 func (f *Frame) compressed(dictLen int) []byte {
-	dictLen = min(dictLen, f.z.dictLen) // never more than the room had
-	if f.z.dictLen > 0 && dictLen == f.z.dictLen {
-		return f.z.withDict.get(func() []byte { return deflate(f.Data, f.dictTail(f.z.dictLen)) })
+	dictLen = min(dictLen, f.dictLen) // never more than the room had
+	if f.dictLen > 0 && dictLen == f.dictLen {
+		return f.withDict.get(func() []byte { return deflate(f.data, f.dictTail(f.dictLen)) })
 	}
 	for i := len(dictTiers) - 1; i >= 0; i-- {
 		if n := dictTiers[i]; n <= dictLen {
-			return f.z.tiers[i].get(func() []byte { return deflate(f.Data, f.dictTail(n)) })
+			return f.tiers[i].get(func() []byte { return deflate(f.data, f.dictTail(n)) })
 		}
 	}
-	return f.z.bare.get(func() []byte { return deflate(f.Data, nil) })
+	return f.bare.get(func() []byte { return deflate(f.data, nil) })
 }
 
 // dictTiers are the shorter dictionaries a frame may be compressed against.
@@ -104,10 +113,10 @@ var dictTiers = [...]int{256, 512, 1 << 10, 2 << 10, 4 << 10}
 func (f *Frame) dictTail(n int) []byte {
 	dict := make([]byte, 0, n)
 	skip := -n
-	for _, d := range f.z.dict {
+	for _, d := range f.dict {
 		skip += len(d)
 	}
-	for _, d := range f.z.dict {
+	for _, d := range f.dict {
 		if skip >= len(d) {
 			skip -= len(d)
 			continue
@@ -118,28 +127,29 @@ func (f *Frame) dictTail(n int) []byte {
 	return dict
 }
 
-// history is the tail of a room's stream of frames: what the next frame is
-// compressed against. Guarded by Room.mu.
-type history struct {
+// History is the tail of a room's stream of frames: what the next frame is
+// compressed against. Its zero value is an empty stream; it is not safe for
+// concurrent use.
+type History struct {
 	seq   uint64
 	parts [][]byte // frames' data, oldest first; only ever appended and cut from the front
 	n     int
 }
 
-// stamp gives f its place in the stream and its dictionary, then adds it.
-// f.z.dict shares parts' backing array: entries below its length are never
+// Add makes data the next frame of the stream, with its place and its
+// dictionary. The frame's dict shares parts' backing array: entries below its length are never
 // written again (append writes past the end), so no copy is needed.
 //
 // The dictionary reaches back to the last frame of some size (a frame of
 // blocks; small ones are signals and presence), not always 8 KiB: what a
 // frame repeats is the growing block of the frame before, and compressing
-// against a dictionary costs time in its length (4 µs per frame with 1 KiB,
-// 18 µs with 8 KiB, BenchmarkCompressFrame), for each of thousands of frames
-// a second when many answers stream at once.
-func (h *history) stamp(f *Frame) {
+// against a dictionary costs time in its length (BenchmarkCompressFrame),
+// for each of thousands of frames a second when many answers stream at once.
+func (h *History) Add(data []byte) *Frame {
+	f := &Frame{data: data}
 	h.seq++
-	f.z.seq = h.seq
-	f.z.dict = h.parts
+	f.seq = h.seq
+	f.dict = h.parts
 	n := 0
 	for i := len(h.parts) - 1; i >= 0 && n < gzipDict; i-- {
 		n += len(h.parts[i])
@@ -147,12 +157,12 @@ func (h *history) stamp(f *Frame) {
 			break
 		}
 	}
-	f.z.dictLen = min(n, gzipDict)
-	part := f.Data
+	f.dictLen = min(n, gzipDict)
+	part := data
 	if len(part) > gzipDict {
-		// Only its tail can be a dictionary. Kept whole, a big frame (a
-		// room's catch-up of a long conversation) stayed in memory for as
-		// long as the room was quiet.
+		// Only its tail can be a dictionary: kept whole, a big frame (a
+		// room's catch-up of a long conversation) would stay in memory for
+		// as long as the room is quiet.
 		part = bytes.Clone(part[len(part)-gzipDict:])
 	}
 	h.parts = append(h.parts, part)
@@ -168,12 +178,21 @@ func (h *history) stamp(f *Frame) {
 	if cap(h.parts) > 2*len(h.parts)+16 {
 		h.parts = append([][]byte(nil), h.parts...)
 	}
+	return f
 }
 
-// wire writes one viewer's stream, gzip-encoded or not, and knows how much of
+// Writer is where a Wire's bytes go, as they go on the wire (encoded or
+// not); isFrame says they carry an event, as opposed to a heartbeat or gzip
+// framing.
+type Writer interface {
+	Send(p []byte, isFrame bool) error
+	Flush() error
+}
+
+// Wire writes one viewer's stream, gzip-encoded or not, and knows how much of
 // its room's stream the viewer has had in a row.
-type wire struct {
-	out  *meteredStream
+type Wire struct {
+	out  Writer
 	gzip bool
 
 	started bool   // the gzip header is written
@@ -183,67 +202,69 @@ type wire struct {
 	run     int    // bytes of room frames written in a row, ending before next
 }
 
-// frame writes a frame: one of the room's, or one made for this viewer only.
-func (w *wire) frame(f *Frame) error {
+// NewWire returns the wire of a viewer's stream to out, gzip-encoded when
+// gzip is set (the response says Content-Encoding: gzip).
+func NewWire(out Writer, gzip bool) *Wire { return &Wire{out: out, gzip: gzip} }
+
+// Frame writes one of the room's frames.
+func (w *Wire) Frame(f *Frame) error {
 	if !w.gzip {
-		return w.out.write(f.Data, true)
-	}
-	if f.z.seq == 0 {
-		return w.raw(f.Data, true)
+		return w.out.Send(f.data, true)
 	}
 	dictLen := 0
-	if f.z.seq == w.next {
+	if f.seq == w.next {
 		dictLen = w.run
 	}
 	z := f.compressed(dictLen)
-	if err := w.encoded(f.Data, z, true); err != nil {
+	if err := w.encoded(f.data, z, true); err != nil {
 		return err
 	}
-	if f.z.seq == w.next {
-		w.run += len(f.Data)
+	if f.seq == w.next {
+		w.run += len(f.data)
 	} else {
-		w.run = len(f.Data)
+		w.run = len(f.data)
 	}
-	w.next = f.z.seq + 1
+	w.next = f.seq + 1
 	return nil
 }
 
-// skip notes a room frame the viewer was not written (it already had it):
+// Skip notes a room frame the viewer was not written (it already had it):
 // its stream no longer ends like the room's.
-func (w *wire) skip() { w.next, w.run = 0, 0 }
+func (w *Wire) Skip() { w.next, w.run = 0, 0 }
 
-// raw writes bytes made for this viewer only (a catch-up, a heartbeat).
-func (w *wire) raw(p []byte, isFrame bool) error {
+// Raw writes bytes made for this viewer only (a catch-up, a heartbeat, a
+// frame that is no room's).
+func (w *Wire) Raw(p []byte, isFrame bool) error {
 	if !w.gzip {
-		return w.out.write(p, isFrame)
+		return w.out.Send(p, isFrame)
 	}
-	w.skip()
+	w.Skip()
 	return w.encoded(p, deflate(p, nil), isFrame)
 }
 
 // header writes the gzip header before the stream's first bytes.
-func (w *wire) header() error {
+func (w *Wire) header() error {
 	if w.started {
 		return nil
 	}
 	w.started = true
-	return w.out.write(gzipHeader, false)
+	return w.out.Send(gzipHeader, false)
 }
 
-func (w *wire) encoded(p, z []byte, isFrame bool) error {
+func (w *Wire) encoded(p, z []byte, isFrame bool) error {
 	if err := w.header(); err != nil {
 		return err
 	}
 	w.crc = crc32.Update(w.crc, crc32.IEEETable, p)
 	w.size += uint32(len(p))
-	return w.out.write(z, isFrame)
+	return w.out.Send(z, isFrame)
 }
 
-// end finishes the stream before a clean end of the response: with gzip, the
+// End finishes the stream before a clean end of the response: with gzip, the
 // final block and the trailer, without which a client may report the body as
 // truncated. A stream cut short (shutdown, a lost subscription) gets none: it
 // is aborted, and the client reconnects.
-func (w *wire) end() error {
+func (w *Wire) End() error {
 	if !w.gzip {
 		return nil
 	}
@@ -254,7 +275,7 @@ func (w *wire) end() error {
 	_ = flate.StatelessDeflate(&buf, nil, true, nil)
 	buf.Write(binary.LittleEndian.AppendUint32(nil, w.crc))
 	buf.Write(binary.LittleEndian.AppendUint32(nil, w.size))
-	if err := w.out.write(buf.Bytes(), false); err != nil {
+	if err := w.out.Send(buf.Bytes(), false); err != nil {
 		return err
 	}
 	return w.out.Flush()

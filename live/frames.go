@@ -11,7 +11,9 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/parley-chat/parley/frame"
+	"github.com/parley-chat/parley/live/gzipwire"
 	"github.com/parley-chat/parley/markdown"
+	"github.com/parley-chat/parley/render"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/views"
 )
@@ -39,55 +41,9 @@ type Frame struct {
 	titled bool
 	title  string
 
-	z zdata // its compressed forms (gzip.go)
-}
-
-// msgState is a message as a room keeps it: an answer keeps its Markdown doc,
-// so that a token re-renders only the last block.
-type msgState struct {
-	conv    string
-	rev     string // log ID of the message's last change
-	index   int
-	role    string
-	status  string
-	errText string
-	text    string        // user messages
-	doc     *markdown.Doc // answers
-}
-
-func newMsgState(md *markdown.Renderer, conv string, m store.Message) *msgState {
-	s := &msgState{conv: conv, rev: m.Rev, index: m.Index, role: m.Role, status: m.Status, errText: m.Error}
-	if m.Role == "assistant" {
-		s.doc = markdown.NewDoc(md)
-		switch {
-		case m.Text == "":
-		case m.Status == store.StatusStreaming:
-			s.doc.Append(m.Text)
-		default: // ended: every block is final, and likely rendered before
-			s.doc.AppendFinal(m.Text)
-		}
-	} else {
-		s.text = m.Text
-	}
-	return s
-}
-
-func (s *msgState) view() views.Message {
-	v := views.Message{Conv: s.conv, Index: s.index, Role: s.role, Status: s.status, Error: s.errText,
-		Text: s.text, Rev: s.rev}
-	if s.doc != nil {
-		v.Blocks = s.doc.Blocks()
-	}
-	return v
-}
-
-// MessageViews renders stored messages for a page or a catch-up frame.
-func MessageViews(md *markdown.Renderer, conv string, msgs []store.Message) []views.Message {
-	out := make([]views.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = newMsgState(md, conv, m).view()
-	}
-	return out
+	// z is its compressed forms when it is a room's (Room.broadcast); nil
+	// for a frame written to one viewer only.
+	z *gzipwire.Frame
 }
 
 // changes collects what a batch of events changed, to render one frame.
@@ -129,7 +85,7 @@ func (c *changes) replace(i int) {
 // title. Many new messages (a room that re-reads the log, a crowd's batch)
 // are written in pieces, as a catch-up is (slotPieces): it returns the HTML
 // of each event of the frame.
-func (c *changes) render(msgs []*msgState, title string) []string {
+func (c *changes) render(msgs []*render.Message, title string) []string {
 	var sb strings.Builder
 	ctx := context.Background()
 	old := len(msgs)
@@ -138,19 +94,19 @@ func (c *changes) render(msgs []*msgState, title string) []string {
 	}
 	for _, i := range slices.Sorted(maps.Keys(c.blocks)) {
 		if i < old {
-			renderTo(ctx, &sb, views.Blocks(i, c.blocks[i], msgs[i].doc.Blocks()))
+			renderTo(ctx, &sb, views.Blocks(i, c.blocks[i], msgs[i].Blocks()))
 		}
 	}
 	for _, i := range slices.Sorted(maps.Keys(c.foot)) {
 		if i < old {
-			renderTo(ctx, &sb, views.Foot(msgs[i].view()))
+			renderTo(ctx, &sb, views.Foot(msgs[i].View()))
 		}
 	}
 	var pieces []string
 	last := sb.String()
 	if c.newFrom >= 0 {
 		last, _ = slotPieces(ctx, c.newFrom, len(msgs)-c.newFrom,
-			func(k int) views.Message { return msgs[c.newFrom+k].view() }, last,
+			func(k int) views.Message { return msgs[c.newFrom+k].View() }, last,
 			func(html string) bool { pieces = append(pieces, html); return true })
 	}
 	if c.title {
@@ -183,8 +139,8 @@ func renderTitle(ctx context.Context, sb *strings.Builder, title string) {
 
 // busySignals is the page's busy signal for a conversation whose last
 // message has status.
-func busySignals(id string, msgs []*msgState) []byte {
-	busy := len(msgs) > 0 && msgs[len(msgs)-1].status == store.StatusStreaming
+func busySignals(id string, msgs []*render.Message) []byte {
+	busy := len(msgs) > 0 && msgs[len(msgs)-1].Status() == store.StatusStreaming
 	return frame.Signals(id, "{busy: "+strconv.FormatBool(busy)+"}")
 }
 
@@ -238,7 +194,7 @@ func catchUpEvents(md *markdown.Renderer, conv string, snap *store.Snapshot, yie
 	ctx := context.Background()
 	emit := func(html string) bool { return yield(frame.Merge("", html)) }
 	last, ok := slotPieces(ctx, snap.From, len(snap.Messages),
-		func(k int) views.Message { return newMsgState(md, conv, snap.Messages[k]).view() }, "", emit)
+		func(k int) views.Message { return render.NewMessage(md, conv, snap.Messages[k]).View() }, "", emit)
 	if !ok {
 		return false
 	}

@@ -1,4 +1,4 @@
-package live
+package gzipwire
 
 import (
 	"bytes"
@@ -6,35 +6,38 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/frame"
 )
 
-// gzPipeStream is a Stream into a pipe, so a test can decode while writing.
-type gzPipeStream struct{ w *io.PipeWriter }
+// pipeWriter is a Writer into a pipe, so a test can decode while writing.
+type pipeWriter struct{ w *io.PipeWriter }
 
-func (p gzPipeStream) Write(b []byte) error { _, err := p.w.Write(b); return err }
-func (p gzPipeStream) Flush() error         { return nil }
+func (p pipeWriter) Send(b []byte, _ bool) error { _, err := p.w.Write(b); return err }
+func (p pipeWriter) Flush() error                { return nil }
 
 // growingFrames returns frames shaped like an answer's: each re-sends the
 // growing block whole with a bit more text, now and then a new block starts,
 // and small presence frames come in between.
-func growingFrames(n int, rng *rand.Rand) []*Frame {
+func growingFrames(n int, rng *rand.Rand) [][]byte {
 	words := strings.Fields("the quick brown fox jumps over a lazy dog while streams of tokens arrive at many browsers")
-	var frames []*Frame
+	var frames [][]byte
 	block, k := "", 0
 	for i := range n {
 		if rng.IntN(25) == 0 {
 			block, k = "", k+1
 		}
 		if rng.IntN(10) == 0 {
-			frames = append(frames, presenceFrame(rng.IntN(100)))
+			frames = append(frames, frame.Signals("", "{watching: "+strconv.Itoa(rng.IntN(100))+"}"))
 			continue
 		}
 		block += words[rng.IntN(len(words))] + " "
 		data := fmt.Sprintf("event: datastar-merge-fragments\nid: %d-0\ndata: fragments <div id=\"m-1-s-%d\" class=\"slot\"><p>%s</p><div id=\"m-1-s-%d\" class=\"slot\"></div></div>\n\n", i+1, k, block, k+1)
-		frames = append(frames, &Frame{Data: []byte(data)})
+		frames = append(frames, []byte(data))
 	}
 	return frames
 }
@@ -45,11 +48,13 @@ func growingFrames(n int, rng *rand.Rand) []*Frame {
 // given, and ends with a valid trailer. It also checks that the dictionary
 // is used: a viewer keeping up costs a fraction of the raw bytes.
 func TestWireGzip(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var room history
-	frames := growingFrames(400, rng)
-	for _, f := range frames {
-		room.stamp(f)
+	var room History
+	data := growingFrames(400, rng)
+	frames := make([]*Frame, len(data))
+	for i, d := range data {
+		frames[i] = room.Add(d)
 	}
 
 	type plan struct {
@@ -66,11 +71,10 @@ func TestWireGzip(t *testing.T) {
 		{name: "skips frames", join: 10, skipEvery: 7, maxRatio: 0.3},
 		{name: "heartbeats", beatEvery: 13, maxRatio: 0.3},
 	}
-	h := &Hub{}
 	for _, p := range plans {
 		t.Run(p.name, func(t *testing.T) {
 			pr, pw := io.Pipe()
-			wr := &wire{out: h.meter(gzPipeStream{pw}), gzip: true}
+			wr := NewWire(pipeWriter{pw}, true)
 			var want bytes.Buffer
 			wire := &countingWriter{}
 			done := make(chan error, 1)
@@ -123,21 +127,21 @@ func TestWireGzip(t *testing.T) {
 			}
 			if p.catchUp {
 				c := []byte(strings.Repeat("event: datastar-merge-fragments\ndata: fragments <p>catch-up</p>\n\n", 20))
-				write(c, func() error { return wr.raw(c, true) })
+				write(c, func() error { return wr.Raw(c, true) })
 			}
 			for i, f := range frames[p.join:] {
 				if p.skipEvery > 0 && i%p.skipEvery == p.skipEvery-1 {
-					wr.skip()
+					wr.Skip()
 					continue
 				}
 				if p.beatEvery > 0 && i%p.beatEvery == 0 {
 					hb := []byte(": keepalive\n\n")
-					write(hb, func() error { return wr.raw(hb, false) })
+					write(hb, func() error { return wr.Raw(hb, false) })
 				}
-				write(f.Data, func() error { return wr.frame(f) })
+				write(f.data, func() error { return wr.Frame(f) })
 			}
 			close(expect)
-			if err := wr.end(); err != nil {
+			if err := wr.End(); err != nil {
 				t.Fatal(err)
 			}
 			pw.Close()
@@ -157,19 +161,19 @@ func TestWireGzip(t *testing.T) {
 // are made once, whoever writes them: a hundred viewers in step get the same
 // bytes, not a hundred compressions.
 func TestWireGzipSharesWork(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
-	var room history
-	frames := growingFrames(50, rng)
-	for _, f := range frames {
-		room.stamp(f)
+	var room History
+	var frames []*Frame
+	for _, d := range growingFrames(50, rng) {
+		frames = append(frames, room.Add(d))
 	}
-	h := &Hub{}
 	var first []byte
 	for v := range 100 {
 		var buf bytes.Buffer
-		wr := &wire{out: h.meter(bufStream{&buf}), gzip: true}
+		wr := NewWire(bufWriter{&buf}, true)
 		for _, f := range frames {
-			if err := wr.frame(f); err != nil {
+			if err := wr.Frame(f); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -186,10 +190,10 @@ func TestWireGzipSharesWork(t *testing.T) {
 	}
 }
 
-type bufStream struct{ b *bytes.Buffer }
+type bufWriter struct{ b *bytes.Buffer }
 
-func (s bufStream) Write(p []byte) error { s.b.Write(p); return nil }
-func (s bufStream) Flush() error         { return nil }
+func (s bufWriter) Send(p []byte, _ bool) error { s.b.Write(p); return nil }
+func (s bufWriter) Flush() error                { return nil }
 
 type countingWriter struct{ n int }
 
@@ -199,19 +203,18 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += len(p); return le
 // frame compressed against the frames before it, by dictionary size.
 func BenchmarkCompressFrame(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	frames := growingFrames(300, rng)
-	var room history
-	for _, f := range frames {
-		room.stamp(f)
+	var room History
+	var f *Frame
+	for _, d := range growingFrames(300, rng) {
+		f = room.Add(d)
 	}
-	f := frames[len(frames)-1]
 	for _, n := range []int{0, 1 << 10, 4 << 10, gzipDict} {
 		b.Run(fmt.Sprintf("dict=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(len(f.Data)))
+			b.SetBytes(int64(len(f.data)))
 			var out int
 			for b.Loop() {
-				out = len(deflate(f.Data, f.dictTail(min(n, f.z.dictLen))))
+				out = len(deflate(f.data, f.dictTail(min(n, f.dictLen))))
 			}
 			b.ReportMetric(float64(out), "out-bytes")
 		})
