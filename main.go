@@ -131,6 +131,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxDuration:   cfg.MaxAnswerDuration,
 		SystemPrompt:  cfg.SystemPrompt,
 		Observer:      genObs,
+		Limits: generation.Limits{
+			PostsPerMinute: cfg.PostsPerMinute, AddressPostsPerMinute: cfg.AddrPosts,
+			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHour: cfg.AddrConvs,
+			OwnerAnswers: cfg.OwnerGens, AddressAnswers: cfg.AddrGens,
+			DailyTokens: int64(cfg.DailyTokens), StoredBytes: int64(cfg.StoredBytes),
+		},
+		MaxAnswerBytes: cfg.MaxAnswerBytes,
 	})
 
 	files, err := staticFS()
@@ -158,12 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Sessions: sessions,
 		Limits: handlers.Limits{
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-			PostsPerMinute: cfg.PostsPerMinute, OwnerGenerations: cfg.OwnerGens,
-			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
-			AddressPostsPerMinute: cfg.AddrPosts, AddressGenerations: cfg.AddrGens,
-			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHr: cfg.AddrConvs,
-			DailyTokens: int64(cfg.DailyTokens), ActionsPerMinute: cfg.ActionsPerMin,
-			StoredBytes:       int64(cfg.StoredBytes),
+			RequestTimeout: cfg.RequestTimeout, ActionsPerMinute: cfg.ActionsPerMin,
 			ViewersPerAddress: cfg.AddrViewers,
 		},
 		Clients:     clients,

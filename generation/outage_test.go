@@ -125,7 +125,7 @@ func startProcess(t *testing.T, addr string, model llm.Model, maxDuration time.D
 	p := &process{st: st, cut: cut, logs: &logBuffer{}}
 	p.m = generation.New(st, &stopper{}, model, slog.New(slog.NewTextHandler(io.MultiWriter(p.logs, testWriter{t}), nil)), generation.Config{
 		FlushInterval: 25 * time.Millisecond, MaxConcurrent: 10, LeaseTTL: outageLease,
-		SweepInterval: outageSweep, MaxDuration: maxDuration,
+		SweepInterval: outageSweep, MaxDuration: maxDuration, MaxAnswerBytes: 1 << 20,
 	})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -156,12 +156,10 @@ func (p *process) startAnswer(t *testing.T, question string) *answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slot, err := p.m.Reserve()
-	if err != nil {
+	a := &answer{conv: conv, gen: res.Gen, question: question, ended: make(chan struct{})}
+	if err := p.m.RunStored(conv, res.Gen, func() { close(a.ended) }); err != nil {
 		t.Fatal(err)
 	}
-	a := &answer{conv: conv, gen: res.Gen, question: question, ended: make(chan struct{})}
-	p.m.Start(slot, conv, res.Gen, func() { close(a.ended) })
 	return a
 }
 
@@ -195,6 +193,7 @@ func waitNoHold(t *testing.T, rdb *redis.Client) {
 // comes back, B does end the answer as interrupted, once the hold is over,
 // and A, back after that, writes nothing more.
 func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -278,6 +277,7 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 // leaves it alone, and the generation re-takes its lease when its writes go
 // through again and ends done, whole.
 func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -317,6 +317,7 @@ func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
 // Redis does not answer. When Redis is back, the answer ends failed with
 // the text the model wrote until then, and says what stopped it.
 func TestAnswerTimeRunsOutDuringOutage(t *testing.T) {
+	t.Parallel()
 	const maxDuration = 2 * time.Second
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})

@@ -93,6 +93,7 @@ func newApp(t testing.TB, tweak func(*appConfig)) *app {
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	cfg.gen.MaxAnswerBytes = cfg.store.MaxAnswerBytes // as main gives it
 	var (
 		srv    *testredis.Server
 		single *redis.Client
