@@ -193,7 +193,8 @@ func waitNoHold(t *testing.T, rdb *redis.Client) {
 // comes back, B does end the answer as interrupted, once the hold is over,
 // and A, back after that, writes nothing more.
 func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its sweeps every 50 ms must not run late by half a
+	// lease, which a busy process makes them.
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -208,7 +209,7 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 		waitFor(t, "some text", func() bool { return storedAnswer(t, check, ans).Text != "" })
 		a.cut.on.Store(true)
 		b.cut.on.Store(true)
-		time.Sleep(2*outageLease + 500*time.Millisecond)
+		time.Sleep(2*outageLease + 500*time.Millisecond) // the outage itself: well over a lease
 		if n, _ := rdb.Exists(context.Background(), "{c:"+ans.conv+"}:lease").Result(); n != 0 {
 			t.Fatal("the lease did not run out during the outage: the test proves nothing")
 		}
@@ -239,7 +240,7 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 		before := storedAnswer(t, check, ans).Text
 		a.cut.on.Store(true)
 		b.cut.on.Store(true)
-		time.Sleep(2*outageLease + 500*time.Millisecond)
+		time.Sleep(2*outageLease + 500*time.Millisecond) // the outage itself: well over a lease
 		b.cut.on.Store(false)
 		back := time.Now()
 		var m store.Message
@@ -277,7 +278,8 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 // leaves it alone, and the generation re-takes its lease when its writes go
 // through again and ends done, whole.
 func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its sweeps every 50 ms must not run late by half a
+	// lease, which a busy process makes them.
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -291,7 +293,7 @@ func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
 	waitFor(t, "some text", func() bool { return storedAnswer(t, check, ans).Text != "" })
 	cut.match = carries(ans.gen) // its appends, renewals and end
 	cut.on.Store(true)
-	time.Sleep(2*outageLease + 500*time.Millisecond)
+	time.Sleep(2*outageLease + 500*time.Millisecond) // the outage itself: well over a lease
 	if n, _ := rdb.Exists(context.Background(), "{c:"+ans.conv+"}:lease").Result(); n != 0 {
 		t.Fatal("the lease did not run out: the test proves nothing")
 	}
@@ -317,7 +319,8 @@ func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
 // Redis does not answer. When Redis is back, the answer ends failed with
 // the text the model wrote until then, and says what stopped it.
 func TestAnswerTimeRunsOutDuringOutage(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its sweeps every 50 ms must not run late by half a
+	// lease, which a busy process makes them.
 	const maxDuration = 2 * time.Second
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
