@@ -4,6 +4,11 @@
 // lease in Redis; a sweeper in every process ends the answers of generations
 // whose process died, so no message stays "streaming" forever.
 //
+// An answer is asked for by one call, Post or Regenerate, which admits it
+// (ownership, this process's capacity, the limits shared by every process),
+// stores what asks for it and starts it; whatever it took is given back on
+// every path that starts nothing, and when the answer ends.
+//
 // A process that lives keeps its answers when Redis does not answer for a
 // while (paused, stalled, restarting), however long that is against the
 // lease:

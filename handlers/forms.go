@@ -17,8 +17,8 @@ func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, e
 	if err := readForm(d, w, r); err != nil {
 		return "", err
 	}
-	// Browsers send line breaks as CR LF; a lone CR is a line break too
-	// (the fuzzer found "\r\r\n" leaving a CR LF after one replacement).
+	// Browsers send line breaks as CR LF; a lone CR is a line break too.
+	// Every CR left goes in a second pass: the first makes "\r\r\n" a CR LF.
 	text = strings.ReplaceAll(strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n"), "\r", "\n")
 	switch {
 	case !utf8.ValidString(text):
