@@ -249,6 +249,23 @@ func (a *app) waitStatus(t *testing.T, conv string, i int, statuses ...string) s
 	return store.Message{}
 }
 
+// waitNamed waits until conv has a title: it lands just after the first
+// answer ends, so two loads of its page between the two would differ.
+func (a *app) waitNamed(t *testing.T, conv string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		meta, err := a.Store.Meta(context.Background(), conv)
+		if err == nil && meta.Title != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("conversation %s was never named", conv)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // page loads the conversation page and returns its DOM and cursor.
 func (a *app) page(t testing.TB, conv string) (*viewer.DOM, string) {
 	t.Helper()

@@ -162,6 +162,7 @@ func TestPagesAreGzipped(t *testing.T) {
 	a := newApp(t, nil)
 	conv := a.create(t, "[[long 300]] a page worth compressing")
 	a.waitStatus(t, conv, 1, store.StatusDone)
+	a.waitNamed(t, conv)
 	get := func(enc string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", a.URL+"/c/"+conv, nil)

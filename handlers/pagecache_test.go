@@ -111,12 +111,7 @@ func TestPageCacheNeverStale(t *testing.T) {
 		t.Fatalf("the offer of %s created %s", conv, again)
 	}
 	a.waitStatus(t, conv, 1, store.StatusDone)
-	// Its title comes just after its first answer ends: a page rendered
-	// between the two would differ from the next for a reason of its own.
-	waitFor(t, "the conversation created again to be named", func() bool {
-		meta, err := a.Store.Meta(context.Background(), conv)
-		return err == nil && meta.Title != ""
-	})
+	a.waitNamed(t, conv)
 	reborn := same("conversation created again", conv)
 	if !strings.Contains(reborn, "a second life") || strings.Contains(reborn, "first *question*") {
 		t.Fatal("the page of the new conversation shows the old one's messages")
