@@ -123,6 +123,13 @@ func (a *app) build(ctx context.Context) error {
 		MaxDuration:   cfg.MaxAnswerDuration,
 		SystemPrompt:  cfg.SystemPrompt,
 		Observer:      genObs,
+		Limits: generation.Limits{
+			PostsPerMinute: cfg.PostsPerMinute, AddressPostsPerMinute: cfg.AddrPosts,
+			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHour: cfg.AddrConvs,
+			OwnerAnswers: cfg.OwnerGens, AddressAnswers: cfg.AddrGens,
+			DailyTokens: int64(cfg.DailyTokens), StoredBytes: int64(cfg.StoredBytes),
+		},
+		MaxAnswerBytes: cfg.MaxAnswerBytes,
 	})
 	a.handler, err = a.newHandler(st, md, refusals)
 	return err
@@ -157,12 +164,7 @@ func (a *app) newHandler(st *store.Store, md *markdown.Renderer, refusals handle
 		Sessions: sessions,
 		Limits: handlers.Limits{
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-			PostsPerMinute: cfg.PostsPerMinute, OwnerGenerations: cfg.OwnerGens,
-			MaxAnswerDuration: cfg.MaxAnswerDuration, RequestTimeout: cfg.RequestTimeout,
-			AddressPostsPerMinute: cfg.AddrPosts, AddressGenerations: cfg.AddrGens,
-			ConversationsPerHour: cfg.ConvsPerHour, AddressConversationsPerHr: cfg.AddrConvs,
-			DailyTokens: int64(cfg.DailyTokens), ActionsPerMinute: cfg.ActionsPerMin,
-			StoredBytes:       int64(cfg.StoredBytes),
+			RequestTimeout: cfg.RequestTimeout, ActionsPerMinute: cfg.ActionsPerMin,
 			ViewersPerAddress: cfg.AddrViewers,
 		},
 		Clients:     clients,

@@ -21,6 +21,7 @@ import (
 // replica, and those on the other masters keep growing: a batch shared by
 // all would hold every answer for as long as the failover takes.
 func TestFailingMasterStallsOnlyItsAnswers(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
 	ctx := context.Background()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
@@ -30,7 +31,7 @@ func TestFailingMasterStallsOnlyItsAnswers(t *testing.T) {
 	model := llm.NewDemo(llm.DemoConfig{TokensPerSecond: 100, Tokens: 2000})
 	m := generation.New(st, &stopper{}, model, slog.New(slog.NewTextHandler(io.Discard, nil)), generation.Config{
 		FlushInterval: 25 * time.Millisecond, MaxConcurrent: 100, LeaseTTL: 10 * time.Second,
-		SweepInterval: time.Second, MaxDuration: time.Minute})
+		SweepInterval: time.Second, MaxDuration: time.Minute, MaxAnswerBytes: 1 << 20})
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
@@ -56,17 +57,22 @@ func TestFailingMasterStallsOnlyItsAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			slot, err := m.Reserve()
-			if err != nil {
+			if err := m.RunStored(conv, res.Gen, nil); err != nil {
 				t.Fatal(err)
 			}
-			m.Start(slot, conv, res.Gen, nil)
 			if master != victim {
 				healthy = append(healthy, watched{conv, node})
 			}
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // the answers are streaming
+	waitFor(t, "the answers on healthy masters to stream", func() bool {
+		for _, w := range healthy {
+			if n, err := w.node.StrLen(ctx, "{c:"+w.conv+"}:t:1").Result(); err != nil || n == 0 {
+				return false
+			}
+		}
+		return true
+	})
 
 	// The longest wait between two growths of each healthy answer, seen
 	// from its own master.
@@ -104,7 +110,7 @@ func TestFailingMasterStallsOnlyItsAnswers(t *testing.T) {
 	start := time.Now()
 	c.KillMaster(t, victim)
 	down := time.Since(start)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the answers are watched on after the failover: the interval is the test
 	close(stop)
 	<-done
 	t.Logf("the victim's replica took over after %v; longest pause of an answer on another master: %v", down, longest)

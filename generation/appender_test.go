@@ -181,7 +181,7 @@ func newEnv(t *testing.T, tps float64, tokens int) *env {
 	e := &env{st: st, rdb: rdb, faults: f, stopper: &stopper{}, model: &countingModel{Demo: llm.NewDemo(llm.DemoConfig{TokensPerSecond: tps, Tokens: tokens})}}
 	e.m = generation.New(st, e.stopper, e.model, slog.New(slog.NewTextHandler(io.Discard, nil)), generation.Config{
 		FlushInterval: 25 * time.Millisecond, MaxConcurrent: 1000, LeaseTTL: 10 * time.Second,
-		SweepInterval: time.Second, MaxDuration: time.Minute,
+		SweepInterval: time.Second, MaxDuration: time.Minute, MaxAnswerBytes: 1 << 20,
 	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -205,12 +205,10 @@ func (e *env) start(t *testing.T, question string) *answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slot, err := e.m.Reserve()
-	if err != nil {
+	a := &answer{conv: conv, gen: res.Gen, question: question, ended: make(chan struct{})}
+	if err := e.m.RunStored(conv, res.Gen, func() { close(a.ended) }); err != nil {
 		t.Fatal(err)
 	}
-	a := &answer{conv: conv, gen: res.Gen, question: question, ended: make(chan struct{})}
-	e.m.Start(slot, conv, res.Gen, func() { close(a.ended) })
 	return a
 }
 
@@ -245,6 +243,7 @@ func (e *env) waitWithin(t *testing.T, a *answer, d time.Duration) store.Message
 // pipelines per flush interval carry the due text of all of them, and no
 // answer ever has two appends in flight.
 func TestManyGenerationsShareRoundTrips(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 100, 120)
 	var answers []*answer
 	for i := range 50 {
@@ -285,6 +284,7 @@ func (e *env) checkInFlight(t *testing.T) {
 // fails, whether before Redis ran it or after (its replies lost), every
 // generation in it sends its text again, and each answer is stored once.
 func TestLostRepliesAreRetriedWithoutDoubling(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 200, 100)
 	e.faults.mu.Lock()
 	e.faults.loseReplies, e.faults.dropRequests = 4, 4
@@ -310,6 +310,7 @@ func TestLostRepliesAreRetriedWithoutDoubling(t *testing.T) {
 // (here another process ended it) is refused in the batch it shares with
 // live ones; it stops writing, and the others go on to the end.
 func TestStaleGenerationIsRefusedAlone(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 100, 300)
 	var answers []*answer
 	for i := range 5 {
@@ -351,6 +352,7 @@ func TestStaleGenerationIsRefusedAlone(t *testing.T) {
 // directly. Either way that answer ends stopped, keeping a prefix of the
 // model's text, and the others in the same batches are not disturbed.
 func TestStop(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 100, 300)
 	var answers []*answer
 	for i := range 4 {
@@ -394,6 +396,7 @@ func TestStop(t *testing.T) {
 // has one append outstanding, no more, and the models stream on: their text
 // waits in memory, and goes in the batch after Redis answers.
 func TestSlowRedisHoldsOneBatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 200, 60)
 	var answers []*answer
 	for i := range 10 {
@@ -414,8 +417,9 @@ func TestSlowRedisHoldsOneBatch(t *testing.T) {
 	e.faults.hold = hold
 	e.faults.mu.Unlock()
 	before := e.faults.pipelines.Load()
-	// 60 tokens at 200 per second: every model is done well within this.
-	time.Sleep(time.Second)
+	waitFor(t, "every model to finish streaming", func() bool { return e.model.ended.Load() == int64(len(answers)) })
+	// Ten appender ticks more, in which no further batch may go out.
+	time.Sleep(250 * time.Millisecond)
 	// One per phase: the generations' first appends after the hold.
 	if n := e.faults.pipelines.Load() - before; n > 5 {
 		t.Errorf("%d batches were sent while Redis did not answer, want at most 5", n)

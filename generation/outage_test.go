@@ -125,7 +125,7 @@ func startProcess(t *testing.T, addr string, model llm.Model, maxDuration time.D
 	p := &process{st: st, cut: cut, logs: &logBuffer{}}
 	p.m = generation.New(st, &stopper{}, model, slog.New(slog.NewTextHandler(io.MultiWriter(p.logs, testWriter{t}), nil)), generation.Config{
 		FlushInterval: 25 * time.Millisecond, MaxConcurrent: 10, LeaseTTL: outageLease,
-		SweepInterval: outageSweep, MaxDuration: maxDuration,
+		SweepInterval: outageSweep, MaxDuration: maxDuration, MaxAnswerBytes: 1 << 20,
 	})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -156,12 +156,10 @@ func (p *process) startAnswer(t *testing.T, question string) *answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slot, err := p.m.Reserve()
-	if err != nil {
+	a := &answer{conv: conv, gen: res.Gen, question: question, ended: make(chan struct{})}
+	if err := p.m.RunStored(conv, res.Gen, func() { close(a.ended) }); err != nil {
 		t.Fatal(err)
 	}
-	a := &answer{conv: conv, gen: res.Gen, question: question, ended: make(chan struct{})}
-	p.m.Start(slot, conv, res.Gen, func() { close(a.ended) })
 	return a
 }
 
@@ -195,6 +193,8 @@ func waitNoHold(t *testing.T, rdb *redis.Client) {
 // comes back, B does end the answer as interrupted, once the hold is over,
 // and A, back after that, writes nothing more.
 func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
+	// Not parallel: its sweeps every 50 ms must not run late by half a
+	// lease, which a busy process makes them.
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -209,7 +209,7 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 		waitFor(t, "some text", func() bool { return storedAnswer(t, check, ans).Text != "" })
 		a.cut.on.Store(true)
 		b.cut.on.Store(true)
-		time.Sleep(2*outageLease + 500*time.Millisecond)
+		time.Sleep(2*outageLease + 500*time.Millisecond) // the outage itself: well over a lease
 		if n, _ := rdb.Exists(context.Background(), "{c:"+ans.conv+"}:lease").Result(); n != 0 {
 			t.Fatal("the lease did not run out during the outage: the test proves nothing")
 		}
@@ -240,7 +240,7 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 		before := storedAnswer(t, check, ans).Text
 		a.cut.on.Store(true)
 		b.cut.on.Store(true)
-		time.Sleep(2*outageLease + 500*time.Millisecond)
+		time.Sleep(2*outageLease + 500*time.Millisecond) // the outage itself: well over a lease
 		b.cut.on.Store(false)
 		back := time.Now()
 		var m store.Message
@@ -278,6 +278,8 @@ func TestOutageLetsNoSweeperEndALiveAnswer(t *testing.T) {
 // leaves it alone, and the generation re-takes its lease when its writes go
 // through again and ends done, whole.
 func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
+	// Not parallel: its sweeps every 50 ms must not run late by half a
+	// lease, which a busy process makes them.
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -291,7 +293,7 @@ func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
 	waitFor(t, "some text", func() bool { return storedAnswer(t, check, ans).Text != "" })
 	cut.match = carries(ans.gen) // its appends, renewals and end
 	cut.on.Store(true)
-	time.Sleep(2*outageLease + 500*time.Millisecond)
+	time.Sleep(2*outageLease + 500*time.Millisecond) // the outage itself: well over a lease
 	if n, _ := rdb.Exists(context.Background(), "{c:"+ans.conv+"}:lease").Result(); n != 0 {
 		t.Fatal("the lease did not run out: the test proves nothing")
 	}
@@ -317,6 +319,8 @@ func TestOwnSweeperLeavesItsLiveGenerationsAlone(t *testing.T) {
 // Redis does not answer. When Redis is back, the answer ends failed with
 // the text the model wrote until then, and says what stopped it.
 func TestAnswerTimeRunsOutDuringOutage(t *testing.T) {
+	// Not parallel: its sweeps every 50 ms must not run late by half a
+	// lease, which a busy process makes them.
 	const maxDuration = 2 * time.Second
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})

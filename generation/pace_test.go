@@ -31,6 +31,7 @@ func simulate(p *pacer, tokens []string) (writes []string, longest time.Duration
 }
 
 func TestPacer(t *testing.T) {
+	t.Parallel()
 	// One long paragraph, then a code block, then short paragraphs.
 	var toks []string
 	for range 400 {

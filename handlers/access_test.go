@@ -69,6 +69,7 @@ func (a *app) createForm(t *testing.T, c *http.Client, text string) (int, string
 // a wrong passphrase says how many tries are left; the right one sets a
 // grant cookie and leads on, after which the browser chats as in open mode.
 func TestAccessPassphrase(t *testing.T) {
+	t.Parallel()
 	a := codeApp(t, true)
 	c := a.Client
 
@@ -206,6 +207,7 @@ func (a *app) serveWith(t *testing.T, cfg access.Config) *app {
 // cookies (every try here comes from a new browser), and so is the right
 // one until the wait is over. The count lives in Redis.
 func TestPassphraseGuessesAreLimited(t *testing.T) {
+	t.Parallel()
 	a := codeApp(t, true)
 	for i := 1; i <= access.MaxGuesses; i++ {
 		res, body := a.enter(t, a.NewBrowser(), "guess "+strconv.Itoa(i), "/")
@@ -244,8 +246,10 @@ func TestPassphraseGuessesAreLimited(t *testing.T) {
 // (page, stream, Markdown), read-only, and every change from it is refused;
 // with PARLEY_SHARE_LINKS=off the link needs access too.
 func TestShareLinksWithoutAccess(t *testing.T) {
+	t.Parallel()
 	for _, share := range []bool{true, false} {
 		t.Run("share="+strconv.FormatBool(share), func(t *testing.T) {
+			t.Parallel()
 			a := codeApp(t, share)
 			if res, _ := a.enter(t, a.Client, passphrase, "/"); res.StatusCode != http.StatusSeeOther {
 				t.Fatalf("enter: status %d", res.StatusCode)
@@ -355,6 +359,7 @@ func (a *app) asUser(values ...string) *http.Client {
 // 403; with it, the owner is the user's, whatever the cookies: one person
 // in two browsers is one owner, another person is not.
 func TestAccessHeader(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
 		c.access = access.Config{Mode: access.Header, ShareLinks: true}
 	})

@@ -24,17 +24,17 @@ func BenchmarkCreateAdmission(b *testing.B) {
 			a := newApp(b, func(c *appConfig) {
 				c.gen.MaxConcurrent = 1 << 10
 				if limits == "off" {
-					c.limits.PostsPerMinute = 0
+					c.gen.Limits.PostsPerMinute = 0
 					return
 				}
-				c.limits.PostsPerMinute = 1 << 20
-				c.limits.AddressPostsPerMinute = 1 << 20
-				c.limits.ConversationsPerHour = 1 << 20
-				c.limits.AddressConversationsPerHr = 1 << 20
-				c.limits.OwnerGenerations = 1 << 20
-				c.limits.AddressGenerations = 1 << 20
-				c.limits.MaxAnswerDuration = time.Minute
-				c.limits.DailyTokens = 1 << 40
+				c.gen.Limits.PostsPerMinute = 1 << 20
+				c.gen.Limits.AddressPostsPerMinute = 1 << 20
+				c.gen.Limits.ConversationsPerHour = 1 << 20
+				c.gen.Limits.AddressConversationsPerHour = 1 << 20
+				c.gen.Limits.OwnerAnswers = 1 << 20
+				c.gen.Limits.AddressAnswers = 1 << 20
+				c.gen.MaxDuration = time.Minute
+				c.gen.Limits.DailyTokens = 1 << 40
 			})
 			trips := &roundTrips{}
 			a.UDB.AddHook(trips)

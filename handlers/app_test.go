@@ -93,6 +93,7 @@ func newApp(t testing.TB, tweak func(*appConfig)) *app {
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	cfg.gen.MaxAnswerBytes = cfg.store.MaxAnswerBytes // as main gives it
 	var (
 		srv    *testredis.Server
 		single *redis.Client
@@ -246,6 +247,23 @@ func (a *app) waitStatus(t *testing.T, conv string, i int, statuses ...string) s
 	}
 	t.Fatalf("message %d of %s never reached %v", i, conv, statuses)
 	return store.Message{}
+}
+
+// waitNamed waits until conv has a title: it lands just after the first
+// answer ends, so two loads of its page between the two would differ.
+func (a *app) waitNamed(t *testing.T, conv string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		meta, err := a.Store.Meta(context.Background(), conv)
+		if err == nil && meta.Title != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("conversation %s was never named", conv)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // page loads the conversation page and returns its DOM and cursor.

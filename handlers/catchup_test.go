@@ -135,6 +135,7 @@ func peakHeap(f func()) uint64 {
 // than the HTML it sends (the one-frame catch-up held it whole, several
 // times over, while it was built and written).
 func TestCatchUpOfHostileConversation(t *testing.T) {
+	// Not parallel: peakHeap measures the whole process's heap.
 	if testing.Short() {
 		t.Skip("stores and streams 5 MB")
 	}
@@ -224,6 +225,7 @@ func TestCatchUpOfHostileConversation(t *testing.T) {
 // (with the last id it received, which no piece but the last one carries),
 // ends with the page a fresh load shows, gzip or not.
 func TestCatchUpCutAfterEachPiece(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := store.NewID()
 	storeExchange(t, a, conv, true, "first", "**hello**")

@@ -28,6 +28,7 @@ import (
 // and while a master dies. The browser's conversation list is live on the
 // same connections: its owner's channel is sharded too.
 func TestRedisCluster(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
 	t.Run("AnswersStreamOnEveryShard", func(t *testing.T) { testClusterStreams(t, c) })
 	t.Run("SlotMoved", func(t *testing.T) { testClusterSlotMoves(t, c) })

@@ -3,6 +3,7 @@ package handlers
 import "testing"
 
 func TestAcceptsGzip(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		values []string
 		want   bool

@@ -78,12 +78,8 @@ func handleEvents(d Deps) http.Handler {
 			// retry (on another process, behind a load balancer) with its
 			// Last-Event-ID, and lose nothing.
 			panic(http.ErrAbortHandler)
-		case errors.Is(err, live.ErrTooManyViewers):
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, "This server is at its limit of live viewers. Try again shortly.", http.StatusServiceUnavailable)
 		default:
-			w.Header().Set("Retry-After", "2")
-			http.Error(w, "Live updates are unavailable right now. Try again shortly.", http.StatusServiceUnavailable)
+			streamRefused(w, err)
 		}
 	})
 }

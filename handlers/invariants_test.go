@@ -39,6 +39,7 @@ func (k reconnect) String() string {
 // must end with the DOM of a fresh page, and that page must hold the text the
 // model produced: no gap, no duplicate.
 func TestViewersConvergeAtAnyInstant(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("attaches hundreds of viewers")
 	}
@@ -206,6 +207,7 @@ func (tb) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
 // closed) ends, for a viewer who watched it stream, with the page a fresh
 // load renders: the whole block highlighted.
 func TestAnswerEndingInALongFence(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "[[echo]]hello")
 	a.waitStatus(t, conv, 1, store.StatusDone)

@@ -16,6 +16,7 @@ import (
 // by the sweeper as interrupted within the lease, its text kept, and a viewer
 // watching sees it.
 func TestDeadGenerationEndsAsInterrupted(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
 		c.store.LeaseTTL = 500 * time.Millisecond
 		c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 50}
@@ -63,6 +64,7 @@ func TestDeadGenerationEndsAsInterrupted(t *testing.T) {
 // TestModelFailureShowsInPage: a model error ends the answer as failed, keeps
 // the text written so far, and the page says what went wrong.
 func TestModelFailureShowsInPage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 120} })
 	conv := a.create(t, "please [[fail]]")
 	msg := a.waitStatus(t, conv, 1, store.StatusFailed)

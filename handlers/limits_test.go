@@ -52,11 +52,12 @@ func (a *app) startFresh(t *testing.T, text, xff string) fresh {
 // and the rest are refused with a wait and words; behind a trusted proxy the
 // forwarded addresses are told apart.
 func TestFreshCookiesStopAtTheAddressLimits(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
-		c.limits.PostsPerMinute = 20
-		c.limits.AddressPostsPerMinute = 5
-		c.limits.AddressConversationsPerHr = 8
-		c.limits.MaxAnswerDuration = time.Minute
+		c.gen.Limits.PostsPerMinute = 20
+		c.gen.Limits.AddressPostsPerMinute = 5
+		c.gen.Limits.AddressConversationsPerHour = 8
+		c.gen.MaxDuration = time.Minute
 	})
 	admitted, refused := 0, 0
 	for i := range 50 {
@@ -83,8 +84,8 @@ func TestFreshCookiesStopAtTheAddressLimits(t *testing.T) {
 
 	// Behind a trusted proxy each forwarded address has its own count.
 	b := newApp(t, func(c *appConfig) {
-		c.limits.AddressPostsPerMinute = 1
-		c.limits.MaxAnswerDuration = time.Minute
+		c.gen.Limits.AddressPostsPerMinute = 1
+		c.gen.MaxDuration = time.Minute
 		c.clients, _ = clientaddr.Parse("127.0.0.1")
 	})
 	for i := range 10 {
@@ -101,9 +102,10 @@ func TestFreshCookiesStopAtTheAddressLimits(t *testing.T) {
 // cookie each stop at the address's answers at once, and free their place
 // when they end.
 func TestAnswersAtOncePerAddress(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
-		c.limits.AddressGenerations = 2
-		c.limits.MaxAnswerDuration = time.Minute
+		c.gen.Limits.AddressAnswers = 2
+		c.gen.MaxDuration = time.Minute
 		c.demo.TokensPerSecond = 20
 	})
 	var first fresh
@@ -133,7 +135,8 @@ func TestAnswersAtOncePerAddress(t *testing.T) {
 // TestDailyTokenBudget: once the deployment's answers have used the day's
 // model tokens, new answers are refused, saying when the budget resets.
 func TestDailyTokenBudget(t *testing.T) {
-	a := newApp(t, func(c *appConfig) { c.limits.DailyTokens = 50 })
+	t.Parallel()
+	a := newApp(t, func(c *appConfig) { c.gen.Limits.DailyTokens = 50 })
 	conv := a.create(t, "[[long 300]] spend the budget")
 	a.waitStatus(t, conv, 1, store.StatusDone)
 	// The answer's tokens are counted just after its end is written.
@@ -154,6 +157,7 @@ func TestDailyTokenBudget(t *testing.T) {
 // TestStopAndRenameAreCounted: stops and renames are limited per minute too
 // (each reaches every viewer), and say so when refused.
 func TestStopAndRenameAreCounted(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.limits.ActionsPerMinute = 2 })
 	conv := a.create(t, "[[echo]]hi")
 	a.waitStatus(t, conv, 1, store.StatusDone)
@@ -175,8 +179,9 @@ func TestStopAndRenameAreCounted(t *testing.T) {
 // text; past it a post is refused, saying how to go on, and deleting a
 // conversation frees its share.
 func TestStoredBytesPerBrowser(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
-		c.limits.StoredBytes = 3000
+		c.gen.Limits.StoredBytes = 3000
 		c.limits.MaxMessageBytes = 2000
 	})
 	text := "[[echo]]" + strings.Repeat("words ", 150) // about 900 bytes, answered with as many
@@ -206,6 +211,7 @@ func TestStoredBytesPerBrowser(t *testing.T) {
 // TestStoredBytesCountWhatIsKept: a browser's stored bytes grow by what it
 // keeps, once: a repeated post (same key) and a refused one add nothing.
 func TestStoredBytesCountWhatIsKept(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.store.MaxMessages = 4 })
 	stored := func() int64 { return storedBytes(t, a) }
 	conv := a.create(t, "[[echo]]0123456789")

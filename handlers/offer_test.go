@@ -71,6 +71,7 @@ func (a *app) nothingAt(t *testing.T, what, id string) {
 // (plain: the home page again with a fresh offer; Datastar: the composer's
 // error only); without the field the server chooses a fresh ID.
 func TestCreateTakesOnlyOffers(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 20} })
 	offer, offered := a.offer(t, a.Client)
 	owner := ownerOf(t, a, a.Client)
@@ -136,6 +137,7 @@ func TestCreateTakesOnlyOffers(t *testing.T) {
 // TestSameOfferTwiceIsOneConversation: the same form sent twice (plain,
 // then with Datastar) goes to the conversation it created, with one answer.
 func TestSameOfferTwiceIsOneConversation(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 20} })
 	offer, id := a.offer(t, a.Client)
 	for i := range 2 {
@@ -177,6 +179,7 @@ func TestSameOfferTwiceIsOneConversation(t *testing.T) {
 // the old address, which stays 404. An offer whose ID is someone else's
 // conversation is refused the same way and changes nothing.
 func TestDeletedConversationStaysGone(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 20} })
 	offer, id := a.offer(t, a.Client)
 	if got := a.createWith(t, a.Client, url.Values{"conv": {offer}, "text": {"short lived"}}); got != id {

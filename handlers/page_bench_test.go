@@ -46,7 +46,7 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 		SubscribeTimeout: 5 * time.Second, ProbeInterval: 2 * time.Second})
 	model := llm.NewClock(llm.ClockConfig{TokensPerSecond: 1_000_000})
 	gens := generation.New(st, hub, model, log, generation.Config{FlushInterval: 20 * time.Millisecond,
-		MaxConcurrent: 1, LeaseTTL: time.Minute, SweepInterval: time.Minute, MaxDuration: time.Minute})
+		MaxConcurrent: 1, LeaseTTL: time.Minute, SweepInterval: time.Minute, MaxDuration: time.Minute, MaxAnswerBytes: 256 << 10})
 	static, assets, err := handlers.Static(os.DirFS("../static"))
 	if err != nil {
 		tb.Fatal(err)
@@ -160,6 +160,7 @@ func BenchmarkConversationPage(b *testing.B) {
 // TestPageBenchIsOwner is a quick check that the benchmark loads the page as
 // its owner, as the load tool does (the composer is the owner's).
 func TestPageBenchIsOwner(t *testing.T) {
+	t.Parallel()
 	pb := newPageBench(t, 4)
 	req := httptest.NewRequest("GET", "/c/"+pb.conv, nil)
 	req.AddCookie(pb.cookie)

@@ -20,8 +20,9 @@ import (
 // that sends it again, with the reason, and Retry-After where there is a
 // wait. The home form's refusal is the home page again, text kept.
 func TestRefusalsGiveTheTextBack(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
-		c.limits.PostsPerMinute = 2
+		c.gen.Limits.PostsPerMinute = 2
 		c.limits.MaxMessageBytes = 100
 	})
 	conv := a.create(t, "[[echo]]first")
@@ -78,6 +79,7 @@ func TestRefusalsGiveTheTextBack(t *testing.T) {
 // signal that sends the page to the new conversation; refused, it patches
 // the composer's error line only (so the text stays in the box).
 func TestCreateWithDatastar(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.limits.MaxMessageBytes = 100 })
 	offer, id := a.offer(t, a.Client)
 	code, body := a.action(t, a.Client, "/c", url.Values{"conv": {offer}, "text": {"[[echo]]hello"}})
@@ -94,6 +96,7 @@ func TestCreateWithDatastar(t *testing.T) {
 // TestAnswerSource serves an answer's Markdown as the model wrote it, to
 // whoever may read the conversation, for its Copy button.
 func TestAnswerSource(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	const md = "# Title\n\n- *one*\n- `two`\n"
 	conv := a.create(t, "[[echo]]"+md)
@@ -127,6 +130,7 @@ func TestAnswerSource(t *testing.T) {
 // TestFavicon: /favicon.ico leads to the content-hashed SVG icon the pages
 // link, so that no page logs a 404.
 func TestFavicon(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	res, err := a.Client.Get(a.URL + "/favicon.ico")
 	if err != nil {
@@ -154,9 +158,11 @@ func TestFavicon(t *testing.T) {
 // TestPagesAreGzipped: a conversation page goes out gzip-compressed to a
 // client that takes it (every browser), whole and plain to one that does not.
 func TestPagesAreGzipped(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "[[long 300]] a page worth compressing")
 	a.waitStatus(t, conv, 1, store.StatusDone)
+	a.waitNamed(t, conv)
 	get := func(enc string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", a.URL+"/c/"+conv, nil)
@@ -203,6 +209,7 @@ func TestPagesAreGzipped(t *testing.T) {
 // taken, not refused by the body limit that URL-encoding would triple it
 // past.
 func TestLongNonLatinMessage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
 		c.limits.MaxMessageBytes = 32 << 10
 		c.limits.MaxBodyBytes = 64 << 10

@@ -25,6 +25,7 @@ var composerKey = regexp.MustCompile(`name="key" value="[a-z2-7]+"`)
 // the same Redis: they must be byte-identical after every kind of change to
 // a message that a cache keyed wrongly would miss.
 func TestPageCacheNeverStale(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	static, assets, err := handlers.Static(os.DirFS("../static"))
 	if err != nil {
@@ -110,6 +111,7 @@ func TestPageCacheNeverStale(t *testing.T) {
 		t.Fatalf("the offer of %s created %s", conv, again)
 	}
 	a.waitStatus(t, conv, 1, store.StatusDone)
+	a.waitNamed(t, conv)
 	reborn := same("conversation created again", conv)
 	if !strings.Contains(reborn, "a second life") || strings.Contains(reborn, "first *question*") {
 		t.Fatal("the page of the new conversation shows the old one's messages")

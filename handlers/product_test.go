@@ -44,6 +44,7 @@ func (a *app) getPage(t *testing.T, c *http.Client, path string) (int, string) {
 }
 
 func TestOnlyTheOwnerChangesAConversation(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "hello there")
 	done := a.waitStatus(t, conv, 1, store.StatusDone)
@@ -82,6 +83,7 @@ func TestOnlyTheOwnerChangesAConversation(t *testing.T) {
 }
 
 func TestSessionCookie(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	res, err := http.Get(a.URL + "/")
 	if err != nil {
@@ -121,6 +123,7 @@ func TestSessionCookie(t *testing.T) {
 }
 
 func TestTitleRenameAndList(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "How do   I stream answers to several browser tabs at once, reliably?")
 	a.waitStatus(t, conv, 1, store.StatusDone)
@@ -186,6 +189,7 @@ func (a *app) events(t *testing.T, conv, cursor string) (*http.Response, context
 }
 
 func TestDeleteRemovesEverything(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "short lived")
 	a.waitStatus(t, conv, 1, store.StatusDone)
@@ -227,6 +231,7 @@ func TestDeleteRemovesEverything(t *testing.T) {
 }
 
 func TestRegenerateOnceAndRetryAFailure(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "please [[fail]] now")
 	failed := a.waitStatus(t, conv, 1, store.StatusFailed)
@@ -269,6 +274,7 @@ func TestRegenerateOnceAndRetryAFailure(t *testing.T) {
 }
 
 func TestRegenerateRewritesTheLastAnswer(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "write something")
 	first := a.waitStatus(t, conv, 1, store.StatusDone)
@@ -288,6 +294,7 @@ func TestRegenerateRewritesTheLastAnswer(t *testing.T) {
 }
 
 func TestPresenceCountsViewers(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	conv := a.create(t, "watch me")
 	a.waitStatus(t, conv, 1, store.StatusDone)
@@ -333,8 +340,10 @@ func TestPresenceCountsViewers(t *testing.T) {
 }
 
 func TestPerBrowserLimits(t *testing.T) {
+	t.Parallel()
 	t.Run("posts per minute", func(t *testing.T) {
-		a := newApp(t, func(c *appConfig) { c.limits.PostsPerMinute = 2 })
+		t.Parallel()
+		a := newApp(t, func(c *appConfig) { c.gen.Limits.PostsPerMinute = 2 })
 		conv := a.create(t, "one") // 1
 		a.waitStatus(t, conv, 1, store.StatusDone)
 		if res := a.post(t, conv, "two", store.NewID()); res.StatusCode != 200 { // 2
@@ -353,9 +362,10 @@ func TestPerBrowserLimits(t *testing.T) {
 		}
 	})
 	t.Run("answers at once", func(t *testing.T) {
+		t.Parallel()
 		a := newApp(t, func(c *appConfig) {
-			c.limits.OwnerGenerations = 1
-			c.limits.MaxAnswerDuration = time.Minute
+			c.gen.Limits.OwnerAnswers = 1
+			c.gen.MaxDuration = time.Minute
 			c.demo.TokensPerSecond = 20
 		})
 		first := a.create(t, "slow one")
@@ -374,9 +384,10 @@ func TestPerBrowserLimits(t *testing.T) {
 		}
 	})
 	t.Run("answers at once, racing", func(t *testing.T) {
+		t.Parallel()
 		a := newApp(t, func(c *appConfig) {
-			c.limits.OwnerGenerations = 2
-			c.limits.MaxAnswerDuration = time.Minute
+			c.gen.Limits.OwnerAnswers = 2
+			c.gen.MaxDuration = time.Minute
 			c.demo.TokensPerSecond = 20
 		})
 		_, _ = a.getPage(t, a.Client, "/") // the browser's cookie, before the race
@@ -404,6 +415,7 @@ func TestPerBrowserLimits(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, nil)
 	res, err := a.Client.Get(a.URL + "/")
 	if err != nil {

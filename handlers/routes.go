@@ -19,34 +19,14 @@ import (
 	"github.com/parley-chat/parley/views"
 )
 
-// Limits are the bounds on what a client may send.
+// Limits are the bounds on what a client may send. The limits that admit
+// an answer are generation's (generation.Limits).
 type Limits struct {
 	MaxMessageBytes int   // one user message
 	MaxBodyBytes    int64 // one request body (form encoding and all)
-	// PostsPerMinute bounds the messages (and regenerations) one browser may
-	// send, across processes; 0 is no limit.
-	PostsPerMinute int
-	// OwnerGenerations bounds the answers one browser may have written at
-	// once, across processes; 0 is no limit. MaxAnswerDuration is how long
-	// a generation may run, so a dead process's count expires.
-	OwnerGenerations  int
-	MaxAnswerDuration time.Duration
-	// The same per client address, whatever its cookies: posts a minute,
-	// answers at once, and conversations started an hour (per browser and
-	// per address); 0 is no limit.
-	AddressPostsPerMinute     int
-	AddressGenerations        int
-	ConversationsPerHour      int
-	AddressConversationsPerHr int
-	// DailyTokens is the deployment's model tokens a day (UTC), across
-	// processes; 0 is no budget.
-	DailyTokens int64
 	// ActionsPerMinute bounds stops and renames by a browser (three times
 	// that by an address); 0 is no limit.
 	ActionsPerMinute int
-	// StoredBytes bounds the text a browser's conversations hold; 0 is no
-	// limit.
-	StoredBytes int64
 	// ViewersPerAddress bounds the live streams (conversation and sidebar)
 	// one client address may have open in this process; 0 is no limit.
 	ViewersPerAddress int

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/parley-chat/parley/frame"
@@ -38,12 +37,8 @@ func handleSidebarEvents(d Deps) http.Handler {
 			// As for a conversation stream: the beta.11 client retries only
 			// a connection that broke, never one that ended.
 			panic(http.ErrAbortHandler)
-		case errors.Is(err, live.ErrTooManyViewers):
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, "This server is at its limit of live viewers. Try again shortly.", http.StatusServiceUnavailable)
 		default:
-			w.Header().Set("Retry-After", "2")
-			http.Error(w, "Live updates are unavailable right now. Try again shortly.", http.StatusServiceUnavailable)
+			streamRefused(w, err)
 		}
 	})
 }

@@ -209,6 +209,7 @@ func ownerSubscribers(t *testing.T, a *app, owner string) int64 {
 // connection, and one channel per browser however many of its tabs watch,
 // released when the last one leaves.
 func TestSidebarIsLivePerBrowser(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 500, Tokens: 30} })
 	x := a.create(t, "First question here")
 	b := a.NewBrowser()
@@ -333,6 +334,7 @@ func TestSidebarIsLivePerBrowser(t *testing.T) {
 // length in the trailer), and the page ends equal to a fresh one, messages
 // and list alike.
 func TestGzipStreamCarriesTheSidebar(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 150, Tokens: 300} })
 	x := a.create(t, "Write something long")
 	tb := openTab(t, a, a.Client, "gzip tab", "/c/"+x, "", true)

@@ -49,6 +49,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // and PARLEY_SSE_BYTES_FLUSH another generation flush interval (default 20ms);
 // the ratios are logged and asserted for each.
 func TestStreamBytesOfLongAnswer(t *testing.T) {
+	t.Parallel()
 	rates := []float64{200}
 	if env := os.Getenv("PARLEY_SSE_BYTES_TPS"); env != "" {
 		rates = nil
@@ -67,6 +68,7 @@ func TestStreamBytesOfLongAnswer(t *testing.T) {
 	for _, tps := range rates {
 		for _, mode := range modes {
 			t.Run(fmt.Sprintf("%g tokens per second, gzip %t, frame budget %g", tps, mode.gzip, mode.budget), func(t *testing.T) {
+				t.Parallel()
 				m := measureLongAnswer(t, tps, 2000, mode)
 				ratio := float64(m.sent) / float64(m.final)
 				t.Logf("2,000 tokens at %g/s: %d bytes on the wire in %d events for %d bytes of final answer HTML (%d bytes of Markdown blocks alone): %.2fx (%.2fx of the blocks; %.2fx before gzip); longest gap between events %v",

@@ -10,6 +10,7 @@ import (
 // however often release is called, and an address with none left is
 // forgotten (the map does not grow with every address ever seen).
 func TestAddressStreamsCount(t *testing.T) {
+	t.Parallel()
 	a := newAddressStreams(2)
 	r1, ok1 := a.take("a")
 	r2, ok2 := a.take("a")

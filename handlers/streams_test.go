@@ -16,6 +16,7 @@ import (
 // refused with 429 and Retry-After while another address is served, and
 // closing one of the three frees a place.
 func TestViewersPerAddress(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(c *appConfig) {
 		c.limits.ViewersPerAddress = 3
 		// The test client is on the loopback address: believe the
