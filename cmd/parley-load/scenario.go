@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	iviewer "github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -539,17 +540,18 @@ func joinOnce(ctx context.Context, e *env, c *conv) joinResult {
 		jr.err = err
 		return jr
 	}
-	sr := newSSEReader(res.Body)
+	sr := iviewer.NewSSEReader(res.Body)
 	for {
 		ev, err := sr.Next()
 		if err != nil {
 			jr.err = err
 			break
 		}
-		if ev.Event == eventMergeFragments {
+		if ev.Event == iviewer.EventMergeFragments {
+			fragments := ev.AppendFragments(nil)
 			jr.firstFrame = time.Since(start)
-			jr.frameBytes = len(ev.Fragments)
-			_, jr.full = c.endStatus(ev.Fragments)
+			jr.frameBytes = len(fragments)
+			_, jr.full = c.endStatus(fragments)
 			break
 		}
 	}
@@ -574,11 +576,11 @@ func finalAnswers(ctx context.Context, base string, convs []*conv) (map[*conv]fi
 		if err != nil {
 			return nil, err
 		}
-		d, err := parseDOM(page)
+		d, err := iviewer.ParseDOM(bytes.NewReader(page))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("parse the final page of %s: %w", c.id, err)
 		}
-		html := d.outer(c.answerID)
+		html := d.HTML(c.answerID)
 		if html == "" {
 			return nil, fmt.Errorf("the final page of %s has no #%s", c.id, c.answerID)
 		}
@@ -951,7 +953,7 @@ func (c *parseCache) get(b *blob) ([]*html.Node, error) {
 		c.m[b.n] = p
 	}
 	c.mu.Unlock()
-	p.once.Do(func() { p.nodes, p.err = parseFragments(b.b) })
+	p.once.Do(func() { p.nodes, p.err = iviewer.ParseFragments(b.b) })
 	return p.nodes, p.err
 }
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	iviewer "github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/views"
 )
@@ -298,7 +299,8 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 	if v.raw != nil {
 		body = io.TeeReader(body, v.raw)
 	}
-	sr := newSSEReader(body)
+	sr := iviewer.NewSSEReader(body)
+	var fragments []byte
 	for {
 		ev, err := sr.Next()
 		if err != nil {
@@ -313,7 +315,7 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 		if ev.ID != "" {
 			v.lastID = ev.ID
 		}
-		if ev.Event != eventMergeFragments {
+		if ev.Event != iviewer.EventMergeFragments {
 			v.signals++
 			continue
 		}
@@ -321,8 +323,9 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 		v.events++
 		v.lastFrame = now
 		e.prog.frames.Add(1)
-		v.frames = append(v.frames, e.blobs.intern(ev.Fragments))
-		v.onContent(ev.Fragments, start, now, e)
+		fragments = ev.AppendFragments(fragments[:0])
+		v.frames = append(v.frames, e.blobs.intern(fragments))
+		v.onContent(fragments, start, now, e)
 	}
 }
 
@@ -454,4 +457,19 @@ func (in *interner) intern(b []byte) *blob {
 	x := &blob{n: in.next.Add(1), b: bytes.Clone(b)}
 	s.m[string(x.b)] = x
 	return x
+}
+
+// countingReader counts the bytes read through it: in n (one reader's own)
+// and in total (shared, atomic).
+type countingReader struct {
+	r     io.Reader
+	n     *int64
+	total *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	c.total.Add(int64(n))
+	return n, err
 }
