@@ -166,22 +166,8 @@ func newHTTPClient(rcvbuf int) *http.Client {
 func (v *viewer) run(ctx context.Context, e *env, opened func()) {
 	v.maxSeq = -1
 	c := v.conv
-	switch v.kind {
-	case joinDuring:
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.posted:
-		}
-		if !sleepUntil(ctx, c.postAt.Add(v.joinAfter)) {
-			return
-		}
-	case joinAfter:
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.done:
-		}
+	if !v.waitToJoin(ctx) {
+		return
 	}
 	start := time.Now()
 	page, err := getPage(ctx, e.client, e.base+"/c/"+c.id)
@@ -248,6 +234,28 @@ func (v *viewer) run(ctx context.Context, e *env, opened func()) {
 		}
 		start = time.Now()
 	}
+}
+
+// waitToJoin waits for the viewer's moment to join; false if ctx ended
+// first.
+func (v *viewer) waitToJoin(ctx context.Context) bool {
+	c := v.conv
+	switch v.kind {
+	case joinDuring:
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.posted:
+		}
+		return sleepUntil(ctx, c.postAt.Add(v.joinAfter))
+	case joinAfter:
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.done:
+		}
+	}
+	return true
 }
 
 // stream follows one event-stream response until it ends or ctx does.
