@@ -33,6 +33,7 @@ func render(t *testing.T, i int, msgs []views.Message) string {
 // is byte for byte the slot of the messages themselves, whichever of them are
 // pre-rendered.
 func TestSlotWritesRenderedHTML(t *testing.T) {
+	t.Parallel()
 	msgs := sampleMessages()
 	var scratch bytes.Buffer
 	for from := range 2 {

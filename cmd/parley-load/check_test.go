@@ -55,6 +55,7 @@ func answerFrames(t *testing.T, words []string) (page []byte, frames [][]byte, f
 // TestCheckAnswer: the exactness check accepts exactly the frame histories
 // that leave the stored answer, and counts what is missing or doubled.
 func TestCheckAnswer(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	var words []string
 	for i := range 4 {
@@ -89,6 +90,7 @@ func TestCheckAnswer(t *testing.T) {
 }
 
 func TestTokenDefects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text       string
 		n          int
@@ -109,6 +111,7 @@ func TestTokenDefects(t *testing.T) {
 }
 
 func TestPercentiles(t *testing.T) {
+	t.Parallel()
 	p := percentiles([]int32{4000, 1000, 3000, 2000}, 0)
 	if p.P50 != 2 || p.Max != 4 || p.N != 4 {
 		t.Fatalf("percentiles = %+v", p)
@@ -120,6 +123,7 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestEndStatusAndCursor(t *testing.T) {
+	t.Parallel()
 	c := newConv("x", 3, 1, nil)
 	if st, ok := c.endStatus([]byte(`<footer id="m-3-foot" class="foot status-done" data-status="done">`)); !ok || st != "done" {
 		t.Errorf("endStatus = %q, %v", st, ok)
@@ -145,6 +149,7 @@ func interleave(a, b [][]byte) [][]byte {
 // TestParseCacheIsNotMutated: viewers that share parsed frames each get the
 // same verdict; merging one viewer's frames does not change another's.
 func TestParseCacheIsNotMutated(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	var words []string
 	for i := range 6 {

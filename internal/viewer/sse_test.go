@@ -13,6 +13,7 @@ import (
 // TestSSEReader: the parser returns what the beta.11 client would apply,
 // from the bytes Parley's frame package writes.
 func TestSSEReader(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 100<<10) // longer than the reader's buffer
 	var stream bytes.Buffer
 	stream.WriteString(": keepalive\n\n")
