@@ -4,7 +4,9 @@
 // Last-Event-ID of the last frame it received when the stream breaks.
 //
 // Tests that start Parley processes (e2e), or the whole server in one process,
-// use it to check that what a person sees ends equal to what is stored.
+// use it to check that what a person sees ends equal to what is stored. The
+// load generator (cmd/parley-load) uses its SSEReader and DOM for thousands
+// of viewers at once.
 package viewer
 
 import (
