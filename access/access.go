@@ -230,9 +230,6 @@ func (g *Gate) HeaderName() string { return g.header }
 // MaxAge is how long a grant cookie lives.
 func (g *Gate) MaxAge() time.Duration { return g.maxAge }
 
-// ShareLinks reports whether read-only links work without access.
-func (g *Gate) ShareLinks() bool { return g == nil || g.shareLinks }
-
 // Allowed reports whether a request may go on. granted says whether it
 // carries access: a valid grant in code mode, a user header in header mode.
 func (g *Gate) Allowed(method, path string, granted bool) bool {

@@ -24,6 +24,7 @@ func gate(t *testing.T, mode Mode, share bool) *Gate {
 // TestAccessDecisions: every mode against every kind of route, with and
 // without access, with share links on and off.
 func TestAccessDecisions(t *testing.T) {
+	t.Parallel()
 	const conv = "/c/0123456789abcdef"
 	routes := []struct {
 		method, path string
@@ -94,6 +95,7 @@ func TestAccessDecisions(t *testing.T) {
 }
 
 func TestAccessConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		c    Config
 		want string // part of the error; "" for none
@@ -117,6 +119,7 @@ func TestAccessConfig(t *testing.T) {
 // TestPassphraseGrants: a grant is bound to its owner and to the current
 // passphrase; changing either, or the key, makes it worthless.
 func TestPassphraseGrants(t *testing.T) {
+	t.Parallel()
 	g := gate(t, Code, true)
 	if !g.CodeMatches("open sesame") || g.CodeMatches("open sesame ") || g.CodeMatches("") || g.CodeMatches("Open sesame") {
 		t.Fatal("CodeMatches compares wrongly")
@@ -152,6 +155,7 @@ func TestPassphraseGrants(t *testing.T) {
 // TestHeaderUsers: the user header is normalised, refused when missing,
 // empty, repeated or odd, and the user's owner ID is stable and valid.
 func TestHeaderUsers(t *testing.T) {
+	t.Parallel()
 	g := gate(t, Header, true)
 	h := func(vals ...string) http.Header {
 		hd := http.Header{}
@@ -208,6 +212,7 @@ func TestHeaderUsers(t *testing.T) {
 }
 
 func TestPassphraseNextIsLocal(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"/":                    "/",
 		"/c/abc":               "/c/abc",

@@ -8,6 +8,7 @@ import (
 )
 
 func TestOf(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, setting, remote, xff, fly, want string
 	}{
@@ -47,6 +48,7 @@ func TestOf(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"nonsense", "10.0.0.0/99", "fly,300.1.1.1"} {
 		if _, err := clientaddr.Parse(s); err == nil {
 			t.Errorf("Parse(%q) accepted", s)

@@ -166,6 +166,7 @@ func corpus(t testing.TB) map[string]string {
 // every Markdown the tests know, reaches the client as the same DOM, on one
 // data line.
 func TestMergeKeepsTheDOM(t *testing.T) {
+	t.Parallel()
 	md := markdown.NewRenderer()
 	var msgs []views.Message
 	i := 0
@@ -263,6 +264,7 @@ var tricky = []string{
 
 // TestMergeTricky: HTML with newlines in every place a newline can be.
 func TestMergeTricky(t *testing.T) {
+	t.Parallel()
 	for _, s := range tricky {
 		checkSame(t, s, s, fragmentDOM)
 		checkSame(t, "document "+s, s, documentDOM)
@@ -281,6 +283,7 @@ func TestMergeTricky(t *testing.T) {
 // TestMergeRandomHTML puts HTML-ish pieces together at random and checks
 // that the client's DOM is the one the HTML parses to.
 func TestMergeRandomHTML(t *testing.T) {
+	t.Parallel()
 	pieces := strings.Fields(`< > </ / = " ' & amp; amp #10; ; a div p pre textarea title style script xmp svg math select
 		table td !-- -- --> --!> ! ? ]]> <![CDATA[ b= class id x <p <div <a </div> </textarea> </title> </style> <!-- --> <br/>`)
 	pieces = append(pieces, "\n", "\n", "\n", "\n", " ", "\t", "\r", "\r\n", "\f")

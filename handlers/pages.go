@@ -32,7 +32,7 @@ func handleHome(d Deps) http.Handler {
 // handleConversation serves GET /c/{id}: the whole conversation rendered on the
 // server as of one log position, which the page's live stream resumes from.
 func handleConversation(d Deps) http.Handler {
-	cache := views.NewMessageCache(messageCacheBytes)
+	cache := newMessageCache(messageCacheBytes)
 	bufs := &sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -76,7 +76,7 @@ func handleConversation(d Deps) http.Handler {
 }
 
 // messageCacheBytes bounds the rendered HTML of ended messages that a
-// process keeps for pages (views.MessageCache). An answer of a few hundred
+// process keeps for pages (messageCache). An answer of a few hundred
 // words is 1-2 KB of HTML, so 32 MiB holds about 100 conversations of 200
 // messages: the ones people are reading now. A miss costs only rendering.
 const messageCacheBytes = 32 << 20
@@ -85,7 +85,7 @@ const messageCacheBytes = 32 << 20
 // reported as known (its revision is the one held) is written from held;
 // the others are rendered as they are now, and kept for the next page once
 // they have ended.
-func pageMessages(md *markdown.Renderer, cache *views.MessageCache, conv string, held []views.CachedMessage, msgs []store.Message) []views.Message {
+func pageMessages(md *markdown.Renderer, cache *messageCache, conv string, held []cachedMessage, msgs []store.Message) []views.Message {
 	out := make([]views.Message, len(msgs))
 	var missed []store.Message
 	var at []int // positions in msgs of missed

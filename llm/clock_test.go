@@ -13,6 +13,7 @@ import (
 // 0..N-1 in order, stamped in non-decreasing time, whatever Markdown does to
 // the text around them.
 func TestClockReplyCarriesEveryTokenOnce(t *testing.T) {
+	t.Parallel()
 	c := NewClock(ClockConfig{TokensPerSecond: 1e6, Tokens: 10})
 	var sb strings.Builder
 	msgs := []Message{{Role: RoleUser, Content: "go tokens=257 tps=100000"}}
@@ -45,6 +46,7 @@ func TestClockReplyCarriesEveryTokenOnce(t *testing.T) {
 
 // TestClockProse: with prose=K only every K-th token is a clock word.
 func TestClockProse(t *testing.T) {
+	t.Parallel()
 	c := NewClock(ClockConfig{TokensPerSecond: 1e6})
 	var sb strings.Builder
 	msgs := []Message{{Role: RoleUser, Content: "tokens=100 prose=10"}}
@@ -62,6 +64,7 @@ func TestClockProse(t *testing.T) {
 }
 
 func TestScanClock(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want []int64

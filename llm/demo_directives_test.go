@@ -8,6 +8,7 @@ import (
 )
 
 func TestDemoEcho(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, prompt, want string
 	}{
@@ -38,6 +39,7 @@ func TestDemoEcho(t *testing.T) {
 }
 
 func TestDemoEchoOnlyAtStart(t *testing.T) {
+	t.Parallel()
 	d := NewDemo(DemoConfig{})
 	if got := d.Reply(userMsgs("please [[echo]] this")); got == " this" || !strings.Contains(got, "Your question was") {
 		t.Errorf("[[echo]] inside a message changed the reply to %q", got)
@@ -50,6 +52,7 @@ func TestDemoEchoOnlyAtStart(t *testing.T) {
 }
 
 func TestDemoLong(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{50, 500, 2000} {
 		d := NewDemo(DemoConfig{TokensPerSecond: 1e6, Tokens: 10})
 		msgs := userMsgs("[[long " + strconv.Itoa(n) + "]] please")
@@ -104,6 +107,7 @@ func TestDemoLong(t *testing.T) {
 }
 
 func TestDemoLongBadDirective(t *testing.T) {
+	t.Parallel()
 	d := NewDemo(DemoConfig{Tokens: 100})
 	for _, prompt := range []string{"[[long]]", "[[long x]]", "[[long 0]]", "[[long -5]]", "[[long 100001]]", "[[long 20"} {
 		if got := d.Reply(userMsgs(prompt)); !strings.Contains(got, "Your question was") {

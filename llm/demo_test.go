@@ -27,12 +27,14 @@ func userMsgs(prompt string) []Message {
 }
 
 func TestDemoName(t *testing.T) {
+	t.Parallel()
 	if got := NewDemo(DemoConfig{}).Name(); got != "demo" {
 		t.Fatalf("Name() = %q, want demo", got)
 	}
 }
 
 func TestDemoDeterministicAndComplete(t *testing.T) {
+	t.Parallel()
 	fast := DemoConfig{TokensPerSecond: 1e6}
 	tests := []struct {
 		name string
@@ -105,6 +107,7 @@ func checkMarkdown(t *testing.T, reply string) {
 }
 
 func TestDemoEchoesQuestion(t *testing.T) {
+	t.Parallel()
 	d := NewDemo(DemoConfig{})
 	reply := d.Reply(userMsgs("How   do I\nparse <b>JSON</b>?"))
 	if !strings.Contains(reply, `"How do I parse <b>JSON</b>?"`) {
@@ -117,6 +120,7 @@ func TestDemoEchoesQuestion(t *testing.T) {
 }
 
 func TestDemoVaries(t *testing.T) {
+	t.Parallel()
 	d := NewDemo(DemoConfig{})
 	prompts := []string{"a", "b", "What is Go?", "What is Rust?", "Explain TCP.", "Write a poem."}
 	seen := map[string]string{}
@@ -135,6 +139,7 @@ func TestDemoVaries(t *testing.T) {
 }
 
 func TestDemoLength(t *testing.T) {
+	t.Parallel()
 	for _, tokens := range []int{120, 400, 1000} {
 		reply := NewDemo(DemoConfig{Tokens: tokens}).Reply(userMsgs("Tell me a story."))
 		n := len(splitPieces(reply))
@@ -148,6 +153,7 @@ func TestDemoLength(t *testing.T) {
 }
 
 func TestDemoPacing(t *testing.T) {
+	t.Parallel()
 	// 40 tokens at 400/s should take about 100ms: assert only that it is not
 	// instant (pacing happens) and that it finishes (a generous bound).
 	d := NewDemo(DemoConfig{TokensPerSecond: 400, Tokens: 40})
@@ -167,6 +173,7 @@ func TestDemoPacing(t *testing.T) {
 }
 
 func TestDemoCancel(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		prompt string
@@ -207,6 +214,7 @@ func TestDemoCancel(t *testing.T) {
 }
 
 func TestDemoEmitError(t *testing.T) {
+	t.Parallel()
 	stop := errors.New("client went away")
 	calls := 0
 	err := NewDemo(DemoConfig{TokensPerSecond: 1e6}).Stream(t.Context(), userMsgs("hi"), func(string) error {
@@ -222,6 +230,7 @@ func TestDemoEmitError(t *testing.T) {
 }
 
 func TestDemoFail(t *testing.T) {
+	t.Parallel()
 	d := NewDemo(DemoConfig{TokensPerSecond: 1e6})
 	msgs := userMsgs("please [[fail]] now")
 	pieces, err := collect(t.Context(), d, msgs)
@@ -241,6 +250,8 @@ func TestDemoFail(t *testing.T) {
 	}
 }
 
+// TestDemoSlow runs alone (not in parallel): its first piece must arrive
+// within a 200 ms window.
 func TestDemoSlow(t *testing.T) {
 	// At 2 tokens/s the second piece cannot arrive within 200ms, even though
 	// the configured rate is huge.
@@ -257,6 +268,7 @@ func TestDemoSlow(t *testing.T) {
 }
 
 func TestSplitPieces(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want []string

@@ -65,6 +65,7 @@ func newTestModel(t *testing.T, handler http.HandlerFunc, idle time.Duration) *O
 }
 
 func TestNewOpenAIConfig(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		cfg     OpenAIConfig
@@ -93,6 +94,7 @@ func TestNewOpenAIConfig(t *testing.T) {
 }
 
 func TestOpenAIStream(t *testing.T) {
+	t.Parallel()
 	var got struct {
 		path, auth string
 		body       struct {
@@ -175,6 +177,7 @@ func TestOpenAINoKey(t *testing.T) {
 
 // TestOpenAIErrors covers the mapping of provider failures to *Error.
 func TestOpenAIErrors(t *testing.T) {
+	t.Parallel()
 	longMsg := "The model `gpt-9` does not exist " + strings.Repeat("or you do not have access to it ", 20)
 	tests := []struct {
 		name        string
@@ -340,6 +343,7 @@ func TestOpenAIErrors(t *testing.T) {
 }
 
 func TestOpenAIUnreachable(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -354,6 +358,8 @@ func TestOpenAIUnreachable(t *testing.T) {
 	}
 }
 
+// TestOpenAIIdleTimeout runs alone (not in parallel): it counts the
+// process's goroutines.
 func TestOpenAIIdleTimeout(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -432,6 +438,7 @@ func waitGoroutines(t *testing.T, want int) {
 }
 
 func TestOpenAICancel(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	m := newTestModel(t, func(w http.ResponseWriter, r *http.Request) {
 		sse(w)(chunk("Hel"))
@@ -467,6 +474,7 @@ func TestOpenAICancel(t *testing.T) {
 }
 
 func TestOpenAIEmitError(t *testing.T) {
+	t.Parallel()
 	m := newTestModel(t, func(w http.ResponseWriter, r *http.Request) {
 		send := sse(w)
 		for range 5 {
@@ -489,6 +497,7 @@ func TestOpenAIEmitError(t *testing.T) {
 }
 
 func TestOpenAIUnknownRole(t *testing.T) {
+	t.Parallel()
 	m := newTestModel(t, func(w http.ResponseWriter, r *http.Request) {
 		t.Error("request sent despite an invalid message")
 	}, time.Second)
@@ -500,6 +509,7 @@ func TestOpenAIUnknownRole(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
 		name   string

@@ -8,6 +8,7 @@ import (
 // TestBlockCacheIsBounded: the cache returns what Render returns, and holds
 // no more than its limit however many blocks pass through it.
 func TestBlockCacheIsBounded(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	r.cache = newBlockCache(4 << 10)
 	for i := range 500 {
@@ -34,6 +35,7 @@ func TestBlockCacheIsBounded(t *testing.T) {
 // TestDocCachesOnlyFinishedBlocks: a growing answer leaves only its finished
 // blocks in the cache, never the prefixes of its last block.
 func TestDocCachesOnlyFinishedBlocks(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	d := NewDoc(r)
 	for _, piece := range []string{"First ", "paragraph.\n\n", "Second ", "one ", "grows"} {
@@ -50,6 +52,7 @@ func TestDocCachesOnlyFinishedBlocks(t *testing.T) {
 // TestAppendFinalCachesTheLastBlock: an ended answer's last block is final
 // too, and the next Doc of the same text renders nothing again.
 func TestAppendFinalCachesTheLastBlock(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	text := "First paragraph.\n\nLast *one*."
 	want := NewDoc(NewRenderer())

@@ -17,9 +17,10 @@ import (
 
 // WriteCSS writes the stylesheet for the code blocks Render writes
 // (static/chroma.css): chroma's LightStyle by default and DarkStyle under
-// prefers-color-scheme: dark, both from chroma's own WriteCSS, then the
-// layout of the code block's bar and copy button. The page links it as a
-// file, so a Content-Security-Policy without inline styles holds.
+// prefers-color-scheme: dark, both from chroma's own WriteCSS. The layout
+// of the code block's bar and copy button is the page's (static/app.css),
+// as is the script behind the button (static/app.js). The page links it as
+// a file, so a Content-Security-Policy without inline styles holds.
 //
 // Only rules for the classes Render can write are kept, and a token colour
 // with less than minContrast against the block's background is darkened
@@ -69,22 +70,9 @@ func WriteCSS(w io.Writer) error {
 		b.WriteString(r.String("  "))
 	}
 	b.WriteString("}\n")
-	b.WriteString(codeBlockCSS)
 	_, err = w.Write(b.Bytes())
 	return err
 }
-
-// codeBlockCSS lays out the wrapper Render writes around a code block. It
-// uses the page's colour variables where it has them.
-const codeBlockCSS = `.code { margin: 1em 0; border: 1px solid var(--border, #d0d7de); border-radius: 8px; overflow: hidden; }
-.code .chroma { margin: 0; border-radius: 0; background: transparent; }
-.code-bar { display: flex; align-items: center; gap: .5rem; padding: .25rem .5rem .25rem .75rem; border-bottom: 1px solid var(--border, #d0d7de); font-size: .8rem; }
-.code-lang { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; opacity: .8; }
-.code .copy { margin-left: auto; font: inherit; padding: .1rem .6rem; border: 1px solid var(--border, #d0d7de); border-radius: 6px; background: transparent; color: inherit; cursor: pointer; }
-.code .copy:hover { background: rgba(127, 127, 127, .15); }
-.code .copy:focus-visible { outline: 2px solid var(--accent, #2f6fed); outline-offset: 2px; }
-@media (scripting: none) { .code .copy { display: none; } }
-`
 
 // resetValue is what a dark rule sets for a property only the light rule
 // sets: the value the element would have without the light rule.

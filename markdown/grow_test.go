@@ -36,13 +36,14 @@ func (f fenceStates) code(c int) string {
 // blocks are those a page load renders (checked every 16 frames); and that
 // the end result equals a one-shot render by a fresh renderer.
 func TestStreamFenceHighlightWork(t *testing.T) {
+	t.Parallel()
 	f := newFenceStates(15000)
 	n := f.end - f.start
 	r := NewRenderer()
 	var lexed atomic.Int64
 	countLexer(t, r, "ruby", &lexed)
 	d := NewDoc(r)
-	var streamed, old int64
+	var streamed, whole int64
 	for i := 0; i < len(f.text); i += 4 {
 		c := min(i+4, len(f.text))
 		before := lexed.Load()
@@ -50,7 +51,7 @@ func TestStreamFenceHighlightWork(t *testing.T) {
 		streamed += lexed.Load() - before
 		code := f.code(c)
 		if len(code) <= maxHighlightBytes {
-			old += int64(len(code)) // the old code lexed the whole code at every frame
+			whole += int64(len(code)) // lexing the whole code at every frame
 		}
 
 		got := d.Blocks()
@@ -75,8 +76,8 @@ func TestStreamFenceHighlightWork(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d bytes of code: chroma lexed %d bytes (%.1f per byte); the old code lexed %d (%.0f per byte)",
-		n, streamed, float64(streamed)/float64(n), old, float64(old)/float64(n))
+	t.Logf("%d bytes of code: chroma lexed %d bytes (%.1f per byte); lexing the whole code at every frame would lex %d (%.0f per byte)",
+		n, streamed, float64(streamed)/float64(n), whole, float64(whole)/float64(n))
 	// About 5.5 n for the checkpoint prefixes, n for the closed block and
 	// growWholeBytes²/8 while it was small: see growWholeBytes.
 	if streamed > int64(8*n) {
@@ -91,6 +92,7 @@ func TestStreamFenceHighlightWork(t *testing.T) {
 // is growing (a Doc of its text, or Render of its last block) lexes nothing:
 // the highlighted prefix is the one the frames use.
 func TestPageLoadsHitTheCache(t *testing.T) {
+	t.Parallel()
 	f := newFenceStates(8000)
 	r := NewRenderer()
 	var lexed atomic.Int64
@@ -119,6 +121,7 @@ func TestPageLoadsHitTheCache(t *testing.T) {
 // code grows to the next one, and few enough that lexing every prefix once
 // costs a small multiple of the code.
 func TestCheckpoint(t *testing.T) {
+	t.Parallel()
 	code := rubyCode(40000)
 	longest := 0
 	for line := range strings.Lines(code) {
@@ -153,6 +156,7 @@ func TestCheckpoint(t *testing.T) {
 // closing line has ended; and that a growing one is partly plain, its final
 // rendering whole.
 func TestGrowingFence(t *testing.T) {
+	t.Parallel()
 	code := rubyCode(600)
 	r := NewRenderer()
 	for _, tt := range []struct {
@@ -200,6 +204,7 @@ func indent(s, prefix string) string {
 // looks like a closing fence (then more code: "```x") is still lexed a
 // small multiple of its size, not whole at every such frame.
 func TestClosingFenceFlicker(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	var lexed atomic.Int64
 	countLexer(t, r, "ruby", &lexed)
@@ -221,6 +226,7 @@ func TestClosingFenceFlicker(t *testing.T) {
 // AppendFinal("")), and its partial HTML never reaches the cache of final
 // blocks.
 func TestDocFinalisesPartialBlock(t *testing.T) {
+	t.Parallel()
 	code := rubyCode(3000)
 	t.Run("ended answer", func(t *testing.T) {
 		r := NewRenderer()

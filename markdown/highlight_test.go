@@ -15,6 +15,7 @@ import (
 // code (what the copy button copies, and what a reader sees), whatever the
 // language, for complete and half-written code alike.
 func TestHighlightKeepsTheCode(t *testing.T) {
+	t.Parallel()
 	codes := []string{
 		"func main() {\n\tfmt.Println(\"hi\") // <b>\n}\n",
 		"x := \"unterminated\n",
@@ -45,6 +46,7 @@ func TestHighlightKeepsTheCode(t *testing.T) {
 // TestHighlightStreamingCode feeds a code block token by token and checks
 // every intermediate render keeps the text written so far.
 func TestHighlightStreamingCode(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	code := "def mean(xs):\n    \"\"\"Average.\"\"\"\n    return sum(xs) / len(xs)  # float\n"
 	src := "```python\n" + code + "```\n"
@@ -60,6 +62,7 @@ func TestHighlightStreamingCode(t *testing.T) {
 }
 
 func TestHighlightLongCodeIsPlain(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	code := strings.Repeat("x := 1\n", maxHighlightBytes/7+1)
 	out := r.Render("```go\n" + code + "```")
@@ -74,6 +77,7 @@ func TestHighlightLongCodeIsPlain(t *testing.T) {
 // TestHighlightLexerLookup checks fence languages find chroma's lexers by
 // name, alias and extension, and that an unknown language finds none.
 func TestHighlightLexerLookup(t *testing.T) {
+	t.Parallel()
 	h := newHighlighter()
 	for lang, want := range map[string]string{
 		"go": "Go", "GO": "Go", "golang": "Go", "py": "Python", "python": "Python",
@@ -100,6 +104,7 @@ func TestHighlightLexerLookup(t *testing.T) {
 // TestChromaCSSUpToDate fails when static/chroma.css is not what WriteCSS
 // writes: run `go generate ./markdown`.
 func TestChromaCSSUpToDate(t *testing.T) {
+	t.Parallel()
 	var want bytes.Buffer
 	if err := WriteCSS(&want); err != nil {
 		t.Fatal(err)
@@ -119,6 +124,7 @@ func TestChromaCSSUpToDate(t *testing.T) {
 // property of every light rule (else light colours would stay in dark mode);
 // every token colour is readable on its background.
 func TestChromaCSS(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	if err := WriteCSS(&buf); err != nil {
 		t.Fatal(err)

@@ -75,10 +75,10 @@ func hostile() []struct{ name, src string } {
 // TestRenderBounded renders hostile inputs and checks the HTML is within
 // maxHTML (by Render, renderFinal and block by block in a Doc), safe and
 // deterministic, and that the work is linear: chroma lexes each byte at most
-// once, and the allocations (which grew with the HTML, and with the table's
-// padded cells into the tens of millions) are bounded by the input's size.
-// Time itself is not asserted; the quadratic cases that allocate little are
-// covered by TestInlineGuardCapsRuns.
+// once, and the allocations are bounded by the input's size. Time itself is
+// not asserted; the quadratic cases that allocate little are covered by
+// TestInlineGuardCapsRuns. It does not run in parallel: it counts the
+// process's allocations.
 func TestRenderBounded(t *testing.T) {
 	r := NewRenderer()
 	for _, h := range hostile() {
@@ -140,6 +140,7 @@ func allocated(f func()) (allocs, bytes int) {
 // TestNestingLimit: containers deeper than maxNesting are text, whatever
 // the kind of marker, and the nesting an answer uses is untouched.
 func TestNestingLimit(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	tests := []struct {
 		name, src, tag string
@@ -196,6 +197,7 @@ func (c countingInline) Parse(parent ast.Node, block text.Reader, pc parser.Cont
 // the delimiters in a paragraph see at most their budget of them per
 // paragraph, which bounds that time; the rest is text.
 func TestInlineGuardCapsRuns(t *testing.T) {
+	t.Parallel()
 	rep := strings.Repeat
 	tests := []struct {
 		name  string
@@ -239,6 +241,7 @@ func TestInlineGuardCapsRuns(t *testing.T) {
 // TestTableGuard: a table that goldmark would pad to more cells than bytes
 // stays a paragraph; wide tables written out in full are tables.
 func TestTableGuard(t *testing.T) {
+	t.Parallel()
 	rep := strings.Repeat
 	r := NewRenderer()
 	for _, tt := range []struct {
@@ -263,6 +266,7 @@ func TestTableGuard(t *testing.T) {
 // TestLinkBytesBound: a block whose links would write a long reference
 // URL again and again is shown as text.
 func TestLinkBytesBound(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	url := "https://example.com/" + strings.Repeat("x", 2000)
 	src := "[b]: " + url + "\n\n" + strings.Repeat("[b]\n\n", 200)
@@ -279,6 +283,7 @@ func TestLinkBytesBound(t *testing.T) {
 // TestXSSCorpusBounded: every XSS vector, and every prefix of it, is within
 // the bound (TestXSSCorpus checks they are inert).
 func TestXSSCorpusBounded(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	for _, v := range loadXSS(t) {
 		for i := 0; i <= len(v.Text); i++ {

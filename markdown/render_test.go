@@ -11,6 +11,7 @@ import (
 )
 
 func TestRender(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		src     string
@@ -363,6 +364,7 @@ var allowedElements = map[string]bool{
 }
 
 func TestRenderCorpusIsSafe(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	for name, text := range corpus(t) {
 		for _, s := range splitText(text) {
@@ -378,6 +380,7 @@ func TestRenderCorpusIsSafe(t *testing.T) {
 // TestRendererConcurrent renders the corpus from several goroutines at once
 // (run with -race) and checks the results match a sequential render.
 func TestRendererConcurrent(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	docs := corpus(t)
 	want := make(map[string]string)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestSplit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		text string
@@ -121,6 +122,7 @@ func checkPrefixStable(t *testing.T, name, text string) {
 }
 
 func TestSplitPrefixStable(t *testing.T) {
+	t.Parallel()
 	for name, text := range corpus(t) {
 		checkPrefixStable(t, name, text)
 	}
@@ -133,6 +135,7 @@ func TestSplitPrefixStable(t *testing.T) {
 // scanner: fenced blank lines stay in one block and there is more than one
 // block per answer.
 func TestSplitCorpusBlocks(t *testing.T) {
+	t.Parallel()
 	docs := corpus(t)
 	tests := []struct {
 		doc      string

@@ -58,6 +58,7 @@ func appendPieces(t *testing.T, r *Renderer, name, text string, cuts []int, chec
 }
 
 func TestDocEveryCut(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	for name, text := range corpus(t) {
 		// One cut at every byte offset.
@@ -88,6 +89,7 @@ func randomCuts(rng *rand.Rand, size, n int) []int {
 }
 
 func TestDocRandomCuts(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	docs := corpus(t)
 	names := make([]string, 0, len(docs))
@@ -124,6 +126,7 @@ func TestDocRandomCuts(t *testing.T) {
 }
 
 func TestDocCRLFMatchesLF(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	for name, text := range corpus(t) {
 		if strings.HasSuffix(name, "(CRLF)") {
@@ -141,6 +144,7 @@ func TestDocCRLFMatchesLF(t *testing.T) {
 }
 
 func TestDocUTF8(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	texts := []string{
 		"é",
@@ -170,6 +174,7 @@ func TestDocUTF8(t *testing.T) {
 }
 
 func TestDocAppendResult(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	steps := []struct {
 		text      string

@@ -45,6 +45,7 @@ func loadXSS(t *testing.T) []xssVector {
 // Every intermediate state of the answer streamed byte by byte is checked
 // too: a prefix of a vector is a different document.
 func TestXSSCorpus(t *testing.T) {
+	t.Parallel()
 	r := NewRenderer()
 	for _, v := range loadXSS(t) {
 		t.Run(v.Name, func(t *testing.T) {

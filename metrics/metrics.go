@@ -22,15 +22,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/live"
-	"github.com/parley-chat/parley/store"
 )
 
 // Path is where Handler serves the metrics.
 const Path = "/metrics"
 
-// Outcomes a generation ends with; each has a series from the start, so a
-// rate over them never starts from a missing series.
-var outcomes = []string{store.StatusDone, store.StatusStopped, store.StatusFailed, store.StatusInterrupted}
+// Outcomes a generation ends with: the statuses generation writes on an
+// answer that ended (store's Status names). Each has a series from the
+// start, so a rate over them never starts from a missing series; any other
+// outcome is counted as interrupted.
+var outcomes = []string{"done", "stopped", "failed", outcomeInterrupted}
+
+const outcomeInterrupted = "interrupted"
 
 // redisCommands are the commands that get a series of their own in the Redis
 // latency histogram: the ones Parley sends on its hot paths. Every other
@@ -138,7 +141,7 @@ func (m *Metrics) GenerationEnded(outcome string) {
 	m.gensRunning.Dec()
 	c, ok := m.gensEnded[outcome]
 	if !ok {
-		c = m.gensEnded[store.StatusInterrupted]
+		c = m.gensEnded[outcomeInterrupted]
 	}
 	c.Inc()
 }

@@ -21,6 +21,7 @@ import (
 // anything else is "other" and a pipeline is one "pipeline" round trip, so
 // no command a caller sends can add a series.
 func TestRedisHookLabelsAreBounded(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
@@ -76,6 +77,7 @@ func TestRedisHookLabelsAreBounded(t *testing.T) {
 // each outcome has a series from the start, and an unknown outcome is not a
 // new series.
 func TestGenerationsAndLatency(t *testing.T) {
+	t.Parallel()
 	m := metrics.New()
 	m.GenerationStarted()
 	m.GenerationStarted()
@@ -106,6 +108,7 @@ func TestGenerationsAndLatency(t *testing.T) {
 // TestHubStatsAreReadAtScrape: the hub's counters appear as they are when
 // scraped.
 func TestHubStatsAreReadAtScrape(t *testing.T) {
+	t.Parallel()
 	m := metrics.New()
 	stats := live.Stats{Viewers: 7, Rooms: 2, Frames: 5, FramesWritten: 30, BytesWritten: 4096, FastForwards: 1, Dropped: 3}
 	m.RegisterHub(func() live.Stats { return stats })

@@ -19,6 +19,7 @@ const (
 // the keys, until OfferTTL; never for another owner, after OfferTTL, from
 // the future, with a dropped key, or as any other spelling or a bare ID.
 func TestOffer(t *testing.T) {
+	t.Parallel()
 	oldKey, newKey := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }

@@ -26,6 +26,7 @@ func newManager(t testing.TB, key string) *session.Manager {
 const key = "0123456789abcdef0123456789abcdef"
 
 func TestSignVerify(t *testing.T) {
+	t.Parallel()
 	m := newManager(t, key)
 	owner := "AAAAAAAAAAAAAAAAAAAAAA"
 	v := m.Sign(owner, time.Now())
@@ -53,6 +54,7 @@ func TestSignVerify(t *testing.T) {
 }
 
 func TestMiddleware(t *testing.T) {
+	t.Parallel()
 	m := newManager(t, key)
 	var seen []string
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +129,7 @@ func FuzzVerify(f *testing.F) {
 // signed by a key that was dropped is refused. Over HTTPS only the __Host-
 // cookie counts.
 func TestExpiryAndRotation(t *testing.T) {
+	t.Parallel()
 	oldKey, newKey := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
@@ -198,6 +201,7 @@ func TestExpiryAndRotation(t *testing.T) {
 // TestFirstFormatCookies: a cookie of the first format (no issue time) keeps
 // its owner across the upgrade and is re-issued in the current format.
 func TestFirstFormatCookies(t *testing.T) {
+	t.Parallel()
 	m := newManager(t, key)
 	const owner = "AAAAAAAAAAAAAAAAAAAAAA"
 	h1 := hmac.New(sha256.New, []byte(key))
@@ -218,6 +222,7 @@ func TestFirstFormatCookies(t *testing.T) {
 // TestIsNew: a request without a valid cookie is a new browser's; one that
 // brings its cookie back is not.
 func TestIsNew(t *testing.T) {
+	t.Parallel()
 	m := newManager(t, key)
 	var isNew []bool
 	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

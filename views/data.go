@@ -40,8 +40,8 @@ type Message struct {
 	Blocks []string // an answer's rendered, sanitised Markdown blocks
 	Rev    string   // log ID of the message's last change; Regenerate names it
 	// HTML, when set, is MessageView's output for this message as rendered
-	// before (RenderMessage, kept in a MessageCache): Slot writes it as it
-	// is, and no other field is read.
+	// before (RenderMessage, kept by the page handler's cache): Slot writes
+	// it as it is, and no other field is read.
 	HTML string
 }
 

@@ -85,17 +85,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.cpuprof != "" {
-		f, err := os.Create(o.cpuprof)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(o.cpuprof)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	limit, err := raiseFileLimit(200_000)
 	if err != nil {
 		fmt.Fprintln(stderr, "parley-load: warning:", err)
@@ -103,15 +97,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	machine := machineLine()
 	fmt.Fprintf(stdout, "parley-load: %s; open-file limit %d\n", machine, limit)
 
-	dir, err := os.MkdirTemp("", "parley-load-")
+	dir, cleanup, err := workDir(o.keep, stderr)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintln(stderr, "logs kept in", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	bin := o.bin
 	if bin == "" && o.url == "" && contains(o.variants, "parley") {
 		fmt.Fprintln(stderr, "building parley...")
@@ -160,6 +150,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return errors.Join(failures...)
+}
+
+// workDir makes the directory for the servers' logs; cleanup removes it
+// unless it is to be kept.
+func workDir(keep bool, stderr io.Writer) (dir string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "parley-load-")
+	if err != nil {
+		return "", nil, fmt.Errorf("work directory: %w", err)
+	}
+	if keep {
+		fmt.Fprintln(stderr, "logs kept in", dir)
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// startCPUProfile profiles this process into path until stop is called
+// ("": no profile).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // runOne starts the server of variant (unless -url), runs s, stops it.

@@ -36,7 +36,6 @@ type redisCounter struct {
 	mu    sync.Mutex
 	calls map[string]int64
 	conns atomic.Int64
-	wg    sync.WaitGroup
 }
 
 func startRedisCounter(upstream string) (*redisCounter, error) {

@@ -10,6 +10,7 @@ import (
 // TestCopyCommand: the Redis counter forwards requests byte for byte and
 // names each one, scripts by their SHA.
 func TestCopyCommand(t *testing.T) {
+	t.Parallel()
 	sha := strings.Repeat("ab12", 10)
 	in := "*3\r\n$7\r\nEVALSHA\r\n$40\r\n" + sha + "\r\n$1\r\n0\r\n" +
 		"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nch\r\nx\r\n" +

@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,64 +336,6 @@ func readProc(pid int) (procStats, error) {
 	return s, nil
 }
 
-// promSample is what the tool reads from a Prometheus endpoint.
-type promSample struct {
-	CPU        float64
-	RSS        float64
-	Goroutines float64
-	Stack      float64 // go_memstats_stack_inuse_bytes
-	Heap       float64 // go_memstats_heap_inuse_bytes
-}
-
-// scrape reads the standard process and Go collectors' values.
-func scrape(ctx context.Context, u string) *promSample {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return nil
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil
-	}
-	var p promSample
-	found := false
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "process_cpu_seconds_total":
-			p.CPU, found = v, true
-		case "process_resident_memory_bytes":
-			p.RSS, found = v, true
-		case "go_goroutines":
-			p.Goroutines, found = v, true
-		case "go_memstats_stack_inuse_bytes":
-			p.Stack = v
-		case "go_memstats_heap_inuse_bytes":
-			p.Heap = v
-		}
-	}
-	if !found {
-		return nil
-	}
-	return &p
-}
-
 // sampler watches a server while a scenario runs: peak RSS and goroutines.
 type sampler struct {
 	t    *target
@@ -559,90 +499,4 @@ func (t *target) connectRedis(u string) error {
 	}
 	t.rdb = redis.NewClient(opts)
 	return nil
-}
-
-// histograms are cumulative Prometheus bucket counts by series and bound:
-// series is the metric name, plus "/command" for the Redis histogram.
-type histograms map[string]map[float64]float64
-
-// scrapeHistograms reads Parley's own latency histograms: token to frame,
-// and Redis round trips by command. They split the latency a viewer sees
-// into the server's part and the rest.
-func scrapeHistograms(ctx context.Context, u string) histograms {
-	if u == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return nil
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer res.Body.Close()
-	out := histograms{}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, rest, ok := strings.Cut(line, "_bucket{")
-		if !ok || (name != "parley_token_to_frame_seconds" && name != "parley_redis_duration_seconds") {
-			continue
-		}
-		labels, val, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
-		series, le := name, ""
-		for _, kv := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			v = strings.Trim(v, `"`)
-			switch k {
-			case "le":
-				le = v
-			case "command":
-				series += "/" + v
-			}
-		}
-		bound, err := strconv.ParseFloat(le, 64)
-		if le == "+Inf" {
-			bound, err = math.Inf(1), nil
-		}
-		n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil || err2 != nil {
-			continue
-		}
-		if out[series] == nil {
-			out[series] = map[float64]float64{}
-		}
-		out[series][bound] = n
-	}
-	return out
-}
-
-// quantile is the upper bound of the bucket holding quantile q of the
-// observations made between before and after (NaN when none).
-func (after histograms) quantile(before histograms, series string, q float64) (float64, float64) {
-	a, b := after[series], before[series]
-	bounds := make([]float64, 0, len(a))
-	for le := range a {
-		bounds = append(bounds, le)
-	}
-	slices.Sort(bounds)
-	if len(bounds) == 0 {
-		return math.NaN(), 0
-	}
-	total := a[bounds[len(bounds)-1]] - b[bounds[len(bounds)-1]]
-	if total <= 0 {
-		return math.NaN(), 0
-	}
-	for _, le := range bounds {
-		if a[le]-b[le] >= q*total {
-			return le, total
-		}
-	}
-	return math.Inf(1), total
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	iviewer "github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/views"
 )
@@ -165,22 +166,8 @@ func newHTTPClient(rcvbuf int) *http.Client {
 func (v *viewer) run(ctx context.Context, e *env, opened func()) {
 	v.maxSeq = -1
 	c := v.conv
-	switch v.kind {
-	case joinDuring:
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.posted:
-		}
-		if !sleepUntil(ctx, c.postAt.Add(v.joinAfter)) {
-			return
-		}
-	case joinAfter:
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.done:
-		}
+	if !v.waitToJoin(ctx) {
+		return
 	}
 	start := time.Now()
 	page, err := getPage(ctx, e.client, e.base+"/c/"+c.id)
@@ -249,6 +236,28 @@ func (v *viewer) run(ctx context.Context, e *env, opened func()) {
 	}
 }
 
+// waitToJoin waits for the viewer's moment to join; false if ctx ended
+// first.
+func (v *viewer) waitToJoin(ctx context.Context) bool {
+	c := v.conv
+	switch v.kind {
+	case joinDuring:
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.posted:
+		}
+		return sleepUntil(ctx, c.postAt.Add(v.joinAfter))
+	case joinAfter:
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.done:
+		}
+	}
+	return true
+}
+
 // stream follows one event-stream response until it ends or ctx does.
 func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.Time, opened func()) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", e.base+"/c/"+v.conv.id+"/events?after="+cursor, nil)
@@ -298,7 +307,8 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 	if v.raw != nil {
 		body = io.TeeReader(body, v.raw)
 	}
-	sr := newSSEReader(body)
+	sr := iviewer.NewSSEReader(body)
+	var fragments []byte
 	for {
 		ev, err := sr.Next()
 		if err != nil {
@@ -313,7 +323,7 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 		if ev.ID != "" {
 			v.lastID = ev.ID
 		}
-		if ev.Event != eventMergeFragments {
+		if ev.Event != iviewer.EventMergeFragments {
 			v.signals++
 			continue
 		}
@@ -321,8 +331,9 @@ func (v *viewer) stream(ctx context.Context, e *env, cursor string, start time.T
 		v.events++
 		v.lastFrame = now
 		e.prog.frames.Add(1)
-		v.frames = append(v.frames, e.blobs.intern(ev.Fragments))
-		v.onContent(ev.Fragments, start, now, e)
+		fragments = ev.AppendFragments(fragments[:0])
+		v.frames = append(v.frames, e.blobs.intern(fragments))
+		v.onContent(fragments, start, now, e)
 	}
 }
 
@@ -454,4 +465,19 @@ func (in *interner) intern(b []byte) *blob {
 	x := &blob{n: in.next.Add(1), b: bytes.Clone(b)}
 	s.m[string(x.b)] = x
 	return x
+}
+
+// countingReader counts the bytes read through it: in n (one reader's own)
+// and in total (shared, atomic).
+type countingReader struct {
+	r     io.Reader
+	n     *int64
+	total *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	c.total.Add(int64(n))
+	return n, err
 }

@@ -8,6 +8,7 @@ import (
 // TestCluster starts a cluster, checks its shape, fails a master over both
 // ways and checks that the cluster heals each time.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	c := StartCluster(t)
 	masters := c.Masters(t)
 	if len(masters) != 3 {

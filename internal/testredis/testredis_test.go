@@ -56,6 +56,7 @@ func mustDo(t *testing.T, addr, cmd, want string) {
 }
 
 func TestStartStopRestart(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	if !strings.HasPrefix(s.Addr, "127.0.0.1:") {
 		t.Fatalf("Addr = %q", s.Addr)
@@ -86,6 +87,7 @@ func TestStartStopRestart(t *testing.T) {
 }
 
 func TestExtraArgs(t *testing.T) {
+	t.Parallel()
 	s := Start(t, "--maxmemory", "1234567")
 	conn, err := net.Dial("tcp", s.Addr)
 	if err != nil {
@@ -109,6 +111,7 @@ func TestExtraArgs(t *testing.T) {
 
 // Many servers at once: each gets its own port and its own process.
 func TestParallel(t *testing.T) {
+	t.Parallel()
 	for i := range 8 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()

@@ -4,10 +4,14 @@
 // Last-Event-ID of the last frame it received when the stream breaks.
 //
 // Tests that start Parley processes (e2e), or the whole server in one process,
-// use it to check that what a person sees ends equal to what is stored.
+// use it to check that what a person sees ends equal to what is stored. The
+// load generator (cmd/parley-load) uses its SSEReader and DOM for thousands
+// of viewers at once.
 package viewer
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -77,14 +81,34 @@ func (e *MissingTargetError) Error() string { return "no element with id " + e.I
 // Apply merges each top-level element of fragments into the element with its
 // id.
 func (d *DOM) Apply(fragments string) error {
-	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
-	nodes, err := html.ParseFragment(strings.NewReader(fragments), body)
+	nodes, err := ParseFragments([]byte(fragments))
 	if err != nil {
 		return err
 	}
+	return d.merge(nodes, false)
+}
+
+// ApplyParsed merges fragments parsed by ParseFragments. It copies them
+// first, so that one parse can serve every viewer that got the frame.
+func (d *DOM) ApplyParsed(nodes []*html.Node) error { return d.merge(nodes, true) }
+
+// ParseFragments parses a frame's fragments as the client does (in a body).
+func ParseFragments(fragments []byte) ([]*html.Node, error) {
+	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
+	nodes, err := html.ParseFragment(bytes.NewReader(fragments), body)
+	if err != nil {
+		return nil, fmt.Errorf("parse fragments: %w", err)
+	}
+	return nodes, nil
+}
+
+func (d *DOM) merge(nodes []*html.Node, clone bool) error {
 	for _, n := range nodes {
 		if n.Type != html.ElementNode {
 			continue
+		}
+		if clone {
+			n = cloneNode(n)
 		}
 		id := attr(n, "id")
 		target := d.byID(id)
@@ -98,6 +122,19 @@ func (d *DOM) Apply(fragments string) error {
 	}
 	return nil
 }
+
+// cloneNode copies n and everything under it, detached.
+func cloneNode(n *html.Node) *html.Node {
+	c := &html.Node{Type: n.Type, DataAtom: n.DataAtom, Data: n.Data, Namespace: n.Namespace, Attr: n.Attr}
+	for ch := n.FirstChild; ch != nil; ch = ch.NextSibling {
+		c.AppendChild(cloneNode(ch))
+	}
+	return c
+}
+
+// Element is the element with id, nil when the page has none. It is the
+// page's own: changing it changes the page.
+func (d *DOM) Element(id string) *html.Node { return d.byID(id) }
 
 // HTML renders the element with id (empty when absent).
 func (d *DOM) HTML(id string) string {

@@ -1,16 +1,12 @@
-package views
+package handlers
 
-import (
-	"bytes"
-	"context"
-	"sync"
-)
+import "sync"
 
-// MessageCache keeps the rendered HTML of ended messages (MessageView's
-// output) for pages, so that loading a long conversation renders, and reads
-// from Redis, only the messages that are new or changed. It is shared by
-// every viewer: a message's HTML never depends on who looks at it (see the
-// package comment).
+// messageCache keeps the rendered HTML of ended messages
+// (views.RenderMessage's output) for pages, so that loading a long
+// conversation renders, and reads from Redis, only the messages that are new
+// or changed. It is shared by every viewer: a message's HTML never depends on who looks at it (see
+// package views).
 //
 // Entries are keyed by conversation, message index and revision: the ID of
 // the log entry that last changed the message. Every store script that
@@ -24,7 +20,7 @@ import (
 //
 // It is bounded by bytes and drops the least recently used messages first.
 // It is safe for concurrent use.
-type MessageCache struct {
+type messageCache struct {
 	limit int
 
 	mu         sync.Mutex
@@ -51,32 +47,32 @@ type cacheEntry struct {
 // the entry itself and its slot in its conversation's slice.
 const cacheEntryOverhead = 120
 
-// CachedMessage is one message as a MessageCache holds it; both are "" for
+// cachedMessage is one message as a messageCache holds it; both are "" for
 // a message it does not hold.
-type CachedMessage struct {
+type cachedMessage struct {
 	Rev  string
 	HTML string
 }
 
-// NewMessageCache returns a cache holding at most about limit bytes.
-func NewMessageCache(limit int) *MessageCache {
-	return &MessageCache{limit: limit, convs: map[string]*convEntries{}}
+// newMessageCache returns a cache holding at most about limit bytes.
+func newMessageCache(limit int) *messageCache {
+	return &messageCache{limit: limit, convs: map[string]*convEntries{}}
 }
 
 // Conversation returns the messages of conv the cache holds, by index (up
 // to the last one held), and marks them used. The strings stay valid
 // whatever the cache does next.
-func (c *MessageCache) Conversation(conv string) []CachedMessage {
+func (c *messageCache) Conversation(conv string) []cachedMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ce := c.convs[conv]
 	if ce == nil {
 		return nil
 	}
-	out := make([]CachedMessage, len(ce.byIndex))
+	out := make([]cachedMessage, len(ce.byIndex))
 	for i, e := range ce.byIndex {
 		if e != nil {
-			out[i] = CachedMessage{Rev: e.rev, HTML: e.html}
+			out[i] = cachedMessage{Rev: e.rev, HTML: e.html}
 			c.unlink(e)
 			c.pushFront(e)
 		}
@@ -88,7 +84,7 @@ func (c *MessageCache) Conversation(conv string) []CachedMessage {
 // any other revision of it, and drops the least recently used messages
 // beyond the limit. HTML larger than a quarter of the limit is not kept:
 // one huge answer must not empty the cache of everything else.
-func (c *MessageCache) Put(conv string, index int, rev, html string) {
+func (c *messageCache) Put(conv string, index int, rev, html string) {
 	size := len(html) + len(rev) + cacheEntryOverhead
 	if rev == "" || index < 0 || size > c.limit/4 {
 		return
@@ -124,7 +120,7 @@ func (c *MessageCache) Put(conv string, index int, rev, html string) {
 }
 
 // Len returns the number of messages held and their approximate size in bytes.
-func (c *MessageCache) Len() (messages, bytes int) {
+func (c *messageCache) Len() (messages, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
@@ -135,7 +131,7 @@ func (c *MessageCache) Len() (messages, bytes int) {
 }
 
 // remove drops e from the list, its conversation and the byte count.
-func (c *MessageCache) remove(e *cacheEntry) {
+func (c *messageCache) remove(e *cacheEntry) {
 	c.unlink(e)
 	c.bytes -= e.size
 	ce := c.convs[e.conv]
@@ -153,7 +149,7 @@ func (c *MessageCache) remove(e *cacheEntry) {
 	ce.byIndex = ce.byIndex[:last]
 }
 
-func (c *MessageCache) unlink(e *cacheEntry) {
+func (c *messageCache) unlink(e *cacheEntry) {
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
@@ -167,7 +163,7 @@ func (c *MessageCache) unlink(e *cacheEntry) {
 	e.prev, e.next = nil, nil
 }
 
-func (c *MessageCache) pushFront(e *cacheEntry) {
+func (c *messageCache) pushFront(e *cacheEntry) {
 	e.next = c.head
 	if c.head != nil {
 		c.head.prev = e
@@ -176,15 +172,4 @@ func (c *MessageCache) pushFront(e *cacheEntry) {
 	if c.tail == nil {
 		c.tail = e
 	}
-}
-
-// RenderMessage returns MessageView(m)'s HTML, to be cached and given back
-// to Slot as Message.HTML. It renders into buf, scratch space that the
-// caller reuses, and returns a copy of exactly the HTML's size: a string
-// that stays in a cache should not keep a builder's spare capacity.
-func RenderMessage(buf *bytes.Buffer, m Message) string {
-	buf.Reset()
-	// Rendering into a bytes.Buffer cannot fail: views do no I/O.
-	_ = MessageView(m).Render(context.Background(), buf)
-	return buf.String()
 }

@@ -1,61 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
 
-	"github.com/parley-chat/parley/frame"
+	iviewer "github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/views"
 )
-
-// TestSSEReader: the parser returns what the beta.11 client would apply,
-// from the bytes Parley's frame package writes.
-func TestSSEReader(t *testing.T) {
-	long := strings.Repeat("x", 100<<10) // longer than the reader's buffer
-	var stream bytes.Buffer
-	stream.WriteString(": keepalive\n\n")
-	// Written by hand: frame.Merge puts a fragment on one line, but the
-	// reader must join the lines of any sender.
-	stream.WriteString("event: datastar-merge-fragments\nid: 1-1\ndata: fragments <div id=\"a\">one\ndata: fragments two</div>\n\n")
-	stream.Write(frame.Signals("1-2", "{busy: true}"))
-	stream.WriteString("event: datastar-merge-fragments\r\nid: 1-3\r\ndata: fragments <p id=\"b\">" + long + "</p>\r\n\r\n")
-	stream.WriteString("event:datastar-merge-fragments\ndata:fragments <p id=\"c\"></p>\n\n")
-	stream.WriteString("event: datastar-merge-fragments\nid: 9-9\ndata: fragments <p id=\"cut\">") // cut off
-
-	type got struct {
-		event, id, fragments string
-		comment              bool
-	}
-	want := []got{
-		{comment: true},
-		{event: eventMergeFragments, id: "1-1", fragments: "<div id=\"a\">one\ntwo</div>"},
-		{event: "datastar-merge-signals", id: "1-2"},
-		{event: eventMergeFragments, id: "1-3", fragments: "<p id=\"b\">" + long + "</p>"},
-		{event: eventMergeFragments, fragments: "<p id=\"c\"></p>"},
-	}
-	sr := newSSEReader(&stream)
-	for i, w := range want {
-		ev, err := sr.Next()
-		if err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
-		g := got{event: ev.Event, id: ev.ID, fragments: string(ev.Fragments), comment: ev.Comment}
-		if g != w {
-			t.Fatalf("event %d = %+.80v, want %+.80v", i, g, w)
-		}
-	}
-	if ev, err := sr.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("a stream cut mid-event gave %+v, %v; want io.ErrUnexpectedEOF", ev, err)
-	}
-}
 
 // answerFrames renders an answer the way the product does: a page with the
 // answer's slot, then block patches as it grows (the frames a room sends).
@@ -89,16 +45,17 @@ func answerFrames(t *testing.T, words []string) (page []byte, frames [][]byte, f
 	frames = append(frames, []byte(f.String()))
 	var whole strings.Builder
 	_ = views.MessageView(render(blocks, "done")).Render(context.Background(), &whole)
-	d, err := parseDOM([]byte("<html><body>" + whole.String() + "</body></html>"))
+	d, err := iviewer.ParseDOM(strings.NewReader("<html><body>" + whole.String() + "</body></html>"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return page, frames, d.outer(views.MessageID(1))
+	return page, frames, d.HTML(views.MessageID(1))
 }
 
 // TestCheckAnswer: the exactness check accepts exactly the frame histories
 // that leave the stored answer, and counts what is missing or doubled.
 func TestCheckAnswer(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	var words []string
 	for i := range 4 {
@@ -123,15 +80,17 @@ func TestCheckAnswer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := checkAnswer(page, tt.frames, views.MessageID(1), want, len(words))
+			parse := func(i int) ([]*html.Node, error) { return iviewer.ParseFragments(tt.frames[i]) }
+			v := checkParsed(page, len(tt.frames), parse, views.MessageID(1), want, len(words))
 			if v.Exact != tt.exact || v.Gaps != tt.gaps || v.Dups != tt.dups || (v.Err != "") != tt.err {
-				t.Fatalf("checkAnswer = %+v, want exact %v, gaps %d, dups %d, error %v", v, tt.exact, tt.gaps, tt.dups, tt.err)
+				t.Fatalf("checkParsed = %+v, want exact %v, gaps %d, dups %d, error %v", v, tt.exact, tt.gaps, tt.dups, tt.err)
 			}
 		})
 	}
 }
 
 func TestTokenDefects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text       string
 		n          int
@@ -152,6 +111,7 @@ func TestTokenDefects(t *testing.T) {
 }
 
 func TestPercentiles(t *testing.T) {
+	t.Parallel()
 	p := percentiles([]int32{4000, 1000, 3000, 2000}, 0)
 	if p.P50 != 2 || p.Max != 4 || p.N != 4 {
 		t.Fatalf("percentiles = %+v", p)
@@ -163,6 +123,7 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestEndStatusAndCursor(t *testing.T) {
+	t.Parallel()
 	c := newConv("x", 3, 1, nil)
 	if st, ok := c.endStatus([]byte(`<footer id="m-3-foot" class="foot status-done" data-status="done">`)); !ok || st != "done" {
 		t.Errorf("endStatus = %q, %v", st, ok)
@@ -188,6 +149,7 @@ func interleave(a, b [][]byte) [][]byte {
 // TestParseCacheIsNotMutated: viewers that share parsed frames each get the
 // same verdict; merging one viewer's frames does not change another's.
 func TestParseCacheIsNotMutated(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	var words []string
 	for i := range 6 {
