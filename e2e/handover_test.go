@@ -23,8 +23,10 @@ import (
 // when A has exited nothing is left streaming.
 func TestGracefulHandover(t *testing.T) {
 	t.Parallel()
-	const bound = 8 * time.Second // A's shutdown bound; answers get it less 2 s
-	d := harness.Speed{TPS: 30, Tokens: 150}
+	const bound = 12 * time.Second // A's shutdown bound; answers get it less 2 s
+	// The short answer takes 8 s: it is still streaming at the deploy, even
+	// on a busy machine, and can finish within the bound.
+	d := harness.Speed{TPS: 20, Tokens: 160}
 	srv := testredis.Start(t)
 	ps := startAll(t, env(srv.URL(), d, "PARLEY_SHUTDOWN_TIMEOUT", bound.String()), "A", "B")
 	a, b := ps[0], ps[1]

@@ -30,7 +30,7 @@ import (
 // bin is the parley binary, built once by TestMain.
 var bin string
 
-func TestMain(m *testing.M) { os.Exit(harness.Run(m, &bin, 8)) }
+func TestMain(m *testing.M) { os.Exit(harness.Run(m, &bin, 4)) }
 
 // launch starts an app configured by flags (harness.Launch) and returns its
 // URL and its shutdown (SIGTERM, waiting until it has exited).

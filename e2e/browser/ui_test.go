@@ -33,9 +33,9 @@ import (
 // Enter then sends nothing), and that both come back when it ends.
 func TestBrowserComposerBusyInEveryTab(t *testing.T) {
 	t.Parallel()
-	// Ten seconds an answer: time to look at both tabs while it streams,
+	// Twenty seconds an answer: time to look at both tabs while it streams,
 	// even on a busy machine.
-	base := startParley(t, harness.Speed{TPS: 20, Tokens: 200})
+	base := startParley(t, harness.Speed{TPS: 20, Tokens: 400})
 	b := startBrowser(t)
 
 	tab1 := b.newTab("tab 1")
