@@ -1,7 +1,10 @@
-// Package e2e_test runs several real Parley processes (the built binary,
-// configured by environment variables as a container is) against a private
-// redis-server, and checks what people would see when processes share
-// conversations, are killed, or are shut down for a deploy.
+// Package e2e_test runs the real Parley binary (built once by TestMain)
+// against private redis-servers, with no browser: several processes sharing
+// conversations, killed, or shut down for a deploy (configured by
+// environment variables, as a container is), and one process configured by
+// flags under Redis faults and pauses, at shutdown, behind its metrics, on a
+// Redis Cluster, and with no configuration at all. Tests run in parallel:
+// each owns its Redis and processes on free ports.
 //
 // Viewers are Go clients that follow the live stream exactly as the page
 // does (internal/viewer); every wait polls a condition with a generous

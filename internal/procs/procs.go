@@ -1,6 +1,7 @@
 // Package procs runs real Parley processes for tests: it builds the binary
 // once, starts processes configured by environment variables (as a container
-// is) on free loopback ports, waits until they serve, sends them SIGTERM or
+// is) or by exactly the flags and environment a test gives, on free loopback
+// ports, waits until they serve, sends them SIGTERM or
 // SIGKILL, and keeps their logs for failure messages.
 package procs
 
@@ -100,8 +101,8 @@ var (
 	metricsAt = regexp.MustCompile(`Metrics are at (http://\S+)`)
 )
 
-// start execs the process and waits until it serves. It is long because it
-// is one sequence: exec, read stdout for the addresses, then poll /healthz.
+// start execs the process, reads the addresses it prints, and waits until
+// its /healthz answers.
 func start(bin, name string, args []string, env map[string]string) (*Proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{} // not nil: nil would mean the test's environment
