@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/procs"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/store"
@@ -25,18 +26,21 @@ import (
 // without gzip; then page loads repeated while an answer streams a 15 KB
 // code block (each load once re-highlighted the whole block: 0.13 s of CPU
 // apiece). The process's peak RSS and CPU time are read from the kernel.
+//
+// Not parallel: it bounds CPU time per page load, and a page load's share of
+// the stream's own work grows when other tests slow the loads down.
 func TestHostileInputCostsBoundedMemoryAndCPU(t *testing.T) {
 	srv := testredis.Start(t)
-	p := startAll(t, env(srv.URL(), demo{tps: 400, tokens: 100}), "hostile")[0]
+	p := startAll(t, env(srv.URL(), harness.Speed{TPS: 400, Tokens: 100}), "hostile")[0]
 	st := redisStore(t, srv)
 	c := newVisitor(t)
 
 	hostile := "[[echo]]" + strings.Repeat(">", 32_000)
 	conv := c.create(t, p.URL, hostile)
-	waitFor(t, "the first answer", 30*time.Second, func() bool { return stored(t, st, conv, 1).Status == store.StatusDone })
+	harness.WaitUntil(t, "the first answer", 30*time.Second, func() bool { return stored(t, st, conv, 1).Status == store.StatusDone })
 	for i := 1; i < 5; i++ {
 		c.post(t, p.URL, conv, hostile)
-		waitFor(t, "an answer", 30*time.Second, func() bool { return stored(t, st, conv, 2*i+1).Status == store.StatusDone })
+		harness.WaitUntil(t, "an answer", 30*time.Second, func() bool { return stored(t, st, conv, 2*i+1).Status == store.StatusDone })
 	}
 
 	before := usage(t, p)
@@ -64,7 +68,7 @@ func TestHostileInputCostsBoundedMemoryAndCPU(t *testing.T) {
 		fmt.Fprintf(&code, "def method_%d(x)\n  x.map { |v| v * %d } # note %d\nend\n", i, i, i)
 	}
 	c.post(t, p.URL, conv, "[[echo]]```ruby\n"+code.String()+"```\n")
-	waitFor(t, "the code answer to stream", 30*time.Second, func() bool {
+	harness.WaitUntil(t, "the code answer to stream", 30*time.Second, func() bool {
 		m := stored(t, st, conv, 11)
 		return m.Status == store.StatusStreaming
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/procs"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
@@ -31,6 +32,7 @@ import (
 // writes block; a viewer that does, and is fast-forwarded, is the subject of
 // live's TestSlowViewerDoesNotDelayOthers.
 func TestThousandViewers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("1,000 viewers")
 	}
@@ -40,7 +42,7 @@ func TestThousandViewers(t *testing.T) {
 		// about 100 KiB per viewer (47 MiB was measured).
 		heapBound = 96 << 20
 	)
-	d := demo{tps: 200, tokens: 400}
+	d := harness.Speed{TPS: 200, Tokens: 400}
 	srv := testredis.Start(t)
 	// A thousand viewers from one address: a crowd behind one proxy.
 	p := startAll(t, env(srv.URL(), d, "PARLEY_LOG_LEVEL", "warn", "PARLEY_MAX_VIEWERS_PER_ADDRESS", "0"), "A")[0]
@@ -53,7 +55,7 @@ func TestThousandViewers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first answer", 20*time.Second, func() bool { return stored(t, st, conv, 1).Status == store.StatusDone })
+	harness.WaitUntil(t, "the first answer", 20*time.Second, func() bool { return stored(t, st, conv, 1).Status == store.StatusDone })
 	idle := settledMetric(t, p, "go_goroutines")
 
 	// Viewers load their page before the next message, then follow its
@@ -104,7 +106,7 @@ func TestThousandViewers(t *testing.T) {
 		})
 	}
 	// The flaky ones come and go; the others stay.
-	waitFor(t, "the viewers to stream", 30*time.Second, func() bool {
+	harness.WaitUntil(t, "the viewers to stream", 30*time.Second, func() bool {
 		return metric(t, p, "parley_viewers_connected") >= viewers-viewers/10
 	})
 
@@ -139,7 +141,7 @@ func TestThousandViewers(t *testing.T) {
 
 	first := stored(t, st, conv, 1)
 	answer := stored(t, st, conv, 3)
-	reply := llm.NewDemo(llm.DemoConfig{TokensPerSecond: d.tps, Tokens: d.tokens}).Reply([]llm.Message{
+	reply := llm.NewDemo(llm.DemoConfig{TokensPerSecond: d.TPS, Tokens: d.Tokens}).Reply([]llm.Message{
 		{Role: llm.RoleUser, Content: "first question"},
 		{Role: llm.RoleAssistant, Content: first.Text},
 		{Role: llm.RoleUser, Content: "second question"},
@@ -165,7 +167,7 @@ func TestThousandViewers(t *testing.T) {
 
 	// Everyone leaves: streams, rooms and their goroutines go away.
 	client.CloseIdleConnections()
-	waitFor(t, "the server's goroutines to go back to idle", 20*time.Second, func() bool {
+	harness.WaitUntil(t, "the server's goroutines to go back to idle", 20*time.Second, func() bool {
 		m := metrics(t, p)
 		return m["parley_viewers_connected"] == 0 && m["go_goroutines"] <= idle+5
 	})

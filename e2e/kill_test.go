@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/store"
@@ -17,9 +18,10 @@ import (
 // answer as interrupted with the text written so far, every viewer on the
 // surviving process sees that, and the conversation takes new messages.
 func TestKilledProcessAnswerEndsInterrupted(t *testing.T) {
+	t.Parallel()
 	const lease, sweep = 2 * time.Second, 200 * time.Millisecond
 	srv := testredis.Start(t)
-	ps := startAll(t, env(srv.URL(), demo{tps: 30, tokens: 600},
+	ps := startAll(t, env(srv.URL(), harness.Speed{TPS: 30, Tokens: 600},
 		"PARLEY_LEASE_TTL", lease.String(), "PARLEY_SWEEP_INTERVAL", sweep.String()), "A", "B")
 	a, b := ps[0], ps[1]
 	st := redisStore(t, srv)
@@ -40,7 +42,7 @@ func TestKilledProcessAnswerEndsInterrupted(t *testing.T) {
 		vs = append(vs, v)
 	}
 	errs := follow(ctx, vs, viewer.HasEnded(1), nil)
-	waitFor(t, "some of the answer to reach B's viewers", 20*time.Second, func() bool { return len(vs[0].Text(1)) > 100 })
+	harness.WaitUntil(t, "some of the answer to reach B's viewers", 20*time.Second, func() bool { return len(vs[0].Text(1)) > 100 })
 
 	a.Kill()
 	killed := time.Now()
@@ -85,7 +87,7 @@ func TestKilledProcessAnswerEndsInterrupted(t *testing.T) {
 		t.Fatalf("post after the crash: %v %+v", err, res)
 	}
 	errs = follow(ctx, vs, viewer.HasEnded(3), nil)
-	waitFor(t, "B to write the next answer", 20*time.Second, func() bool { return vs[0].Text(3) != "" })
+	harness.WaitUntil(t, "B to write the next answer", 20*time.Second, func() bool { return vs[0].Text(3) != "" })
 	if res, err := viewer.Stop(ctx, client, b.URL, conv); err != nil || res.Status != http.StatusOK {
 		t.Fatalf("stop: %v %+v", err, res)
 	}

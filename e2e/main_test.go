@@ -1,7 +1,10 @@
-// Package e2e_test runs several real Parley processes (the built binary,
-// configured by environment variables as a container is) against a private
-// redis-server, and checks what people would see when processes share
-// conversations, are killed, or are shut down for a deploy.
+// Package e2e_test runs the real Parley binary (built once by TestMain)
+// against private redis-servers, with no browser: several processes sharing
+// conversations, killed, or shut down for a deploy (configured by
+// environment variables, as a container is), and one process configured by
+// flags under Redis faults and pauses, at shutdown, behind its metrics, on a
+// Redis Cluster, and with no configuration at all. Tests run in parallel:
+// each owns its Redis and processes on free ports.
 //
 // Viewers are Go clients that follow the live stream exactly as the page
 // does (internal/viewer); every wait polls a condition with a generous
@@ -20,58 +23,33 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/procs"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/store"
 )
 
-var (
-	buildDir  string
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// bin is the parley binary, built once by TestMain.
+var bin string
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(harness.Run(m, &bin, 4)) }
 
-// binary builds parley once for the whole test binary.
-func binary(t *testing.T) string {
+// launch starts an app configured by flags (harness.Launch) and returns its
+// URL and its shutdown (SIGTERM, waiting until it has exited).
+func launch(t *testing.T, s harness.Speed, redisURL string, extra ...string) (*harness.App, string, func()) {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "parley-e2e-")
-		if buildErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		binPath, buildErr = procs.Build(ctx, buildDir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// demo is the pace of the offline demo model.
-type demo struct {
-	tps    float64
-	tokens int
+	app := harness.Launch(t, bin, s, redisURL, nil, extra...)
+	return app, app.URL, app.Shutdown
 }
 
 // env is the configuration every process of a test shares, plus overrides
 // given as alternating names and values.
-func env(redisURL string, d demo, kv ...string) map[string]string {
+func env(redisURL string, d harness.Speed, kv ...string) map[string]string {
 	e := map[string]string{
 		"REDIS_URL":          redisURL,
-		"PARLEY_DEMO_TPS":    strconv.FormatFloat(d.tps, 'f', -1, 64),
-		"PARLEY_DEMO_TOKENS": strconv.Itoa(d.tokens),
+		"PARLEY_DEMO_TPS":    strconv.FormatFloat(d.TPS, 'f', -1, 64),
+		"PARLEY_DEMO_TOKENS": strconv.Itoa(d.Tokens),
 		"PARLEY_LOG_LEVEL":   "info",
 		// The same key on every process: a person's session cookie from one
 		// must be honoured by the others.
@@ -86,7 +64,6 @@ func env(redisURL string, d demo, kv ...string) map[string]string {
 // startAll starts one process per name with the same configuration.
 func startAll(t *testing.T, e map[string]string, names ...string) []*procs.Proc {
 	t.Helper()
-	bin := binary(t)
 	ps := make([]*procs.Proc, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -122,18 +99,6 @@ func stored(t *testing.T, st *store.Store, conv string, i int) store.Message {
 		t.Fatalf("%s has %d messages, want message %d", conv, len(snap.Messages), i)
 	}
 	return snap.Messages[i]
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // follow runs each viewer until done holds for its page, in parallel, and

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/store"
@@ -20,8 +21,9 @@ import (
 // every viewer shows it stopped; every process counts the same people
 // watching and shows the same title.
 func TestProcessesShareConversations(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t)
-	ps := startAll(t, env(srv.URL(), demo{tps: 60, tokens: 200}), "A", "B", "C")
+	ps := startAll(t, env(srv.URL(), harness.Speed{TPS: 60, Tokens: 200}), "A", "B", "C")
 	a, b, c := ps[0], ps[1], ps[2]
 	st := redisStore(t, srv)
 	client := viewer.NewClient()
@@ -60,11 +62,11 @@ func TestProcessesShareConversations(t *testing.T) {
 		t.Fatalf("post: %v %+v", err, res)
 	}
 	errs := follow(ctx, vs, viewer.HasEnded(3), nil)
-	waitFor(t, "the slow answer to show on B", 20*time.Second, func() bool { return vs[0].Text(3) != "" })
+	harness.WaitUntil(t, "the slow answer to show on B", 20*time.Second, func() bool { return vs[0].Text(3) != "" })
 	// Presence counts every stream of every process: each process's page
 	// says the same.
 	want := fmt.Sprintf("%d watching", len(vs))
-	waitFor(t, "every process to count "+want, 15*time.Second, func() bool {
+	harness.WaitUntil(t, "every process to count "+want, 15*time.Second, func() bool {
 		for _, p := range ps {
 			d, err := viewer.Page(ctx, client, p.URL, conv)
 			if err != nil || d.TextOfClass("presence") != want {
@@ -117,7 +119,7 @@ func TestProcessesShareConversations(t *testing.T) {
 		t.Fatalf("a fresh page does not show the stop:\n%s", fresh)
 	}
 	// The generation ran on A and ended there, stopped by the request C stored.
-	waitFor(t, "A to log the end of the stopped answer", 5*time.Second, func() bool {
+	harness.WaitUntil(t, "A to log the end of the stopped answer", 5*time.Second, func() bool {
 		return logHas(a.FullLogs(), conv, "status=stopped")
 	})
 	if logHas(c.FullLogs(), conv, "answer ended") {

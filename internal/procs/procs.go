@@ -1,6 +1,7 @@
 // Package procs runs real Parley processes for tests: it builds the binary
 // once, starts processes configured by environment variables (as a container
-// is) on free loopback ports, waits until they serve, sends them SIGTERM or
+// is) or by exactly the flags and environment a test gives, on free loopback
+// ports, waits until they serve, sends them SIGTERM or
 // SIGKILL, and keeps their logs for failure messages.
 package procs
 
@@ -14,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,12 +33,9 @@ const (
 // Call it once per test binary (from TestMain): the build cache makes it
 // quick after the first time, but it is still a link of the whole program.
 func Build(ctx context.Context, dir string) (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	// go test puts its own toolchain first on PATH.
 	bin := filepath.Join(dir, "parley")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/parley-chat/parley")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/parley-chat/parley")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %w\n%s", err, out)
@@ -67,7 +64,26 @@ type Proc struct {
 // PARLEY_MODEL to demo.
 func Start(t testing.TB, bin, name string, env map[string]string) *Proc {
 	t.Helper()
-	p, err := start(bin, name, env)
+	vars := map[string]string{
+		"PATH":         os.Getenv("PATH"),
+		"HOME":         os.TempDir(),
+		"PARLEY_ADDR":  "127.0.0.1:0",
+		"PARLEY_MODEL": "demo",
+		"METRICS_ADDR": "127.0.0.1:0",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	return Exec(t, bin, name, nil, vars)
+}
+
+// Exec runs bin with args and exactly env as its environment (nothing of the
+// test's own), waits until /healthz answers, and kills the process when the
+// test ends, logging what it printed if the test failed. The process must be
+// told to listen on a free port; its metrics URL is read when it prints one.
+func Exec(t testing.TB, bin, name string, args []string, env map[string]string) *Proc {
+	t.Helper()
+	p, err := start(bin, name, args, env)
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -85,19 +101,12 @@ var (
 	metricsAt = regexp.MustCompile(`Metrics are at (http://\S+)`)
 )
 
-func start(bin, name string, env map[string]string) (*Proc, error) {
-	vars := map[string]string{
-		"PATH":         os.Getenv("PATH"),
-		"HOME":         os.TempDir(),
-		"PARLEY_ADDR":  "127.0.0.1:0",
-		"PARLEY_MODEL": "demo",
-		"METRICS_ADDR": "127.0.0.1:0",
-	}
+// start execs the process, reads the addresses it prints, and waits until
+// its /healthz answers.
+func start(bin, name string, args []string, env map[string]string) (*Proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{} // not nil: nil would mean the test's environment
 	for k, v := range env {
-		vars[k] = v
-	}
-	cmd := exec.Command(bin)
-	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
@@ -136,11 +145,9 @@ func start(bin, name string, env map[string]string) (*Proc, error) {
 	deadline := time.After(readyTimeout)
 	select {
 	case p.URL = <-urls:
-		if vars["METRICS_ADDR"] != "" {
-			select { // printed right after the address
-			case p.MetricsURL = <-metricsURLs:
-			case <-time.After(time.Second):
-			}
+		select { // printed right after the address, when metrics are on
+		case p.MetricsURL = <-metricsURLs:
+		case <-time.After(time.Second):
 		}
 	case <-p.done:
 		return nil, fmt.Errorf("exited before listening (%v):\n%s", p.err, p.Logs())

@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/testredis"
 )
 
@@ -19,8 +20,10 @@ import (
 // after an error), and an answer that cannot finish within the bound ends as
 // interrupted with its text kept, never left streaming.
 func TestShutdownHandsOverStreamsAndEndsAnswers(t *testing.T) {
-	redisURL := testredis.Start(t).URL()
-	base, shutdown := launchParley(t, speed{tps: 40, tokens: 120}, redisURL)
+	t.Parallel()
+	srv := testredis.Start(t)
+	redisURL := srv.URL()
+	_, base, shutdown := launch(t, harness.Speed{TPS: 40, Tokens: 120}, redisURL)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	// [[slow]] makes the demo write 2 tokens/s: far longer than the 5 s bound.
@@ -45,7 +48,9 @@ func TestShutdownHandsOverStreamsAndEndsAnswers(t *testing.T) {
 		_, err := io.Copy(io.Discard, bufio.NewReader(stream.Body))
 		ended <- err
 	}()
-	time.Sleep(1500 * time.Millisecond) // some text is written
+	st := redisStore(t, srv)
+	conv := strings.TrimPrefix(res.Header.Get("Location"), "/c/")
+	harness.WaitUntil(t, "some text to be written", 20*time.Second, func() bool { return stored(t, st, conv, 1).Text != "" })
 
 	start := time.Now()
 	shutdown()
@@ -60,7 +65,7 @@ func TestShutdownHandsOverStreamsAndEndsAnswers(t *testing.T) {
 	}
 
 	// The server is gone; read what it left in Redis through a new process.
-	base2, _ := launchParley(t, speed{tps: 40, tokens: 120}, redisURL)
+	_, base2, _ := launch(t, harness.Speed{TPS: 40, Tokens: 120}, redisURL)
 	res, err = client.Get(base2 + strings.TrimPrefix(page, base))
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package browser_test
 
 // Who may use a Parley (PARLEY_ACCESS), in the browser: a passphrase asked
 // once, a stranger who may only read a shared link, and people named by an
@@ -32,8 +32,9 @@ func refusedDocument(status string, urls ...string) func(problem) bool {
 // identity proxy would) one person in two browser contexts is one owner,
 // and someone else only reads.
 func TestBrowserAccessModes(t *testing.T) {
+	t.Parallel()
 	const code = "correct horse battery staple"
-	base, _ := launchParleyEnv(t, fast, "", map[string]string{"PARLEY_ACCESS_CODE": code}, "-access", "code")
+	base := launchParley(t, fast, "", map[string]string{"PARLEY_ACCESS_CODE": code}, "-access", "code")
 	b := startBrowser(t)
 
 	a := b.newTab("A", chromedp.WithNewBrowserContext())
@@ -77,7 +78,7 @@ func TestBrowserAccessModes(t *testing.T) {
 	stranger.waitFor("the second answer, live", statusIs(3, "done"))
 
 	// Header mode.
-	hbase, _ := launchParley(t, fast, "", "-access", "header")
+	hbase := launchParley(t, fast, "", nil, "-access", "header")
 	as := func(name, user string) *tab {
 		tb := b.newTab(name, chromedp.WithNewBrowserContext())
 		if user != "" {

@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/store"
 )
@@ -18,8 +19,9 @@ import (
 // a cluster URL: it holds exactly one subscription connection per master,
 // and an answer's notices go out with SPUBLISH on its conversation's master.
 func TestParleyOnRedisCluster(t *testing.T) {
+	t.Parallel()
 	c := testredis.StartCluster(t)
-	base, _ := launchParley(t, fast, c.URL())
+	_, base, _ := launch(t, harness.Speed{TPS: 40, Tokens: 120}, c.URL())
 
 	masters := c.Masters(t)
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,15 +1,13 @@
-package main
+package e2e_test
 
-// Redis faults, with the whole server (run, as main calls it) in this test
-// process, so that its goroutines can be counted: Redis restarting under
-// live streams, and Redis answering too slowly.
+// Redis faults, with the server's goroutines counted from its metrics:
+// Redis restarting under live streams, and Redis answering too slowly.
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/e2e/harness"
+	"github.com/parley-chat/parley/internal/procs"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
@@ -32,13 +32,14 @@ import (
 // "done" answer is the model's whole reply. Goroutines return to where they
 // were.
 func TestRedisRestartMidStream(t *testing.T) {
+	t.Parallel()
 	srv := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	sp := speed{tps: 40, tokens: 240}
-	base, shutdown := launchParley(t, sp, srv.URL(), "-sweep-interval", "500ms", "-metrics-addr", "127.0.0.1:0")
+	sp := harness.Speed{TPS: 40, Tokens: 240}
+	app, base, shutdown := launch(t, sp, srv.URL(), "-sweep-interval", "500ms", "-metrics-addr", "127.0.0.1:0")
 	client := viewer.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	idle := settledGoroutines()
+	idle := settledMetric(t, app.Proc, "go_goroutines")
 
 	const question = "What happens when Redis restarts?"
 	conv, err := viewer.Create(ctx, client, base, question)
@@ -53,19 +54,19 @@ func TestRedisRestartMidStream(t *testing.T) {
 		}
 		vs = append(vs, v)
 	}
-	errs := followAll(ctx, vs, viewer.HasEnded(1))
-	waitUntil(t, "the answer to reach the viewers", 20*time.Second, func() bool { return vs[0].Text(1) != "" })
+	errs := follow(ctx, vs, viewer.HasEnded(1), nil)
+	harness.WaitUntil(t, "the answer to reach the viewers", 20*time.Second, func() bool { return vs[0].Text(1) != "" })
 	if got := readyStatus(client, base); got != http.StatusOK {
 		t.Fatalf("/readyz before the outage: %d", got)
 	}
 
 	srv.Stop()
-	waitUntil(t, "/readyz to report the outage", 10*time.Second, func() bool {
+	harness.WaitUntil(t, "/readyz to report the outage", 10*time.Second, func() bool {
 		return readyStatus(client, base) == http.StatusServiceUnavailable
 	})
-	time.Sleep(1500 * time.Millisecond) // the outage lasts a while
+	time.Sleep(1500 * time.Millisecond) // the outage itself: it lasts a while
 	srv.Restart(t)
-	waitUntil(t, "/readyz to recover", 10*time.Second, func() bool { return readyStatus(client, base) == http.StatusOK })
+	harness.WaitUntil(t, "/readyz to recover", 10*time.Second, func() bool { return readyStatus(client, base) == http.StatusOK })
 
 	for err := range errs {
 		t.Error(err)
@@ -83,7 +84,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	t.Logf("after the outage the answer is %s (%d bytes)", msg.Status, len(msg.Text))
 	switch msg.Status {
 	case store.StatusDone:
-		want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.tps, Tokens: sp.tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
+		want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.TPS, Tokens: sp.Tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
 		if msg.Text != want {
 			t.Fatalf("the answer is marked done but differs from the model's reply:\n%s", viewer.Diff(want, msg.Text))
 		}
@@ -108,7 +109,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	}
 
 	client.CloseIdleConnections()
-	waitGoroutines(t, idle)
+	waitGoroutines(t, app.Proc, idle)
 	shutdown()
 }
 
@@ -118,15 +119,16 @@ func TestRedisRestartMidStream(t *testing.T) {
 // up, a running answer carries on afterwards, and the posts Redis ran late,
 // after the server had given up on them, are not left "streaming".
 func TestSlowRedis(t *testing.T) {
+	t.Parallel()
 	const pause, requestTimeout = 6 * time.Second, 2 * time.Second
 	srv := testredis.Start(t)
-	sp := speed{tps: 40, tokens: 200}
-	base, shutdown := launchParley(t, sp, srv.URL(), "-redis-timeout", "1s", "-request-timeout", requestTimeout.String(),
+	sp := harness.Speed{TPS: 40, Tokens: 200}
+	app, base, shutdown := launch(t, sp, srv.URL(), "-redis-timeout", "1s", "-request-timeout", requestTimeout.String(),
 		"-lease-ttl", "10s", "-sweep-interval", "200ms", "-metrics-addr", "127.0.0.1:0")
 	client := viewer.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	idle := settledGoroutines()
+	idle := settledMetric(t, app.Proc, "go_goroutines")
 
 	const question = "Is a slow Redis a problem?"
 	conv, err := viewer.Create(ctx, client, base, question)
@@ -137,8 +139,8 @@ func TestSlowRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := followAll(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1))
-	waitUntil(t, "the answer to reach the viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
+	errs := follow(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1), nil)
+	harness.WaitUntil(t, "the answer to reach the viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
 
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
@@ -193,7 +195,7 @@ func TestSlowRedis(t *testing.T) {
 			})
 		}
 	}
-	peak := runtime.NumGoroutine()
+	peak := int(metric(t, app.Proc, "go_goroutines"))
 	wg.Wait()
 	close(results)
 	slowest := map[string]time.Duration{}
@@ -220,7 +222,7 @@ func TestSlowRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.tps, Tokens: sp.tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
+	want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.TPS, Tokens: sp.Tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
 	if m := snap.Messages[1]; m.Status != store.StatusDone || m.Text != want {
 		t.Errorf("the answer after the pause: status %q, %s", m.Status, viewer.Diff(want, m.Text))
 	}
@@ -231,7 +233,7 @@ func TestSlowRedis(t *testing.T) {
 	// server had given up on them and started no answer: the sweeper must
 	// end those answers once their lease runs out.
 	var orphans int
-	waitUntil(t, "every answer to end", 20*time.Second, func() bool {
+	harness.WaitUntil(t, "every answer to end", 20*time.Second, func() bool {
 		keys, err := rdb.Keys(ctx, "{c:*}:meta").Result()
 		if err != nil {
 			return false
@@ -250,7 +252,7 @@ func TestSlowRedis(t *testing.T) {
 	t.Logf("most answers left streaming at once by posts Redis ran after their timeout: %d", orphans)
 
 	client.CloseIdleConnections()
-	waitGoroutines(t, idle)
+	waitGoroutines(t, app.Proc, idle)
 	shutdown()
 }
 
@@ -262,22 +264,6 @@ func saysWhy(body string) bool {
 		}
 	}
 	return false
-}
-
-// followAll runs each viewer until done, in parallel; one error per viewer
-// that failed.
-func followAll(ctx context.Context, vs []*viewer.Viewer, done func(*viewer.DOM) bool) <-chan error {
-	errs := make(chan error, len(vs))
-	var wg sync.WaitGroup
-	for i, v := range vs {
-		wg.Go(func() {
-			if err := v.Follow(ctx, done, viewer.Options{}); err != nil {
-				errs <- fmt.Errorf("viewer %d: %w", i, err)
-			}
-		})
-	}
-	go func() { wg.Wait(); close(errs) }()
-	return errs
 }
 
 func mustPage(t *testing.T, client *http.Client, base, conv string) *viewer.DOM {
@@ -300,44 +286,13 @@ func readyStatus(client *http.Client, base string) int {
 	return res.StatusCode
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// settledGoroutines counts goroutines once the count stops moving.
-func settledGoroutines() int {
-	n := runtime.NumGoroutine()
-	for range 50 {
-		time.Sleep(20 * time.Millisecond)
-		m := runtime.NumGoroutine()
-		if m == n {
-			return n
-		}
-		n = m
-	}
-	return n
-}
-
-// waitGoroutines waits until the goroutine count is back near idle: a few
-// more for connections the server keeps alive and timers about to fire.
-func waitGoroutines(t *testing.T, idle int) {
+// waitGoroutines waits until the server's goroutine count is back near
+// idle: a few more for connections it keeps alive and timers about to fire.
+func waitGoroutines(t *testing.T, p *procs.Proc, idle float64) {
 	t.Helper()
 	const slack = 10
-	deadline := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > idle+slack {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines, %d when idle:\n%s", runtime.NumGoroutine(), idle, buf)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Logf("goroutines: %d when idle, %d after", idle, runtime.NumGoroutine())
+	harness.WaitUntil(t, "the server's goroutines to go back to idle", 15*time.Second, func() bool {
+		return metric(t, p, "go_goroutines") <= idle+slack
+	})
+	t.Logf("goroutines: %v when idle, %v after", idle, metric(t, p, "go_goroutines"))
 }

@@ -1,4 +1,4 @@
-package main
+package browser_test
 
 // Browser tests of the page's layout and flow (issue 10): the composer stays
 // in the window, the view follows a streaming answer until the person
@@ -7,12 +7,15 @@ package main
 // getBoundingClientRect, never compared as pixels.
 
 import (
+	"github.com/parley-chat/parley/e2e/harness"
+
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +30,7 @@ import (
 
 // brisk answers a [[long N]] message of a few hundred pieces in about a
 // second: long answers without long tests.
-var brisk = speed{tps: 400, tokens: 120}
+var brisk = harness.Speed{TPS: 400, Tokens: 120}
 
 // viewport is a screen to test at.
 type viewport struct {
@@ -74,6 +77,7 @@ func (tb *tab) longConversation(base string, n int) string {
 // people to look at. It writes into the tree, so it runs only with
 // PARLEY_SCREENSHOTS=1.
 func TestBrowserScreenshots(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("PARLEY_SCREENSHOTS") != "1" {
 		t.Skip("set PARLEY_SCREENSHOTS=1 to write testdata/screenshots")
 	}
@@ -82,7 +86,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	tab1 := b.newTab("setup")
 	conv := tab1.longConversation(base, 4)
 
-	dir := filepath.Join("testdata", "screenshots")
+	dir := filepath.Join("..", "..", "testdata", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +189,7 @@ const atBottom = `(() => { const s = document.getElementById('scroller'); return
 // window and the answer's status line is in view (the view followed it); then
 // that a reload, and a second tab joining late, land on the latest message.
 func TestBrowserComposerStaysInView(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, brisk)
 	b := startBrowser(t)
 	for _, v := range []viewport{desktop, phone} {
@@ -236,7 +241,8 @@ func wheel(x, y, dy float64) chromedp.Action[chromedp.Void] {
 // newest text and follows again, to the end of the answer. A reload in the
 // middle of an answer lands at the bottom and follows too.
 func TestBrowserFollowAndJumpToLatest(t *testing.T) {
-	base := startParley(t, speed{tps: 60, tokens: 120})
+	t.Parallel()
+	base := startParley(t, harness.Speed{TPS: 60, Tokens: 120})
 	b := startBrowser(t)
 	tb := b.newTab("reader")
 	tb.emulate(desktop, "light")
@@ -313,6 +319,7 @@ func (tb *tab) drawer() drawerState {
 // backdrop, and choosing a conversation. Focus moves into the drawer when it
 // opens and back to the toggle when it closes; aria-expanded says which.
 func TestBrowserPhoneDrawer(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, brisk)
 	b := startBrowser(t)
 	tb := b.newTab("phone")
@@ -342,7 +349,9 @@ func TestBrowserPhoneDrawer(t *testing.T) {
 	}
 	closed := func(how string, focusToggle bool) {
 		t.Helper()
-		tb.waitFor("the drawer to close by "+how, `document.querySelector('.nav-toggle').getAttribute('aria-expanded') === 'false' && getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden'`)
+		// Focus leaves a hidden drawer at the page's next rendering update
+		// (the browser's focus fixup), which may come a frame later.
+		tb.waitFor("the drawer to close by "+how, `document.querySelector('.nav-toggle').getAttribute('aria-expanded') === 'false' && getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden' && !document.getElementById('sidebar').contains(document.activeElement)`)
 		d := tb.drawer()
 		if d.Shown || d.FocusIn {
 			t.Errorf("after %s: %+v", how, d)
@@ -382,6 +391,7 @@ func TestBrowserPhoneDrawer(t *testing.T) {
 // answer, then a rename from the Options menu, which closes after Save; the
 // other tab's rename field then offers the new title.
 func TestBrowserTabTitleFollows(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, brisk)
 	b := startBrowser(t)
 	tab1 := b.newTab("tab 1")
@@ -420,7 +430,8 @@ func TestBrowserTabTitleFollows(t *testing.T) {
 // page: each refusal shows its reason beside the composer, with the wait
 // where there is one, and the typed text stays in the box.
 func TestBrowserRefusalKeepsText(t *testing.T) {
-	base, _ := launchParley(t, brisk, "", "-posts-per-minute", "2", "-max-message-bytes", "2000")
+	t.Parallel()
+	base := launchParley(t, brisk, "", nil, "-posts-per-minute", "2", "-max-message-bytes", "2000")
 	b := startBrowser(t)
 	tb := b.newTab("refused")
 	// A refused action answers with its status: Chromium logs it.
@@ -477,6 +488,7 @@ func (tb *tab) typeRaw(text string) {
 // TestBrowserCopyAnswer presses an answer's Copy button: the clipboard then
 // holds the answer's Markdown source, exactly.
 func TestBrowserCopyAnswer(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, brisk)
 	b := startBrowser(t)
 	tb := b.newTab("copy")
@@ -500,23 +512,36 @@ func TestBrowserCopyAnswer(t *testing.T) {
 	tb.waitFor("the button to say Copy again", `document.querySelector('#m-3-foot .copy-answer').textContent === 'Copy'`)
 }
 
-// grantClipboard lets tb's pages read and write the clipboard.
+// grantClipboard lets tb's pages read and write the clipboard, and holds
+// the clipboard for the rest of the test: Chromium has one for all its
+// browser contexts, so tests that copy take turns. The page is kept focused
+// (emulated), as the clipboard API wants, whatever window other tests open.
 func grantClipboard(t *testing.T, tb *tab, origin string) {
 	t.Helper()
+	clipboard.Lock()
+	t.Cleanup(clipboard.Unlock)
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {
 		if _, err := chromedp.CallBrowser(tb.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
 			Permission: &cdpbrowser.PermissionDescriptor{Name: name}, Setting: cdpbrowser.PermissionSettingGranted, Origin: origin,
+			BrowserContextID: chromedp.FromContext(tb.ctx).BrowserContextID,
 		}); err != nil {
 			t.Fatalf("grant %s: %v", name, err)
 		}
 	}
+	if _, err := chromedp.Call(tb.ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+		t.Fatalf("emulate focus: %v", err)
+	}
 }
+
+// clipboard is held by the test that uses Chromium's one clipboard.
+var clipboard sync.Mutex
 
 // TestBrowserKeyboardPath: a page opens with the composer focused; while an
 // answer streams, Send says why it is disabled and Escape in the composer
 // stops the answer.
 func TestBrowserKeyboardPath(t *testing.T) {
-	base := startParley(t, speed{tps: 20, tokens: 400})
+	t.Parallel()
+	base := startParley(t, harness.Speed{TPS: 20, Tokens: 400})
 	b := startBrowser(t)
 	tb := b.newTab("keys")
 	tb.navigate(base + "/")
@@ -542,6 +567,7 @@ func TestBrowserKeyboardPath(t *testing.T) {
 // not found) and fetches the icon by both names: no page logs an error (the
 // tab fails the test on any), and the icon is served.
 func TestBrowserNoConsoleErrors(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, brisk)
 	b := startBrowser(t)
 	tb := b.newTab("pages")
@@ -581,6 +607,7 @@ func (tb *tab) within(d time.Duration, what, expr string) {
 // (one on another conversation, one on the home page), and the current
 // conversation is marked.
 func TestBrowserSidebarIsLive(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, brisk)
 	b := startBrowser(t)
 	a := b.newTab("A")

@@ -1,10 +1,9 @@
-package main
+package e2e_test
 
 import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -22,9 +22,9 @@ import (
 // generation, Redis round trips, token-to-frame latency), and the public
 // port must not serve them.
 func TestMetricsFollowAnAnswer(t *testing.T) {
-	metricsAddr := freeAddr(t)
-	base, _ := launchParley(t, fast, "", "-metrics-addr", metricsAddr)
-	scrapeURL := "http://" + metricsAddr + "/metrics"
+	t.Parallel()
+	app, base, _ := launch(t, harness.Speed{TPS: 40, Tokens: 120}, "")
+	scrapeURL := app.MetricsURL
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -80,7 +80,7 @@ func TestMetricsFollowAnAnswer(t *testing.T) {
 		{"process_resident_memory_bytes", gt(0)},
 	}
 	var last map[string]float64
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		last = scrape(t, scrapeURL)
 		var missing []string
@@ -106,7 +106,7 @@ func TestMetricsFollowAnAnswer(t *testing.T) {
 		last["parley_token_to_frame_seconds_count"], mean*1000, last[`parley_redis_duration_seconds_count{command="evalsha"}`])
 
 	stream.Body.Close()
-	deadline = time.Now().Add(waitTimeout)
+	deadline = time.Now().Add(30 * time.Second)
 	for scrape(t, scrapeURL)["parley_viewers_connected"] != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the viewer that left is still counted")
@@ -157,18 +157,4 @@ func scrape(t *testing.T, u string) map[string]float64 {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago: the app's flags take an address, and its printed metrics URL is read
-// by launchParley, not by the test.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

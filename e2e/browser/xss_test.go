@@ -1,6 +1,8 @@
-package main
+package browser_test
 
 import (
+	"github.com/parley-chat/parley/e2e/harness"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -38,7 +39,8 @@ type xssVector struct {
 // text is shown (as typed in the question, as rendered in the answer), and
 // that the page logged no console error or CSP violation.
 func TestBrowserXSSCorpus(t *testing.T) {
-	data, err := os.ReadFile("markdown/testdata/xss.json")
+	t.Parallel()
+	data, err := os.ReadFile("../../markdown/testdata/xss.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestBrowserXSSCorpus(t *testing.T) {
 
 	// Echoed answers are short: stream them fast. The corpus is sent from
 	// one browser in a few seconds, above the default posting rate limit.
-	base, _ := launchParley(t, speed{tps: 2000, tokens: 20}, "", "-posts-per-minute", "0")
+	base := launchParley(t, harness.Speed{TPS: 2000, Tokens: 20}, "", nil, "-posts-per-minute", "0")
 	b := startBrowser(t)
 	tb := b.newTab("xss")
 	watch := watchDialogsAndRequests(t, tb)
@@ -223,17 +225,12 @@ const unsafeMarkupJS = `(() => {
 // exactly, and the button says so; and that without a clipboard API the
 // button selects the code instead, with no console error.
 func TestBrowserCopyCodeButton(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, fast)
 	b := startBrowser(t)
 	tb := b.newTab("copy")
 	origin := mustOrigin(t, base)
-	for _, name := range []string{"clipboard-read", "clipboard-write"} {
-		if _, err := chromedp.CallBrowser(tb.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
-			Permission: &cdpbrowser.PermissionDescriptor{Name: name}, Setting: cdpbrowser.PermissionSettingGranted, Origin: origin,
-		}); err != nil {
-			t.Fatalf("grant %s: %v", name, err)
-		}
-	}
+	grantClipboard(t, tb, origin)
 
 	const code = "func main() {\n\tfmt.Println(\"<copy & paste>\")\n}\n"
 	tb.startConversation(base, "[[echo]]Some code follows.")

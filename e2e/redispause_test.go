@@ -1,7 +1,7 @@
-package main
+package e2e_test
 
-// Redis that answers nothing for longer than a lease (CLIENT PAUSE), with the
-// whole server (run) in this test process: answers go on and end whole, with
+// Redis that answers nothing for longer than a lease (CLIENT PAUSE): answers
+// go on and end whole, with
 // one process or two; open streams are cut (the page shows "Reconnecting…")
 // and resume exact; and a shutdown with Redis away keeps its bound.
 
@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/parley-chat/parley/e2e/harness"
 	"github.com/parley-chat/parley/internal/testredis"
 	"github.com/parley-chat/parley/internal/viewer"
 	"github.com/parley-chat/parley/llm"
@@ -35,13 +36,13 @@ func pauseRedis(t *testing.T, rdb *redis.Client, d time.Duration) time.Time {
 
 // checkAnswer checks that conv's answer is stored done and equal to what
 // the model says to question, and that every viewer shows the stored page.
-func checkAnswer(t *testing.T, st *store.Store, client *http.Client, base, conv, question string, sp speed, vs ...*viewer.Viewer) {
+func checkAnswer(t *testing.T, st *store.Store, client *http.Client, base, conv, question string, sp harness.Speed, vs ...*viewer.Viewer) {
 	t.Helper()
 	snap, err := st.Snapshot(context.Background(), conv, store.ID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.tps, Tokens: sp.tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
+	want := llm.NewDemo(llm.DemoConfig{TokensPerSecond: sp.TPS, Tokens: sp.Tokens}).Reply([]llm.Message{{Role: llm.RoleUser, Content: question}})
 	m := snap.Messages[1]
 	if m.Status != store.StatusDone || m.Text != want {
 		t.Errorf("answer to %q after the pause: %s %q; %s", question, m.Status, m.Error, viewer.Diff(want, m.Text))
@@ -60,10 +61,11 @@ func checkAnswer(t *testing.T, st *store.Store, client *http.Client, base, conv,
 // wait in memory). The process is alive, so neither is ended as if it had
 // gone away: both end done, equal to the model's reply, on every page.
 func TestRedisPauseLongerThanLease(t *testing.T) {
+	t.Parallel()
 	const lease, pause = 2 * time.Second, 5 * time.Second
 	srv := testredis.Start(t)
-	sp := speed{tps: 20, tokens: 240} // 12 s
-	base, shutdown := launchParley(t, sp, srv.URL(), "-lease-ttl", lease.String(), "-sweep-interval", "200ms",
+	sp := harness.Speed{TPS: 20, Tokens: 240} // 12 s
+	_, base, shutdown := launch(t, sp, srv.URL(), "-lease-ttl", lease.String(), "-sweep-interval", "200ms",
 		"-redis-timeout", "1s", "-request-timeout", "2s")
 	client := viewer.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -88,8 +90,8 @@ func TestRedisPauseLongerThanLease(t *testing.T) {
 		}
 		convs, vs = append(convs, conv), append(vs, v)
 	}
-	errs := followAll(ctx, vs, viewer.HasEnded(1))
-	waitUntil(t, "both answers to reach their viewers", 20*time.Second, func() bool {
+	errs := follow(ctx, vs, viewer.HasEnded(1), nil)
+	harness.WaitUntil(t, "both answers to reach their viewers", 20*time.Second, func() bool {
 		return vs[0].Text(1) != "" && vs[1].Text(1) != ""
 	})
 	if vs[1].Status(1) != store.StatusStreaming {
@@ -120,12 +122,13 @@ func TestRedisPauseLongerThanLease(t *testing.T) {
 // data (both processes reconnect in no set order). B's sweeper must not end
 // A's answers, which go on: both end done and whole on B's pages.
 func TestRedisPauseWithTwoProcesses(t *testing.T) {
+	t.Parallel()
 	const lease = 2 * time.Second
 	srv := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	sp := speed{tps: 20, tokens: 240}
+	sp := harness.Speed{TPS: 20, Tokens: 240}
 	common := []string{"-lease-ttl", lease.String(), "-redis-timeout", "1s", "-request-timeout", "2s"}
-	a, shutdownA := launchParley(t, sp, srv.URL(), append(common, "-sweep-interval", "200ms")...)
-	b, shutdownB := launchParley(t, sp, srv.URL(), append(common, "-sweep-interval", "100ms")...)
+	_, a, shutdownA := launch(t, sp, srv.URL(), append(common, "-sweep-interval", "200ms")...)
+	_, b, shutdownB := launch(t, sp, srv.URL(), append(common, "-sweep-interval", "100ms")...)
 	client := viewer.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -143,14 +146,14 @@ func TestRedisPauseWithTwoProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		errs := followAll(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1))
-		waitUntil(t, "the answer to reach B's viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
+		errs := follow(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1), nil)
+		harness.WaitUntil(t, "the answer to reach B's viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
 		start := time.Now()
 		if outage == "pause" {
 			pauseRedis(t, rdb, 5*time.Second)
 		} else {
 			srv.Stop()
-			time.Sleep(4 * time.Second)
+			time.Sleep(4 * time.Second) // the outage itself
 			srv.Restart(t)
 		}
 		for err := range errs {
@@ -174,10 +177,11 @@ func TestRedisPauseWithTwoProcesses(t *testing.T) {
 // Last-Event-ID and the page ends equal to the stored conversation. (The
 // 10 s lease runs out meanwhile too: the answer still ends whole.)
 func TestRedisPauseCutsStreams(t *testing.T) {
+	t.Parallel()
 	const pause, probe, redisTimeout = 12 * time.Second, 10 * time.Second, time.Second
 	srv := testredis.Start(t)
-	sp := speed{tps: 20, tokens: 200}
-	base, shutdown := launchParley(t, sp, srv.URL(), "-redis-timeout", redisTimeout.String(), "-request-timeout", "2s")
+	sp := harness.Speed{TPS: 20, Tokens: 200}
+	_, base, shutdown := launch(t, sp, srv.URL(), "-redis-timeout", redisTimeout.String(), "-request-timeout", "2s")
 	client := viewer.NewClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -193,8 +197,8 @@ func TestRedisPauseCutsStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := followAll(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1))
-	waitUntil(t, "the answer to reach the viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
+	errs := follow(ctx, []*viewer.Viewer{v}, viewer.HasEnded(1), nil)
+	harness.WaitUntil(t, "the answer to reach the viewer", 20*time.Second, func() bool { return v.Text(1) != "" })
 	if v.Reconnects() != 0 {
 		t.Fatal("the stream was cut before the pause")
 	}
@@ -229,14 +233,18 @@ func TestRedisPauseCutsStreams(t *testing.T) {
 
 // TestShutdownWithRedisAway: a shutdown while an answer is written and a
 // page streams, with Redis stopped or paused, keeps its bound (5 s here):
-// every step gives up on Redis in time, and run returns within the bound
-// plus a second.
+// every step gives up on Redis in time, and the process exits within the
+// bound plus a second.
+//
+// Not beside the other tests of the package (it runs before them): its bound
+// is a second of wall time, which a loaded machine's scheduler can eat.
 func TestShutdownWithRedisAway(t *testing.T) {
-	const bound = 5 * time.Second // launchParley's -shutdown-timeout
+	const bound = harness.ShutdownTimeout
 	for _, away := range []string{"stopped", "paused"} {
 		t.Run(away, func(t *testing.T) {
+			t.Parallel()
 			srv := testredis.Start(t)
-			base, shutdown := launchParley(t, speed{tps: 40, tokens: 120}, srv.URL(), "-shutdown-timeout", bound.String())
+			_, base, shutdown := launch(t, harness.Speed{TPS: 40, Tokens: 120}, srv.URL(), "-shutdown-timeout", bound.String())
 			client := viewer.NewClient()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -253,7 +261,8 @@ func TestShutdownWithRedisAway(t *testing.T) {
 			}
 			defer stream.Body.Close()
 			go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stream.Body)) }()
-			time.Sleep(time.Second) // some text is written
+			st := redisStore(t, srv)
+			harness.WaitUntil(t, "some text to be written", 20*time.Second, func() bool { return stored(t, st, conv, 1).Text != "" })
 
 			if away == "stopped" {
 				srv.Stop()

@@ -1,4 +1,4 @@
-package main
+package browser_test
 
 // Browser tests of the conversation page's controls (issue 3): the composer
 // while an answer streams, titles and the sidebar, rename and delete,
@@ -9,6 +9,8 @@ package main
 // or Content-Security-Policy violation (see tab.listen and cspWatcher).
 
 import (
+	"github.com/parley-chat/parley/e2e/harness"
+
 	"context"
 	"fmt"
 	"regexp"
@@ -30,8 +32,10 @@ import (
 // every tab of the conversation disables Send and shows Stop (and that
 // Enter then sends nothing), and that both come back when it ends.
 func TestBrowserComposerBusyInEveryTab(t *testing.T) {
-	// Five seconds an answer: time to look at both tabs while it streams.
-	base := startParley(t, speed{tps: 40, tokens: 200})
+	t.Parallel()
+	// Twenty seconds an answer: time to look at both tabs while it streams,
+	// even on a busy machine.
+	base := startParley(t, harness.Speed{TPS: 20, Tokens: 400})
 	b := startBrowser(t)
 
 	tab1 := b.newTab("tab 1")
@@ -93,6 +97,7 @@ const (
 // first answer ends, that a fresh page's sidebar lists the conversation, and
 // that a rename from the Options menu reaches the other tab live.
 func TestBrowserTitleSidebarRename(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, fast)
 	b := startBrowser(t)
 
@@ -175,8 +180,9 @@ func (tb *tab) sideEntry(id string) string {
 // dismissing the confirmation keeps it; accepting it shows the other tab
 // that it is gone, its address answers 404, and Redis holds nothing of it.
 func TestBrowserDeleteConversation(t *testing.T) {
+	t.Parallel()
 	rdb := testredis.Start(t)
-	base, _ := launchParley(t, fast, rdb.URL())
+	base := launchParley(t, fast, rdb.URL(), nil)
 	b := startBrowser(t)
 
 	tab1 := b.newTab("tab 1")
@@ -232,7 +238,7 @@ func TestBrowserDeleteConversation(t *testing.T) {
 		t.Errorf("a reload of the deleted conversation answers %d, want 404", resp.Status)
 	}
 
-	waitUntil(t, "the conversation's keys to leave Redis", 10*time.Second, func() bool {
+	harness.WaitUntil(t, "the conversation's keys to leave Redis", 10*time.Second, func() bool {
 		return len(redisKeys(t, rdb.Addr, pattern)) == 0
 	})
 	// The browser's list of conversations (parley:o:OWNER) and the running
@@ -289,6 +295,7 @@ func redisKeys(t *testing.T, addr, pattern string) []string {
 // the failed answer: the retry streams in both tabs too, and since the
 // prompt still says [[fail]], ends failed again with Retry offered again.
 func TestBrowserRegenerateAndRetry(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, fast)
 	b := startBrowser(t)
 
@@ -396,6 +403,7 @@ func streamedThen(i int, status string) string {
 // TestBrowserPresence opens a conversation in two tabs: both say "2
 // watching"; closing one brings the other back to "1 watching".
 func TestBrowserPresence(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, fast)
 	b := startBrowser(t)
 
@@ -424,6 +432,7 @@ func watchingIs(n int) string {
 // has no composer or owner controls, the answer streams into it live, and
 // the server refuses every change it asks for with 403.
 func TestBrowserReadOnlyView(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, fast)
 	b := startBrowser(t)
 
@@ -510,6 +519,7 @@ func TestBrowserReadOnlyView(t *testing.T) {
 // adds a line, Enter sends, on the home page and in a conversation. It also
 // checks that the CSP watcher every test relies on sees a violation.
 func TestBrowserEnterSendsShiftEnterAddsLine(t *testing.T) {
+	t.Parallel()
 	base := startParley(t, fast)
 	b := startBrowser(t)
 
@@ -566,7 +576,7 @@ func TestBrowserEnterSendsShiftEnterAddsLine(t *testing.T) {
 	if ran {
 		t.Error("an inline script ran: the Content-Security-Policy does not forbid it")
 	}
-	waitUntil(t, "the CSP violation to be reported", waitTimeout, func() bool {
+	harness.WaitUntil(t, "the CSP violation to be reported", waitTimeout, func() bool {
 		return slices.ContainsFunc(tb.peekProblems(), func(p problem) bool { return p.kind == "csp" })
 	})
 	for _, p := range tb.takeProblems(func(p problem) bool { return p.kind == "csp" || strings.Contains(p.text, "Content Security Policy") }) {
