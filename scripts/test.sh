@@ -19,4 +19,7 @@ if ((${#missing[@]})); then
   fi
 fi
 
-go test -count=1 -timeout 15m "$@" ./...
+# Four packages at once, not one per core: most tests wait on answers being
+# streamed, Redis outages and browsers, not on the CPU (the slowest packages
+# set their own -parallel in their TestMain).
+go test -count=1 -p 4 -timeout 15m "$@" ./...
