@@ -64,7 +64,7 @@ func (m *Manager) Post(ctx context.Context, msg Message) error {
 	if err != nil || !started {
 		return err // a repeated post was counted the first time
 	}
-	if err := m.store.Touch(ctx, msg.Owner, msg.Conv); err != nil {
+	if err := m.store.Touch(ctx, msg.Conv, msg.Owner); err != nil {
 		// The answer runs; only the sidebar misses the conversation.
 		m.log.Warn("index conversation", "conversation", msg.Conv, "err", err)
 	}

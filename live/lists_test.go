@@ -143,7 +143,7 @@ func TestListRoomReadsAgainAfterResubscription(t *testing.T) {
 	missed2 := lh.silentConversation(t, owner, "written while the subscription was silent")
 	renewSubscription(lh.ctx, lh.h)
 	waitUntil(t, "the conversation missed before the rebuild", func() bool { return listed(l, missed2) })
-	if err := lh.st.Touch(lh.ctx, owner, lh.silentConversation(t, owner, "after the rebuild")); err != nil {
+	if err := lh.st.Touch(lh.ctx, lh.silentConversation(t, owner, "after the rebuild"), owner); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "a notice on the rebuilt subscription", func() bool {
@@ -192,7 +192,7 @@ func TestListReadOncePerNoticeForAllViewers(t *testing.T) {
 	if _, err := lh.st.Post(lh.ctx, store.Post{Conv: conv, Owner: owner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := lh.st.Touch(lh.ctx, owner, conv); err != nil {
+	if err := lh.st.Touch(lh.ctx, conv, owner); err != nil {
 		t.Fatal(err)
 	}
 	for i, v := range viewers {
@@ -220,7 +220,7 @@ func TestSidebarStream(t *testing.T) {
 	if _, err := lh.st.Post(lh.ctx, store.Post{Conv: conv, Owner: owner, Text: "hi", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := lh.st.Touch(lh.ctx, owner, conv); err != nil {
+	if err := lh.st.Touch(lh.ctx, conv, owner); err != nil {
 		t.Fatal(err)
 	}
 	out := &lockedBuf{}

@@ -148,7 +148,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		if n, err := st.Presence(ctx, conv, "process-a", 2, time.Minute); err != nil || n != 2 {
 			t.Fatalf("%s: presence: %d %v", master, n, err)
 		}
-		must(t, master, "touch", st.Touch(ctx, testOwner, conv))
+		must(t, master, "touch", st.Touch(ctx, conv, testOwner))
 		ownerRang(master, "touch")
 		list, err := st.List(ctx, testOwner, 10)
 		must(t, master, "list", err)

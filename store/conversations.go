@@ -82,7 +82,7 @@ func (s *Store) notifyOwner(ctx context.Context, owner string) error {
 // pipeline, after the write; on a cluster the key and the channel live in
 // different slots, whose commands a pipeline sends to their nodes at once,
 // so the notice could overtake the write: it is sent after it.
-func (s *Store) Touch(ctx context.Context, owner, conv string) error {
+func (s *Store) Touch(ctx context.Context, conv, owner string) error {
 	k := ownerKey(owner)
 	pipe := s.rdb.Pipeline()
 	pipe.ZAdd(ctx, k, redis.Z{Score: float64(time.Now().UnixMilli()), Member: conv})

@@ -107,7 +107,7 @@ func TestOwnerListChangesRingTheOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.silent(testOwner, "post (the handler's Touch lists it)")
-	if err := st.Touch(ctx, testOwner, conv); err != nil {
+	if err := st.Touch(ctx, conv, testOwner); err != nil {
 		t.Fatal(err)
 	}
 	n.rang(testOwner, "touch")
