@@ -269,7 +269,7 @@ func (m *Manager) RunSweeper(ctx context.Context) {
 	t := time.NewTicker(m.cfg.SweepInterval)
 	defer t.Stop()
 	gap := sweepGap(m.cfg.SweepInterval, m.cfg.LeaseTTL)
-	held := false
+	held, first := false, true
 	for {
 		select {
 		case <-ctx.Done():
@@ -287,14 +287,19 @@ func (m *Manager) RunSweeper(ctx context.Context) {
 		}
 		if hold > 0 {
 			if !held {
-				// After a Redis outage, or when no process ran for a while
-				// (this one is the first up).
-				m.log.Info("no process swept for a while; sweeps wait a lease for living generations to renew theirs", "wait", hold)
+				// After a Redis outage, or when no process ran for a while.
+				// At this process's first sweep that is only a start (the
+				// first process up), not news for an operator.
+				level := slog.LevelInfo
+				if first {
+					level = slog.LevelDebug
+				}
+				m.log.Log(ctx, level, "no process swept for a while; sweeps wait a lease for living generations to renew theirs", "wait", hold)
 			}
-			held = true
+			held, first = true, false
 			continue
 		}
-		held = false
+		held, first = false, false
 		for _, conv := range ids {
 			if m.runsHere(conv) {
 				continue // alive: it renews or re-takes its lease itself
