@@ -33,6 +33,19 @@ func refusedDocument(status string, urls ...string) func(problem) bool {
 // and someone else only reads.
 func TestBrowserAccessModes(t *testing.T) {
 	t.Parallel()
+	t.Run("code", func(t *testing.T) {
+		t.Parallel()
+		checkCodeMode(t)
+	})
+	t.Run("header", func(t *testing.T) {
+		t.Parallel()
+		checkHeaderMode(t)
+	})
+}
+
+// checkCodeMode: the passphrase page, a wrong try, the right one, and a
+// stranger reading by link.
+func checkCodeMode(t *testing.T) {
 	const code = "correct horse battery staple"
 	base := launchParley(t, fast, "", map[string]string{"PARLEY_ACCESS_CODE": code}, "-access", "code")
 	b := startBrowser(t)
@@ -76,9 +89,13 @@ func TestBrowserAccessModes(t *testing.T) {
 	a.send("And a second question")
 	a.waitFor("the second answer to be done", statusIs(3, "done"))
 	stranger.waitFor("the second answer, live", statusIs(3, "done"))
+}
 
-	// Header mode.
+// checkHeaderMode: one person in two browser contexts is one owner, someone
+// else only reads, and a request without the header is refused.
+func checkHeaderMode(t *testing.T) {
 	hbase := launchParley(t, fast, "", nil, "-access", "header")
+	b := startBrowser(t)
 	as := func(name, user string) *tab {
 		tb := b.newTab(name, chromedp.WithNewBrowserContext())
 		if user != "" {
