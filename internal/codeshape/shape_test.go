@@ -94,12 +94,13 @@ func TestImportDirections(t *testing.T) {
 func TestSizes(t *testing.T) {
 	t.Parallel()
 	fset := token.NewFileSet()
-	err := filepath.WalkDir(root(t), func(path string, d fs.DirEntry, err error) error {
+	top := root(t)
+	err := filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if name := d.Name(); path != root(t) && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+			if name := d.Name(); path != top && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
 				return filepath.SkipDir
 			}
 			return nil
@@ -107,7 +108,7 @@ func TestSizes(t *testing.T) {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.HasSuffix(path, "_templ.go") {
 			return nil
 		}
-		rel, _ := filepath.Rel(root(t), path)
+		rel, _ := filepath.Rel(top, path)
 		src, err := os.ReadFile(path)
 		if err != nil {
 			return err
