@@ -40,11 +40,33 @@ type Message struct {
 	// Create starts conversation Conv with this message (store.ErrExists
 	// when it exists or was deleted).
 	Create bool
+	// Model, on Create, is the conversation's model ("" the default).
+	Model string
 }
 
-// Regeneration asks for the last answer of Conv again. Rev is the answer's
-// revision the asker saw: a repeat for the same revision starts nothing.
+// Regeneration asks for an answer of Conv again, as a new version. Rev is
+// the answer's revision the asker saw: a repeat for the same revision
+// starts nothing.
 type Regeneration struct {
+	Asker
+	Conv  string
+	Index int // the answer's position; 0 is the last message
+	Rev   string
+}
+
+// Edit asks for a new version of the user message at Index of Conv, and
+// its answer.
+type Edit struct {
+	Asker
+	Conv  string
+	Index int
+	Text  string
+	Key   string // as Message.Key
+}
+
+// Continuation asks the model to go on with the last answer of Conv, which
+// it ended at its length limit; Rev as Regeneration's.
+type Continuation struct {
 	Asker
 	Conv string
 	Rev  string
@@ -58,7 +80,8 @@ type Regeneration struct {
 //	err := m.Post(ctx, generation.Message{Asker: a, Conv: id, Text: text, Key: key})
 func (m *Manager) Post(ctx context.Context, msg Message) error {
 	started, err := m.begin(ctx, msg.Asker, msg.Conv, msg.Create, func(gen string) (bool, error) {
-		res, err := m.store.Post(ctx, store.Post{Conv: msg.Conv, Owner: msg.Owner, Text: msg.Text, Key: msg.Key, Gen: gen, Create: msg.Create})
+		res, err := m.store.Post(ctx, store.Post{Conv: msg.Conv, Owner: msg.Owner, Text: msg.Text, Key: msg.Key, Gen: gen,
+			Create: msg.Create, Model: m.model.Name(), Choice: msg.Model})
 		return err == nil && !res.Duplicate, err
 	})
 	if err != nil || !started {
@@ -74,11 +97,36 @@ func (m *Manager) Post(ctx context.Context, msg Message) error {
 	return nil
 }
 
-// Regenerate writes the last answer of r.Conv again, if every limit admits
-// it; its refusals are Post's, and store.ErrNothingToRegenerate.
+// Regenerate writes an answer of r.Conv again as a new version, if every
+// limit admits it; its refusals are Post's, and store.ErrNoSuchMessage.
 func (m *Manager) Regenerate(ctx context.Context, r Regeneration) error {
 	_, err := m.begin(ctx, r.Asker, r.Conv, false, func(gen string) (bool, error) {
-		return m.store.Regenerate(ctx, store.Regen{Conv: r.Conv, Owner: r.Owner, Gen: gen, Rev: r.Rev})
+		return m.store.Regenerate(ctx, store.Regen{Conv: r.Conv, Owner: r.Owner, Gen: gen, Index: r.Index, Rev: r.Rev, Model: m.model.Name()})
+	})
+	return err
+}
+
+// Edit stores a new version of a user message and starts its answer, if
+// every limit admits it; its refusals are Post's, and store.ErrNoSuchMessage.
+func (m *Manager) Edit(ctx context.Context, e Edit) error {
+	started, err := m.begin(ctx, e.Asker, e.Conv, false, func(gen string) (bool, error) {
+		res, err := m.store.Edit(ctx, store.Edit{Conv: e.Conv, Owner: e.Owner, Index: e.Index, Text: e.Text, Key: e.Key, Gen: gen, Model: m.model.Name()})
+		return err == nil && !res.Duplicate, err
+	})
+	if err == nil && started {
+		if err := m.store.AddStored(ctx, e.Owner, int64(len(e.Text))); err != nil {
+			m.log.Warn("count a message's stored bytes", "conversation", e.Conv, "err", err)
+		}
+	}
+	return err
+}
+
+// Continue has the model go on with an answer it ended at its length limit,
+// appending to it, if every limit admits it; its refusals are Regenerate's.
+func (m *Manager) Continue(ctx context.Context, c Continuation) error {
+	_, err := m.begin(ctx, c.Asker, c.Conv, false, func(gen string) (bool, error) {
+		_, started, err := m.store.Continue(ctx, store.Continuation{Conv: c.Conv, Owner: c.Owner, Gen: gen, Rev: c.Rev})
+		return started, err
 	})
 	return err
 }

@@ -83,7 +83,7 @@ func describe(d Deps, err error) (int, string) {
 		return http.StatusForbidden, "Only the person who started this conversation can change it. You can watch it, or start your own."
 	case errors.Is(err, store.ErrConversationFull):
 		return http.StatusConflict, "This conversation has reached its length limit. Start a new conversation to go on."
-	case errors.Is(err, store.ErrNothingToRegenerate):
+	case errors.Is(err, store.ErrNoSuchMessage):
 		return http.StatusConflict, "There is no answer to write again."
 	}
 	var le *store.LimitError

@@ -252,7 +252,7 @@ func TestRegenerateOnceAndRetryAFailure(t *testing.T) {
 	}
 	n := 0
 	for _, e := range regens {
-		if e.Values["t"] == store.EventRegen {
+		if e.Values["t"] == store.EventBranch {
 			n++
 		}
 	}

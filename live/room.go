@@ -318,7 +318,7 @@ func (r *Room) handle(batch []string) {
 		}
 	}
 	if r.resync.Swap(false) {
-		if !r.refresh() {
+		if !r.refresh(true) {
 			return
 		}
 	}
@@ -329,11 +329,14 @@ func (r *Room) handle(batch []string) {
 		if err != nil || !r.state.last.Less(id) {
 			continue // already applied (the load or a resync read it)
 		}
-		if prev, err := store.ParseID(ev.Prev); err != nil || prev != r.state.last || !r.state.apply(r, ev, ch) {
-			// A notice was lost (or the log was trimmed): the log is the
-			// truth, so send what we have, then re-read from our position.
+		prev, err := store.ParseID(ev.Prev)
+		lost := err != nil || prev != r.state.last
+		if lost || rereads(ev.Type) || !r.state.apply(r, ev, ch) {
+			// A notice was lost (or the log was trimmed), or it changed the
+			// path (which its notice does not carry): the log is the truth,
+			// so send what we have, then re-read from our position.
 			r.emit(from, ch)
-			if !r.refresh() {
+			if !r.refresh(lost || !rereads(ev.Type)) {
 				return // retried by a timer; the refresh will cover these events
 			}
 			from, ch = r.state.last, newChanges()
@@ -391,10 +394,20 @@ func (r *Room) load() bool {
 	return true
 }
 
+// rereads reports whether events of kind t are applied by reading the
+// conversation again from the room's position: a branch (the notice does
+// not carry the path it leads to), a note or new settings (rare, and small
+// beside the re-read).
+func rereads(t string) bool {
+	return t == store.EventBranch || t == store.EventNote || t == store.EventSettings
+}
+
 // refresh re-reads every message changed since the room's position and
-// broadcasts them as one frame.
-func (r *Room) refresh() bool {
-	r.hub.resyncs.Add(1)
+// broadcasts them as one frame; resync says it heals a lost notice (counted).
+func (r *Room) refresh(resync bool) bool {
+	if resync {
+		r.hub.resyncs.Add(1)
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer cancel()
 	snap, err := r.hub.store.Snapshot(ctx, r.conv, r.state.last)
@@ -449,17 +462,8 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 			return false
 		}
 		s.msgs = append(s.msgs,
-			render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text, Rev: ev.ID}),
-			render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID}))
-		ch.replace(ev.Msg)
-		ch.status = true
-	case store.EventRegen:
-		if ev.Msg < 0 || ev.Msg >= len(s.msgs) || !s.msgs[ev.Msg].Answer() {
-			return false
-		}
-		s.msgs[ev.Msg] = render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID})
-		delete(ch.blocks, ev.Msg)
-		delete(ch.foot, ev.Msg)
+			render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg, Role: "user", Status: store.StatusDone, Text: ev.Text, Rev: ev.ID, Version: 1, Versions: 1}),
+			render.NewMessage(r.hub.md, r.conv, store.Message{Index: ev.Msg + 1, Role: "assistant", Status: store.StatusStreaming, Rev: ev.ID, Model: ev.Model, Version: 1, Versions: 1}))
 		ch.replace(ev.Msg)
 		ch.status = true
 	case store.EventTitle:

@@ -15,19 +15,23 @@ import (
 
 // Message is one message of a conversation as a live room keeps it.
 type Message struct {
-	conv    string
-	rev     string // log ID of the message's last change
-	index   int
-	role    string
-	status  string
-	errText string
-	text    string        // user messages
-	doc     *markdown.Doc // answers
+	conv              string
+	rev               string // log ID of the message's last change
+	index             int
+	role              string
+	status            string
+	errText           string
+	model             string // answers: the model that wrote it
+	cut               bool   // a done answer the model stopped at its length limit
+	version, versions int
+	text              string        // user messages
+	doc               *markdown.Doc // answers
 }
 
 // NewMessage returns the state of stored message m of conversation conv.
 func NewMessage(md *markdown.Renderer, conv string, m store.Message) *Message {
-	s := &Message{conv: conv, rev: m.Rev, index: m.Index, role: m.Role, status: m.Status, errText: m.Error}
+	s := &Message{conv: conv, rev: m.Rev, index: m.Index, role: m.Role, status: m.Status, errText: m.Error,
+		model: m.Model, cut: m.Cut, version: max(m.Version, 1), versions: max(m.Versions, 1)}
 	if m.Role == "assistant" {
 		s.doc = markdown.NewDoc(md)
 		switch {
@@ -55,7 +59,7 @@ func Messages(md *markdown.Renderer, conv string, msgs []store.Message) []views.
 // View is the message as a page shows it.
 func (s *Message) View() views.Message {
 	v := views.Message{Conv: s.conv, Index: s.index, Role: s.role, Status: s.status, Error: s.errText,
-		Text: s.text, Rev: s.rev}
+		Text: s.text, Rev: s.rev, Model: s.model, Cut: s.cut, Version: s.version, Versions: s.versions}
 	if s.doc != nil {
 		v.Blocks = s.doc.Blocks()
 	}

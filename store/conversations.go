@@ -190,51 +190,6 @@ func (s *Store) SetTitle(ctx context.Context, t Title) (ok bool, err error) {
 	return false, fmt.Errorf("set title: unexpected reply %q", res[0])
 }
 
-// Regen is a request to write the last answer again, Store.Regenerate's
-// argument.
-type Regen struct {
-	Conv, Owner string
-	Gen         string // the generation that will write it
-	// Rev is the answer's revision as the caller saw it (Message.Rev): a
-	// repeated request for the same revision does nothing, so the button is
-	// idempotent like the composer.
-	Rev string
-}
-
-// Regenerate clears the last answer of r.Conv, makes it streaming again and
-// takes the lease for generation r.Gen, which the caller must then run, in
-// one step. started is false when the answer changed since r.Rev (a double
-// click already regenerated it).
-func (s *Store) Regenerate(ctx context.Context, r Regen) (started bool, err error) {
-	// Tracked first, as in Post: a reply lost after the script ran must
-	// still leave the answer to the sweeper.
-	if err := s.track(ctx, r.Conv); err != nil {
-		return false, err
-	}
-	res, err := s.runConv(ctx, regenScript, r.Conv, nil, regenArgv{
-		Owner: r.Owner, Gen: r.Gen, Rev: r.Rev,
-		LeaseMs: s.cfg.LeaseTTL.Milliseconds(), Interrupted: interruptedText,
-	}).StringSlice()
-	if err != nil {
-		return false, fmt.Errorf("regenerate: %w", err)
-	}
-	switch res[0] {
-	case "ok":
-		return true, nil
-	case "dup":
-		return false, nil
-	case "notfound":
-		return false, ErrNotFound
-	case "forbidden":
-		return false, ErrForbidden
-	case "busy":
-		return false, ErrBusy
-	case "nothing":
-		return false, ErrNothingToRegenerate
-	}
-	return false, fmt.Errorf("regenerate: unexpected reply %q", res[0])
-}
-
 // Delete removes conv and everything stored for it. Only its owner may. It
 // leaves a tombstone (goneKey) in the same step, so that the ID is never
 // created again while an offer of it could be redeemed.

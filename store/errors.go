@@ -18,8 +18,10 @@ var (
 	ErrConversationFull = errors.New("conversation is at its length limit")
 	// ErrForbidden: only the conversation's owner may change it.
 	ErrForbidden = errors.New("conversation belongs to someone else")
-	// ErrNothingToRegenerate: the conversation has no answer to write again.
-	ErrNothingToRegenerate = errors.New("no answer to regenerate")
+	// ErrNoSuchMessage: the message (or version) asked for does not exist,
+	// or is not of the kind the change needs (an answer to regenerate, a
+	// user message to edit, a cut answer to continue).
+	ErrNoSuchMessage = errors.New("no such message")
 	// ErrBadID reports a cursor that is not a stream ID.
 	ErrBadID = errors.New("not a stream id")
 )

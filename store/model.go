@@ -24,6 +24,17 @@ import (
 //   - revision (rev): the ID of the last log entry that changed a message.
 //   - owner: the session owner ID of the browser a conversation belongs to.
 //   - tombstone: what a deletion leaves, so a deleted ID is never created again.
+//   - tree: every message a conversation ever had, each a node with the
+//     message it follows as its parent; an edit or a regeneration adds a
+//     sibling (a version) instead of replacing anything.
+//   - version: one of the siblings at a place of the tree; a message shows
+//     its place among them ("2/3").
+//   - path (selected path): the versions shown, from the first message to a
+//     leaf; positions (Message.Index) count along it. What the page, the
+//     frames, the log and the model see is the path.
+//   - branch: a change of the path from one position on (an edit, a
+//     regeneration, a version switch, a continuation).
+//   - instructions: the conversation's system prompt, sent first to the model.
 
 // Roles of a message.
 const (
@@ -47,7 +58,9 @@ const (
 	EventDelta    = "delta"    // text was appended to an answer
 	EventEnd      = "end"      // an answer ended
 	EventTitle    = "title"    // the conversation's title changed
-	EventRegen    = "regen"    // the last answer is being written again
+	EventBranch   = "branch"   // the path changed from message Msg on (edit, regenerate, switch, continue)
+	EventNote     = "note"     // a note on the answer being written ("Retrying in 4 s")
+	EventSettings = "settings" // the conversation's model or instructions changed
 	EventStop     = "stop"     // a stop was requested (notice only, never logged)
 	EventPresence = "presence" // the count of people watching changed (notice only)
 	EventDeleted  = "deleted"  // the conversation was deleted (notice only: the log goes with it)
@@ -66,7 +79,13 @@ type Message struct {
 	Status string // one of the Status constants
 	Text   string
 	Error  string // for people, on a failed or interrupted answer
-	Rev    string // ID of the last log entry that changed it
+	Rev    string // ID of the last log entry that changed it (or put it on the path)
+	// Model is the model that wrote an answer ("" for the default of its time).
+	Model string
+	// Cut: a done answer the model stopped at its length limit; it can be continued.
+	Cut bool
+	// Version is the message's place among its versions (1-based), of Versions.
+	Version, Versions int
 	// Known: the reader holds this revision (SnapshotKnown), so only Index
 	// and Rev are set.
 	Known bool
@@ -84,6 +103,7 @@ type Event struct {
 	Error  string `json:"e,omitempty"`
 	Gen    string `json:"g,omitempty"`
 	N      int    `json:"n,omitempty"` // presence: people watching
+	Model  string `json:"o,omitempty"` // message: the answer's model; settings: the conversation's
 	// Appended is when the generation got the text of a delta (Unix ms; 0
 	// when unknown), carried only by the notice, for token-to-frame latency.
 	Appended int64 `json:"a,omitempty,string"`
@@ -108,6 +128,16 @@ type Snapshot struct {
 	From        int       // index of Messages[0]
 	Messages    []Message // every message changed after the cursor
 	Owner       string    // the session owner ID of the browser that created it
+	Settings
+}
+
+// Settings are what a conversation's owner chose for it.
+type Settings struct {
+	Model string // the model answers use; "" is the deployment's default
+	// Instructions is the system prompt; with InstructionsSet false the
+	// deployment's default (PARLEY_SYSTEM_PROMPT) applies.
+	Instructions    string
+	InstructionsSet bool
 }
 
 // Meta is what the store knows about a conversation besides its messages.

@@ -40,23 +40,25 @@ func (s *Store) SnapshotKnown(ctx context.Context, conv string, held []string) (
 	if err != nil {
 		return nil, fmt.Errorf("read conversation: %w", err)
 	}
-	if len(res) < 5 || (len(res)-5)%6 != 0 {
+	if len(res) < 8 || (len(res)-8)%10 != 0 {
 		return nil, fmt.Errorf("read conversation: malformed reply of %d fields", len(res))
 	}
 	last, err := ParseID(res[0])
 	if err != nil && res[0] != "0-0" {
 		return nil, fmt.Errorf("read conversation: bad last id %q", res[0])
 	}
-	snap := &Snapshot{Last: last, Active: res[2], Title: res[3], Owner: res[4]}
+	snap := &Snapshot{Last: last, Active: res[2], Title: res[3], Owner: res[4],
+		Settings: Settings{Model: res[5], InstructionsSet: res[6] == "1", Instructions: res[7]}}
 	snap.Count, _ = strconv.Atoi(res[1])
 	snap.Messages = make([]Message, 0, snap.Count)
-	f := res[5:]
+	f := res[8:]
 	for i := range snap.Count {
 		if len(f) > 0 && f[0] == strconv.Itoa(i) {
-			snap.Messages = append(snap.Messages, Message{
-				Index: i, Rev: f[1], Role: f[2], Status: f[3], Text: f[4], Error: f[5],
-			})
-			f = f[6:]
+			m := Message{Index: i, Rev: f[1], Role: f[2], Status: f[3], Text: f[4], Error: f[5], Model: f[6], Cut: f[7] == "1"}
+			m.Version, _ = strconv.Atoi(f[8])
+			m.Versions, _ = strconv.Atoi(f[9])
+			snap.Messages = append(snap.Messages, m)
+			f = f[10:]
 			continue
 		}
 		// Not listed: the script found it at the revision held.

@@ -57,11 +57,18 @@ var (
 	stopScript   = redis.NewScript(preludeLua + lua("stop"))
 	expireScript = redis.NewScript(preludeLua + lua("expire"))
 	titleScript  = redis.NewScript(preludeLua + lua("title"))
-	regenScript  = redis.NewScript(preludeLua + lua("regen"))
-	deleteScript = redis.NewScript(preludeLua + lua("delete"))
+	regenScript    = redis.NewScript(preludeLua + lua("regen"))
+	editScript     = redis.NewScript(preludeLua + lua("edit"))
+	switchScript   = redis.NewScript(preludeLua + lua("switch"))
+	continueScript = redis.NewScript(preludeLua + lua("continue"))
+	noteScript     = redis.NewScript(preludeLua + lua("note"))
+	settingsScript = redis.NewScript(preludeLua + lua("settings"))
+	deleteScript   = redis.NewScript(preludeLua + lua("delete"))
 
-	snapshotScript = redis.NewScript(textkeyLua + lua("snapshot"))
-	pageScript     = redis.NewScript(textkeyLua + lua("page"))
+	pathLua        = lua("path")
+	snapshotScript = redis.NewScript(textkeyLua + pathLua + lua("snapshot"))
+	pageScript     = redis.NewScript(textkeyLua + pathLua + lua("page"))
+	exportScript   = redis.NewScript(textkeyLua + lua("export"))
 	// sweepScript: every process sweeps every PARLEY_SWEEP_INTERVAL, so the
 	// swept key only runs out when no process could reach Redis for longer
 	// than the gap: Redis was paused, stalled or restarting, or every process
@@ -75,7 +82,7 @@ var (
 	presenceScript   = redis.NewScript(lua("presence"))
 	rateScript       = redis.NewScript(lua("rate"))
 	freeScript       = redis.NewScript(lua("free"))
-	lastAnswerScript = redis.NewScript(lua("lastanswer"))
+	lastAnswerScript = redis.NewScript(pathLua + lua("lastanswer"))
 )
 
 // argv is the arguments of one script, in the order its Lua file reads them.
@@ -120,10 +127,12 @@ type postArgv struct {
 	Owner       string `lua:"owner"`
 	Key         string `lua:"key"`
 	MaxMessages int    `lua:"max_messages"`
+	Model       string `lua:"model"`
+	Choice      string `lua:"choice"`
 }
 
 func (a postArgv) list() []any {
-	return []any{a.Create, a.Text, a.Gen, a.LeaseMs, a.IdemTTLMs, a.NowMs, a.Interrupted, a.Owner, a.Key, a.MaxMessages}
+	return []any{a.Create, a.Text, a.Gen, a.LeaseMs, a.IdemTTLMs, a.NowMs, a.Interrupted, a.Owner, a.Key, a.MaxMessages, a.Model, a.Choice}
 }
 
 // appendArgv is lua/append.lua's own ARGV.
@@ -145,9 +154,10 @@ type finishArgv struct {
 	Gen    string `lua:"gen"`
 	Status string `lua:"status"`
 	Err    string `lua:"err"`
+	Cut    bool   `lua:"cut"`
 }
 
-func (a finishArgv) list() []any { return []any{a.Gen, a.Status, a.Err} }
+func (a finishArgv) list() []any { return []any{a.Gen, a.Status, a.Err, a.Cut} }
 
 // renewArgv is lua/renew.lua's own ARGV.
 type renewArgv struct {
@@ -180,9 +190,80 @@ type regenArgv struct {
 	Rev         string `lua:"rev"`
 	LeaseMs     int64  `lua:"lease_ms"`
 	Interrupted string `lua:"interrupted"`
+	Pos         int    `lua:"pos"`
+	Model       string `lua:"model"`
+	NowMs       int64  `lua:"now_ms"`
+	MaxNodes    int    `lua:"max_nodes"`
 }
 
-func (a regenArgv) list() []any { return []any{a.Owner, a.Gen, a.Rev, a.LeaseMs, a.Interrupted} }
+func (a regenArgv) list() []any {
+	return []any{a.Owner, a.Gen, a.Rev, a.LeaseMs, a.Interrupted, a.Pos, a.Model, a.NowMs, a.MaxNodes}
+}
+
+// editArgv is lua/edit.lua's own ARGV.
+type editArgv struct {
+	Owner       string `lua:"owner"`
+	Pos         int    `lua:"pos"`
+	Text        string `lua:"text"`
+	Gen         string `lua:"gen"`
+	Key         string `lua:"key"`
+	LeaseMs     int64  `lua:"lease_ms"`
+	IdemTTLMs   int64  `lua:"idem_ttl_ms"`
+	NowMs       int64  `lua:"now_ms"`
+	Interrupted string `lua:"interrupted"`
+	Model       string `lua:"model"`
+	MaxMessages int    `lua:"max_messages"`
+}
+
+func (a editArgv) list() []any {
+	return []any{a.Owner, a.Pos, a.Text, a.Gen, a.Key, a.LeaseMs, a.IdemTTLMs, a.NowMs, a.Interrupted, a.Model, a.MaxMessages}
+}
+
+// switchArgv is lua/switch.lua's own ARGV.
+type switchArgv struct {
+	Owner       string `lua:"owner"`
+	Pos         int    `lua:"pos"`
+	Version     int    `lua:"version"`
+	Interrupted string `lua:"interrupted"`
+}
+
+func (a switchArgv) list() []any { return []any{a.Owner, a.Pos, a.Version, a.Interrupted} }
+
+// continueArgv is lua/continue.lua's own ARGV.
+type continueArgv struct {
+	Owner       string `lua:"owner"`
+	Gen         string `lua:"gen"`
+	Rev         string `lua:"rev"`
+	LeaseMs     int64  `lua:"lease_ms"`
+	Interrupted string `lua:"interrupted"`
+	NowMs       int64  `lua:"now_ms"`
+}
+
+func (a continueArgv) list() []any {
+	return []any{a.Owner, a.Gen, a.Rev, a.LeaseMs, a.Interrupted, a.NowMs}
+}
+
+// noteArgv is lua/note.lua's own ARGV.
+type noteArgv struct {
+	Gen  string `lua:"gen"`
+	Text string `lua:"text"`
+}
+
+func (a noteArgv) list() []any { return []any{a.Gen, a.Text} }
+
+// settingsArgv is lua/settings.lua's own ARGV.
+type settingsArgv struct {
+	Owner    string `lua:"owner"`
+	SetModel bool   `lua:"set_model"`
+	Model    string `lua:"model"`
+	SetSys   bool   `lua:"set_sys"`
+	Sys      string `lua:"sys"`
+	ResetSys bool   `lua:"reset_sys"`
+}
+
+func (a settingsArgv) list() []any {
+	return []any{a.Owner, a.SetModel, a.Model, a.SetSys, a.Sys, a.ResetSys}
+}
 
 // deleteArgv is lua/delete.lua's own ARGV.
 type deleteArgv struct {

@@ -50,6 +50,11 @@ type Post struct {
 	Text  string
 	Key   string // idempotency key: a second post with it changes nothing
 	Gen   string // the generation that will write the answer
+	// Model is the deployment's default model: the answer's, unless the
+	// conversation has its own (Settings.Model).
+	Model string
+	// Choice, on Create, is the conversation's model ("" for the default).
+	Choice string
 	// Create: the conversation must not exist yet, nor have been deleted
 	// within its tombstone's life (ErrExists either way), and Owner becomes
 	// its owner. Otherwise it must exist (ErrNotFound) and belong to Owner
@@ -84,7 +89,7 @@ func (s *Store) Post(ctx context.Context, p Post) (PostResult, error) {
 		Create: p.Create, Text: p.Text, Gen: p.Gen,
 		LeaseMs: s.cfg.LeaseTTL.Milliseconds(), IdemTTLMs: s.cfg.IdempotencyTTL.Milliseconds(),
 		NowMs: time.Now().UnixMilli(), Interrupted: interruptedText,
-		Owner: p.Owner, Key: p.Key, MaxMessages: s.cfg.MaxMessages,
+		Owner: p.Owner, Key: p.Key, MaxMessages: s.cfg.MaxMessages, Model: p.Model, Choice: p.Choice,
 	}).StringSlice()
 	if err != nil {
 		return PostResult{}, fmt.Errorf("post message: %w", err)
@@ -127,13 +132,16 @@ type Ending struct {
 	Conv, Gen string
 	Status    string // StatusDone, StatusStopped, StatusFailed or StatusInterrupted
 	Error     string // a message for people, "" when none
+	// Cut: the model stopped a done answer at its length limit; the page
+	// says so and offers to continue it.
+	Cut bool
 }
 
 // Finish ends generation e.Gen's answer with e.Status and e.Error, unless
 // something else (a stop of a dead generation, the sweeper) ended it first:
 // ErrStale then.
 func (s *Store) Finish(ctx context.Context, e Ending) error {
-	res, err := s.runConv(ctx, finishScript, e.Conv, nil, finishArgv{Gen: e.Gen, Status: e.Status, Err: e.Error}).StringSlice()
+	res, err := s.runConv(ctx, finishScript, e.Conv, nil, finishArgv{Gen: e.Gen, Status: e.Status, Err: e.Error, Cut: e.Cut}).StringSlice()
 	if err != nil {
 		return fmt.Errorf("finish answer: %w", err)
 	}
@@ -252,21 +260,23 @@ func (s *Store) Snapshot(ctx context.Context, conv string, cursor ID) (*Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("read conversation: %w", err)
 	}
-	if len(res) < 7 || (len(res)-7)%5 != 0 {
+	if len(res) < 10 || (len(res)-10)%9 != 0 {
 		return nil, fmt.Errorf("read conversation: malformed reply of %d fields", len(res))
 	}
 	last, err := ParseID(res[0])
 	if err != nil && res[0] != "0-0" {
 		return nil, fmt.Errorf("read conversation: bad last id %q", res[0])
 	}
-	snap := &Snapshot{Last: last, Active: res[2], CursorValid: res[3] == "1", Title: res[5], Owner: res[6]}
+	snap := &Snapshot{Last: last, Active: res[2], CursorValid: res[3] == "1", Title: res[5], Owner: res[6],
+		Settings: Settings{Model: res[7], InstructionsSet: res[8] == "1", Instructions: res[9]}}
 	snap.Count, _ = strconv.Atoi(res[1])
 	snap.From, _ = strconv.Atoi(res[4])
-	snap.Messages = make([]Message, 0, (len(res)-7)/5)
-	for i, f := 0, res[7:]; len(f) >= 5; i, f = i+1, f[5:] {
-		snap.Messages = append(snap.Messages, Message{
-			Index: snap.From + i, Role: f[0], Status: f[1], Text: f[2], Error: f[3], Rev: f[4],
-		})
+	snap.Messages = make([]Message, 0, (len(res)-10)/9)
+	for i, f := 0, res[10:]; len(f) >= 9; i, f = i+1, f[9:] {
+		m := Message{Index: snap.From + i, Role: f[0], Status: f[1], Text: f[2], Error: f[3], Rev: f[4], Model: f[5], Cut: f[6] == "1"}
+		m.Version, _ = strconv.Atoi(f[7])
+		m.Versions, _ = strconv.Atoi(f[8])
+		snap.Messages = append(snap.Messages, m)
 	}
 	return snap, nil
 }

@@ -39,6 +39,12 @@ type Message struct {
 	Text   string   // the user's text (shown as typed)
 	Blocks []string // an answer's rendered, sanitised Markdown blocks
 	Rev    string   // log ID of the message's last change; Regenerate names it
+	Model  string   // an answer's model ("" when not recorded)
+	// Cut: a done answer the model stopped at its length limit (Continue).
+	Cut bool
+	// Version is the message's place among its versions (1-based) of
+	// Versions; with more than one, the message shows "‹ 2/3 ›".
+	Version, Versions int
 	// HTML, when set, is MessageView's output for this message as rendered
 	// before (RenderMessage, kept by the page handler's cache): Slot writes
 	// it as it is, and no other field is read.

@@ -33,10 +33,11 @@ if off >= 0 and cur ~= off then
   if text == '' then return {'ok', redis.call('HGET', meta, 'last') or '0-0', tostring(cur)} end
 end
 if cur + #text > tonumber(max_bytes) then return {'full'} end
-local ev = {t = 'delta', m = tonumber(n), x = text}
+local pos = active_pos()
+local ev = {t = 'delta', m = pos, x = text}
 -- Carried in the notice, not the log: any process can measure token-to-frame latency.
 if got_ms ~= '' then ev.a = got_ms end
-local id = emit({'t', 'delta', 'm', n, 'x', text}, ev)
+local id = emit({'t', 'delta', 'm', pos, 'x', text}, ev)
 if redis.call('APPEND', tk, text) == #text and ttl > 0 then redis.call('PEXPIRE', tk, ttl) end
 redis.call('HSET', msgs, n .. '.rev', id)
 return {'ok', id, tostring(cur + #text)}

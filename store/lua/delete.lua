@@ -8,10 +8,14 @@ local owner, now_ms, gone_ms = unpack(ARGV, 5)
 local presence, gone = KEYS[5], KEYS[6]
 if redis.call('EXISTS', meta) == 0 then return 'notfound' end
 if redis.call('HGET', meta, 'owner') ~= owner then return 'forbidden' end
-local count = tonumber(redis.call('HGET', meta, 'count') or '0')
-for i = 0, count - 1 do redis.call('DEL', textkey(i)) end
+-- Every node, on the selected path or not (a conversation stored before
+-- the tree has count nodes and no meta.nodes).
+local nodes = tonumber(redis.call('HGET', meta, 'nodes') or redis.call('HGET', meta, 'count') or '0')
 local bytes = 0
-for i = 0, count - 1 do bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text') end
+for i = 0, nodes - 1 do
+  redis.call('DEL', textkey(i))
+  bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text')
+end
 redis.call('DEL', meta, msgs, log, lease, presence, string.sub(meta, 1, #meta - 4) .. 'idem')
 redis.call('SET', gone, now_ms, 'PX', gone_ms)
 redis.call(pubcmd, channel, cjson.encode({t = 'deleted'}))
