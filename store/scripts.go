@@ -53,10 +53,10 @@ var (
 	// stop over a dead lease) clears meta.active in one script, so an answer
 	// is either re-taken or ended, never both. Sweepers hold back after such
 	// an outage (sweepScript) so that the living generation gets there first.
-	renewScript  = redis.NewScript(preludeLua + lua("renew"))
-	stopScript   = redis.NewScript(preludeLua + lua("stop"))
-	expireScript = redis.NewScript(preludeLua + lua("expire"))
-	titleScript  = redis.NewScript(preludeLua + lua("title"))
+	renewScript    = redis.NewScript(preludeLua + lua("renew"))
+	stopScript     = redis.NewScript(preludeLua + lua("stop"))
+	expireScript   = redis.NewScript(preludeLua + lua("expire"))
+	titleScript    = redis.NewScript(preludeLua + lua("title"))
 	regenScript    = redis.NewScript(preludeLua + lua("regen"))
 	editScript     = redis.NewScript(preludeLua + lua("edit"))
 	switchScript   = redis.NewScript(preludeLua + lua("switch"))
