@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strconv"
@@ -204,8 +205,7 @@ func catchUpEvents(md *markdown.Renderer, conv string, snap *store.Snapshot, yie
 	if !emit(sb.String()) {
 		return false
 	}
-	busy := "{busy: " + strconv.FormatBool(snap.Active != "") + "}"
-	return yield(frame.Signals(snap.Last.String(), busy))
+	return yield(frame.Signals(snap.Last.String(), catchUpSignals(snap)))
 }
 
 // slotPieces renders n messages from message start into their slots, in
@@ -331,3 +331,17 @@ func deletedFrame() *Frame {
 // DeletedEvents is what a stream of a conversation that no longer exists
 // sends before it ends.
 func DeletedEvents() []byte { return deletedFrame().Data }
+
+// catchUpSignals are the page's signals a catch-up sets: busy, and the
+// conversation's settings as every viewer's page shows them (model: its
+// model, "" the default; instructions, and custom: whether they are its
+// own rather than the deployment's).
+func catchUpSignals(snap *store.Snapshot) string {
+	b, _ := json.Marshal(struct {
+		Busy         bool   `json:"busy"`
+		Model        string `json:"model"`
+		Instructions string `json:"instructions"`
+		Custom       bool   `json:"custom"`
+	}{snap.Active != "", snap.Model, snap.Instructions, snap.InstructionsSet})
+	return string(b)
+}
