@@ -286,12 +286,10 @@ func (m *Manager) start(conv, gen string, ended func()) {
 	go func() {
 		defer m.wg.Done()
 		m.cfg.Observer.GenerationStarted()
-		outcome, history := m.run(conv, gen, ended)
+		outcome, p, answered := m.run(conv, gen, ended)
 		m.cfg.Observer.GenerationEnded(outcome)
 		<-m.slots
 		ended()
-		if outcome == store.StatusDone {
-			m.nameConversation(conv, history)
-		}
+		m.nameConversation(conv, p, answered)
 	}()
 }

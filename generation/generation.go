@@ -322,12 +322,12 @@ func (m *Manager) RunSweeper(ctx context.Context) {
 const writeTimeout = 5 * time.Second
 
 // run is one generation, from reading the conversation to its end event. It
-// returns the status the answer ended with (see Observer) and the
-// conversation the model was given. ended is called as soon as its end is written
+// returns the status the answer ended with (see Observer), what the model
+// was asked, and whether the answer has text. ended is called as soon as its end is written
 // (and again, harmlessly, by start): the owner's reservation is then free
 // at once, not after the cleanup that follows, so a person who stops an
 // answer and sends another straight away is not told to wait.
-func (m *Manager) run(conv, gen string, ended func()) (outcome string, history []llm.Message) {
+func (m *Manager) run(conv, gen string, ended func()) (outcome string, p prompt, answered bool) {
 	m.runs(conv, 1)
 	defer m.runs(conv, -1)
 	log := m.log.With("conversation", conv, "generation", gen)
@@ -349,19 +349,20 @@ func (m *Manager) run(conv, gen string, ended func()) (outcome string, history [
 
 	w := newWriter(m, conv, gen, log)
 	w.onEnd = ended
-	history, err = m.history(ctx, conv)
+	p, err = m.prompt(ctx, conv)
 	if err != nil {
 		log.Error("read conversation for the model", "err", err)
 		w.finish(store.StatusFailed, readFailText)
-		return w.outcome(), nil
+		return w.outcome(), prompt{}, false
 	}
+	w.stored = p.answered
 
 	// From here the process's appender writes the text, on its shared tick.
 	m.appends.add(w)
 	defer m.appends.remove(w)
 	modelDone := make(chan error, 1)
 	go func() {
-		modelDone <- m.model.Stream(ctx, history, w.add)
+		modelDone <- m.model.Stream(ctx, p.messages, w.add)
 	}()
 
 	renew := time.NewTimer(m.cfg.LeaseTTL / 3)
@@ -391,8 +392,8 @@ loop:
 	w.mu.Lock()
 	stored := w.stored
 	w.mu.Unlock()
-	m.spend(log, history, stored)
-	return w.outcome(), history
+	m.spend(log, promptBytes(p.messages)+stored-p.answered)
+	return w.outcome(), p, stored > 0
 }
 
 // end writes the end of w's answer, by what ended the generation: cause,
@@ -472,11 +473,7 @@ func (m *Manager) renew(ctx context.Context, cancel context.CancelCauseFunc, w *
 // budget (store.CheckTokens refuses new answers past it). Providers bill
 // the prompt (the whole history) and the answer; a token is taken as four
 // bytes, which is close for English and errs high for code.
-func (m *Manager) spend(log *slog.Logger, history []llm.Message, answerBytes int) {
-	n := answerBytes
-	for _, msg := range history {
-		n += len(msg.Content)
-	}
+func (m *Manager) spend(log *slog.Logger, n int) {
 	budget := m.writeBudget()
 	if budget <= 0 {
 		log.Warn("count model tokens: no time left in the shutdown")
@@ -500,28 +497,4 @@ func modelErrorText(err error) string {
 		return le.Message
 	}
 	return "The model failed while writing this answer."
-}
-
-// history is the conversation as the model sees it: every message but the
-// answer being written, and failed or empty answers left out.
-func (m *Manager) history(ctx context.Context, conv string) ([]llm.Message, error) {
-	snap, err := m.store.Snapshot(ctx, conv, store.ID{})
-	if err != nil {
-		return nil, err
-	}
-	var msgs []llm.Message
-	if m.cfg.SystemPrompt != "" {
-		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: m.cfg.SystemPrompt})
-	}
-	for _, msg := range snap.Messages {
-		if msg.Status == store.StatusStreaming || msg.Text == "" {
-			continue
-		}
-		role := llm.RoleUser
-		if msg.Role == "assistant" {
-			role = llm.RoleAssistant
-		}
-		msgs = append(msgs, llm.Message{Role: role, Content: msg.Text})
-	}
-	return msgs, nil
 }

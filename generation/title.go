@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -20,36 +19,36 @@ type Titler interface {
 // answer's slot is released, so a slow title never holds back other answers.
 const titleTimeout = 15 * time.Second
 
-// nameConversation gives conv a title after its first answer, unless it has
-// one (the owner may have renamed it while the answer was written). The title
-// is logged like any change, so it appears in every open tab.
-func (m *Manager) nameConversation(conv string, history []llm.Message) {
-	first, users := "", 0
-	for _, msg := range history {
-		if msg.Role == llm.RoleUser {
-			if users == 0 {
-				first = msg.Content
-			}
-			users++
-		}
-	}
-	if users != 1 {
-		return // not the first answer
+// nameConversation gives conv a title after an answer ends, while it has
+// none or only a provisional one: the model names it from its first message
+// (when it can) once an answer has text, and until one does, the first
+// message's first words are its provisional title. So a conversation whose
+// first answers failed or were stopped empty is still named, and named
+// better when an answer comes. The title is logged like any change, so it
+// appears in every open tab; a title the owner chose is never replaced.
+func (m *Manager) nameConversation(conv string, p prompt, answered bool) {
+	if p.first == "" {
+		return
 	}
 	ctx, cancel := context.WithTimeout(m.base, titleTimeout)
 	defer cancel()
+	meta, err := m.store.Meta(ctx, conv)
+	if err != nil || (meta.Title != "" && !meta.TitleProvisional) || (meta.TitleProvisional && !answered) {
+		return // named, or nothing better to name it by
+	}
 	title := ""
-	if t, ok := m.model.(Titler); ok {
-		got, err := t.Title(ctx, first)
+	if t, ok := m.model.(Titler); ok && answered {
+		got, err := t.Title(ctx, p.first)
 		if err != nil {
 			m.log.Warn("model could not name the conversation; using its first words", "conversation", conv, "err", err)
 		}
 		title = store.CleanTitle(got)
 	}
 	if title == "" {
-		title = FirstWords(first, 8)
+		title = FirstWords(p.first, 8)
 	}
-	if _, err := m.store.SetTitle(ctx, store.Title{Conv: conv, Text: title, IfEmpty: true}); err != nil {
+	t := store.Title{Conv: conv, Text: title, IfEmpty: true, Provisional: !answered}
+	if _, err := m.store.SetTitle(ctx, t); err != nil {
 		m.log.Warn("name conversation", "conversation", conv, "err", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // Meta reads conv's owner, title and state.
 func (s *Store) Meta(ctx context.Context, conv string) (Meta, error) {
-	v, err := s.rdb.HMGet(ctx, keysFor(conv).meta, "owner", "title", "active", "updated").Result()
+	v, err := s.rdb.HMGet(ctx, keysFor(conv).meta, "owner", "title", "active", "updated", "tprov").Result()
 	if err != nil {
 		return Meta{}, fmt.Errorf("read conversation meta: %w", err)
 	}
@@ -23,30 +23,22 @@ func (s *Store) Meta(ctx context.Context, conv string) (Meta, error) {
 	}
 	str := func(x any) string { s, _ := x.(string); return s }
 	ms, _ := strconv.ParseInt(str(v[3]), 10, 64)
-	return Meta{Owner: str(v[0]), Title: str(v[1]), Active: str(v[2]), Updated: time.UnixMilli(ms)}, nil
+	return Meta{Owner: str(v[0]), Title: str(v[1]), Active: str(v[2]), Updated: time.UnixMilli(ms),
+		TitleProvisional: str(v[4]) == "1"}, nil
 }
 
 // MessageText reads message index of conv as it is stored now: its role and
 // its text (an answer's text so far while it is written).
 func (s *Store) MessageText(ctx context.Context, conv string, index int) (role, text string, err error) {
 	k := keysFor(conv)
-	n := strconv.Itoa(index)
-	pipe := s.rdb.Pipeline()
-	fields := pipe.HMGet(ctx, k.msgs, n+".role", n+".text")
-	growing := pipe.Get(ctx, k.text(n))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return "", "", fmt.Errorf("read message: %w", err)
-	}
-	v := fields.Val()
-	if len(v) < 2 || v[0] == nil {
+	res, err := messageScript.Run(ctx, s.rdb, []string{k.meta, k.msgs}, index).StringSlice()
+	if errors.Is(err, redis.Nil) {
 		return "", "", ErrNotFound
 	}
-	role, _ = v[0].(string)
-	text, _ = v[1].(string)
-	if text == "" {
-		text = growing.Val()
+	if err != nil || len(res) != 2 {
+		return "", "", fmt.Errorf("read message: %w (%d fields)", err, len(res))
 	}
-	return role, text, nil
+	return res[0], res[1], nil
 }
 
 // ownerNotice is the payload of an owner notice: only a doorbell.
@@ -158,9 +150,12 @@ type Title struct {
 	Conv  string
 	Owner string // only this owner may set it; "" lets anyone (the title generator)
 	Text  string // cleaned with CleanTitle
-	// IfEmpty keeps a title the conversation has: a generated title never
-	// overwrites one the owner chose.
+	// IfEmpty keeps a title the conversation has, unless it is
+	// provisional: a generated title never overwrites one the owner chose.
 	IfEmpty bool
+	// Provisional: a title made while no answer had text (the first
+	// message's first words); the first answer with text may replace it.
+	Provisional bool
 }
 
 // SetTitle gives t.Conv a title, logs it so every tab shows it live and a
@@ -170,7 +165,7 @@ type Title struct {
 // and err says so.
 func (s *Store) SetTitle(ctx context.Context, t Title) (ok bool, err error) {
 	res, err := s.runConv(ctx, titleScript, t.Conv, nil,
-		titleArgv{Title: CleanTitle(t.Text), IfEmpty: t.IfEmpty, WantOwner: t.Owner}).StringSlice()
+		titleArgv{Title: CleanTitle(t.Text), IfEmpty: t.IfEmpty, WantOwner: t.Owner, Provisional: t.Provisional}).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("set title: %w", err)
 	}

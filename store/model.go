@@ -146,6 +146,9 @@ type Meta struct {
 	Title   string
 	Active  string // running generation, "" when none
 	Updated time.Time
+	// TitleProvisional: the title is the first message's first words, made
+	// while no answer had text; a generated one may replace it.
+	TitleProvisional bool
 }
 
 // Summary is one entry of an owner's conversation list.

@@ -69,6 +69,7 @@ var (
 	snapshotScript = redis.NewScript(textkeyLua + pathLua + lua("snapshot"))
 	pageScript     = redis.NewScript(textkeyLua + pathLua + lua("page"))
 	exportScript   = redis.NewScript(textkeyLua + lua("export"))
+	messageScript  = redis.NewScript(textkeyLua + pathLua + lua("message"))
 	// sweepScript: every process sweeps every PARLEY_SWEEP_INTERVAL, so the
 	// swept key only runs out when no process could reach Redis for longer
 	// than the gap: Redis was paused, stalled or restarting, or every process
@@ -176,12 +177,13 @@ func (a expireArgv) list() []any { return []any{a.Interrupted} }
 
 // titleArgv is lua/title.lua's own ARGV.
 type titleArgv struct {
-	Title     string `lua:"title"`
-	IfEmpty   bool   `lua:"if_empty"`
-	WantOwner string `lua:"want_owner"`
+	Title       string `lua:"title"`
+	IfEmpty     bool   `lua:"if_empty"`
+	WantOwner   string `lua:"want_owner"`
+	Provisional bool   `lua:"provisional"`
 }
 
-func (a titleArgv) list() []any { return []any{a.Title, a.IfEmpty, a.WantOwner} }
+func (a titleArgv) list() []any { return []any{a.Title, a.IfEmpty, a.WantOwner, a.Provisional} }
 
 // regenArgv is lua/regen.lua's own ARGV.
 type regenArgv struct {

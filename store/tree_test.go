@@ -106,6 +106,9 @@ func TestEditsAndRegenerationsAreVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantShown(t, st, conv, "q1 1/2", "a1 1/1", "q2 1/1", "a2 1/2")
+	if _, text, err := st.MessageText(ctx, conv, 3); err != nil || text != "a2" {
+		t.Fatalf("message 3 after the switch: %q %v", text, err)
+	}
 
 	// A cursor from before the edit sees the whole path again (it all
 	// changed since); the latest position sees nothing.
@@ -304,5 +307,37 @@ func TestConversationFromBeforeTheTree(t *testing.T) {
 	tr, err := st.Export(ctx, conv)
 	if err != nil || len(tr.Nodes) != 6 || tr.Nodes[4].Parent != 1 || !reflect.DeepEqual(tr.Nodes[1].Kids, []int{2, 4}) {
 		t.Fatalf("tree of the upgraded conversation: %+v %v", tr, err)
+	}
+}
+
+// TestProvisionalTitle: a title made of the first words while no answer had
+// text is replaced by the first generated one; a chosen or generated title
+// is kept.
+func TestProvisionalTitle(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t, store.Config{})
+	ctx := context.Background()
+	conv := store.NewID()
+	answer(t, st, conv, "q1", "a1", true)
+	set := func(title store.Title, wantOK bool, want string) {
+		t.Helper()
+		title.Conv = conv
+		ok, err := st.SetTitle(ctx, title)
+		meta, _ := st.Meta(ctx, conv)
+		if err != nil || ok != wantOK || meta.Title != want || (ok && meta.TitleProvisional != title.Provisional) {
+			t.Fatalf("set %+v: ok %v err %v, title %q provisional %v; want ok %v title %q", title, ok, err, meta.Title, meta.TitleProvisional, wantOK, want)
+		}
+	}
+	set(store.Title{Text: "first words", IfEmpty: true, Provisional: true}, true, "first words")
+	set(store.Title{Text: "better words", IfEmpty: true, Provisional: true}, true, "better words")
+	set(store.Title{Text: "Generated", IfEmpty: true}, true, "Generated")
+	set(store.Title{Text: "Another", IfEmpty: true}, false, "Generated")
+	set(store.Title{Text: "Mine", Owner: testOwner}, true, "Mine")
+	set(store.Title{Text: "Generated again", IfEmpty: true}, false, "Mine")
+	if role, text, err := st.MessageText(ctx, conv, 1); err != nil || role != store.RoleAssistant || text != "a1" {
+		t.Fatalf("message 1: %q %q %v", role, text, err)
+	}
+	if _, _, err := st.MessageText(ctx, conv, 2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("message 2 of 2: %v", err)
 	}
 }

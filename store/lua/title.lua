@@ -4,13 +4,17 @@
 -- {'kept'}, {'notfound'} or {'forbidden'}.
 -- KEYS: prelude's
 -- ARGV: prelude's, then titleArgv: title, if_empty ('1': a generated title
---       never overwrites one the owner chose), owner (required owner, or '')
-local title, if_empty, want_owner = unpack(ARGV, 5)
+--       never overwrites one the owner chose, only a provisional one), owner
+--       (required owner, or ''), provisional ('1': the first message's first
+--       words, while no answer has text)
+local title, if_empty, want_owner, provisional = unpack(ARGV, 5)
 if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
 local owner = redis.call('HGET', meta, 'owner') or ''
 if want_owner ~= '' and owner ~= want_owner then return {'forbidden'} end
-if if_empty == '1' and (redis.call('HGET', meta, 'title') or '') ~= '' then return {'kept'} end
+if if_empty == '1' and (redis.call('HGET', meta, 'title') or '') ~= '' and redis.call('HGET', meta, 'tprov') ~= '1' then
+  return {'kept'}
+end
 local id = emit({'t', 'title', 'x', title}, {t = 'title', x = title})
-redis.call('HSET', meta, 'title', title)
+redis.call('HSET', meta, 'title', title, 'tprov', provisional)
 touch()
 return {'ok', id, owner}
