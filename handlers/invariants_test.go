@@ -106,6 +106,11 @@ func TestViewersConvergeAtAnyInstant(t *testing.T) {
 // and, for reconnecting kinds, drops the stream a few times and comes back
 // with the chosen cursor, until message i has ended.
 func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconnect, seed uint64) (*viewer.DOM, error) {
+	return watchUntil(ctx, a, conv, kind, seed, func(d *viewer.DOM) bool { return done(d.Status(i)) })
+}
+
+// watchUntil is watchUntilDone until the page satisfies until.
+func watchUntil(ctx context.Context, a *app, conv string, kind reconnect, seed uint64, until func(*viewer.DOM) bool) (*viewer.DOM, error) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	d, cursor := a.page(tb{}, conv)
 	after := cursor
@@ -116,7 +121,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 		reconnects = 1 + rng.IntN(3)
 	}
 	for {
-		if done(d.Status(i)) {
+		if until(d) {
 			return d, nil
 		}
 		url := a.URL + "/c/" + conv + "/events"
@@ -155,7 +160,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 			}
 			applied = append(applied, ev.ID)
 			frames++
-			if done(d.Status(i)) {
+			if until(d) {
 				return false
 			}
 			return frames != dropAfter
@@ -164,7 +169,7 @@ func watchUntilDone(ctx context.Context, a *app, conv string, i int, kind reconn
 		if applyErr != nil {
 			return d, applyErr
 		}
-		if done(d.Status(i)) {
+		if until(d) {
 			return d, nil
 		}
 		if frames != dropAfter {
