@@ -362,7 +362,7 @@ func (m *Manager) run(conv, gen string, ended func()) (outcome string, p prompt,
 	defer m.appends.remove(w)
 	modelDone := make(chan error, 1)
 	go func() {
-		modelDone <- m.model.Stream(ctx, p.messages, w.add)
+		modelDone <- m.stream(ctx, w, p)
 	}()
 
 	renew := time.NewTimer(m.cfg.LeaseTTL / 3)

@@ -57,6 +57,8 @@ type writer struct {
 	// settledc is signalled after each reply to this writer's appends.
 	settledc chan struct{}
 
+	received bool // the model sent text: it is not asked again (retry.go)
+
 	ended string // the status this generation wrote as its end, if it did
 	onEnd func() // called once its end is written (start's ended)
 }
@@ -144,8 +146,16 @@ func (w *writer) add(text string) error {
 		text = text[:max(0, w.maxPending-w.pending.Len())]
 	}
 	w.pending.WriteString(text)
+	w.received = w.received || text != ""
 	w.mu.Unlock()
 	return nil
+}
+
+// hasText reports whether the model sent any text.
+func (w *writer) hasText() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.received
 }
 
 // take returns the append of the text due at now, if any, and marks it in
