@@ -361,7 +361,8 @@ func (m *Manager) run(conv, gen string, ended func()) (outcome string, history [
 	defer m.appends.remove(w)
 	modelDone := make(chan error, 1)
 	go func() {
-		modelDone <- m.model.Stream(ctx, history, w.add)
+		_, err := m.model.Stream(ctx, llm.Request{Messages: history}, w.add)
+		modelDone <- err
 	}()
 
 	renew := time.NewTimer(m.cfg.LeaseTTL / 3)
