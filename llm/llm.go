@@ -1,12 +1,19 @@
 // Package llm streams replies from language models.
 //
-// A [Model] turns a conversation into a stream of text pieces. Two models are
-// provided: [Demo], an offline deterministic model for development, tests and
-// load testing, and [OpenAI], which talks to any server speaking the OpenAI
-// chat-completions streaming protocol (OpenAI itself, Ollama, llama.cpp, vLLM).
+// A [Model] turns a [Request] (a conversation, and the model to answer it)
+// into a stream of text pieces, and says how a complete reply ended: the
+// model stopped ([FinishStop]) or hit its length limit ([FinishLength]). A
+// reply that stops short of saying it is complete is an *[Error] of kind
+// CutOff, never a whole answer. Three models are provided: [Demo], an
+// offline deterministic model for development and tests, [Clock], for load
+// tests, and [OpenAI], which talks to any server speaking the OpenAI
+// chat-completions streaming protocol (OpenAI itself, Ollama, llama.cpp,
+// vLLM). A [Catalog] says which models a person may pick.
 //
 // Failures a person should see are returned as *[Error], whose Message is safe
-// to put in a page; everything else (the underlying cause) stays in Err for logs.
+// to put in a page; everything else (the underlying cause, the provider's own
+// words with anything like a key masked) stays in Err for logs.
+// [Error.Retryable] and [ProviderFault] tell callers what to do about one.
 package llm
 
 import (

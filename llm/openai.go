@@ -415,7 +415,7 @@ func maskSecrets(s string) string {
 		}
 		word := s[:j]
 		s = s[j:]
-		digits := strings.IndexAny(word, "0123456789") >= 0
+		digits := strings.ContainsAny(word, "0123456789")
 		letters := strings.IndexFunc(word, unicode.IsLetter) >= 0
 		switch {
 		case strings.HasPrefix(word, "sk-") && len(word) > len("sk-"):
