@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -81,6 +82,9 @@ func (a *app) build(ctx context.Context) error {
 	if a.model, err = newModel(cfg); err != nil {
 		return err
 	}
+	// In the background: a provider that does not answer must not hold
+	// back the start, and the page shows each answer's failure anyway.
+	go checkModel(ctx, a.model, cfg, a.log, a.providerUp)
 
 	st := store.New(a.rdb, store.Config{
 		LogMaxLen:       int64(cfg.LogMaxLen),
@@ -223,6 +227,57 @@ func newModel(cfg config.Config) (llm.Model, error) {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	return m, nil
+}
+
+// providerUp sets the model provider's health gauge, when metrics are on.
+func (a *app) providerUp(up bool) {
+	if a.met != nil {
+		a.met.ProviderUp(up)
+	}
+}
+
+// modelCheckTimeout bounds the start's one question to the model provider.
+const modelCheckTimeout = 10 * time.Second
+
+// checkModel asks the model provider for its models once, so that a wrong
+// key or a provider that does not answer is in the logs from the start,
+// not only at the first answer, and sets the provider's health with up.
+// It never stops the process. The offline models are always up.
+func checkModel(ctx context.Context, m llm.Model, cfg config.Config, log *slog.Logger, up func(bool)) {
+	if _, ok := m.(*llm.OpenAI); !ok {
+		up(true)
+		return
+	}
+	baseURL := cfg.OpenAIBaseURL
+	if baseURL == "" {
+		baseURL = "https://api.openai.com/v1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, modelCheckTimeout)
+	defer cancel()
+	ids, err := m.Models(ctx)
+	var e *llm.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return // stopping: nothing learnt
+	case err == nil:
+		up(true)
+		log.Info("model provider answers", "url", baseURL, "models", len(ids))
+	case errors.As(err, &e) && e.Kind == llm.Auth:
+		up(false)
+		if cfg.OpenAIKey == "" {
+			log.Error("the model provider wants an API key, and OPENAI_API_KEY is not set: "+e.Err.Error(), "url", baseURL)
+		} else {
+			log.Error("the model provider rejected OPENAI_API_KEY: "+e.Err.Error(), "url", baseURL)
+		}
+	case llm.ProviderFault(err) || errors.Is(err, context.DeadlineExceeded):
+		up(false)
+		log.Error("the model provider at "+baseURL+" does not answer: "+err.Error(), "url", baseURL)
+	default:
+		// It answered, but not with a list (a server without /models, a
+		// rate limit): answers may well work.
+		up(true)
+		log.Warn("the model provider did not list its models", "url", baseURL, "err", err)
+	}
 }
 
 // newSessions signs session cookies with PARLEY_SESSION_KEYS (newest

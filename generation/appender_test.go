@@ -154,9 +154,9 @@ type countingModel struct {
 	ended atomic.Int64
 }
 
-func (m *countingModel) Stream(ctx context.Context, msgs []llm.Message, emit func(string) error) error {
+func (m *countingModel) Stream(ctx context.Context, req llm.Request, emit func(string) error) (llm.Finish, error) {
 	defer m.ended.Add(1)
-	return m.Demo.Stream(ctx, msgs, emit)
+	return m.Demo.Stream(ctx, req, emit)
 }
 
 type env struct {

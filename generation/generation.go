@@ -106,12 +106,17 @@ type Config struct {
 type Observer interface {
 	GenerationStarted()
 	GenerationEnded(outcome string)
+	// ProviderUp is told after each call to the model whether the
+	// provider answered (false: it rejected the key, did not answer, or
+	// failed on its side).
+	ProviderUp(up bool)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) GenerationStarted()     {}
 func (nopObserver) GenerationEnded(string) {}
+func (nopObserver) ProviderUp(bool)        {}
 
 // Stopper delivers stop requests from any process (live.Hub implements it).
 type Stopper interface {
@@ -360,15 +365,16 @@ func (m *Manager) run(conv, gen string, ended func()) (outcome string, p prompt,
 	// From here the process's appender writes the text, on its shared tick.
 	m.appends.add(w)
 	defer m.appends.remove(w)
-	modelDone := make(chan error, 1)
+	modelDone := make(chan modelEnd, 1)
 	go func() {
-		modelDone <- m.stream(ctx, w, p)
+		finish, err := m.stream(ctx, w, p)
+		modelDone <- modelEnd{finish, err}
 	}()
 
 	renew := time.NewTimer(m.cfg.LeaseTTL / 3)
 	defer renew.Stop()
 	halted := w.halted
-	var modelErr error
+	var model modelEnd
 loop:
 	for {
 		select {
@@ -383,12 +389,12 @@ loop:
 			renew.Reset(0)
 		case <-renew.C:
 			renew.Reset(m.renew(ctx, cancel, w))
-		case modelErr = <-modelDone:
+		case model = <-modelDone:
 			break loop
 		}
 	}
 
-	m.end(w, context.Cause(ctx), modelErr)
+	m.end(w, context.Cause(ctx), model)
 	w.mu.Lock()
 	stored := w.stored
 	w.mu.Unlock()
@@ -396,9 +402,25 @@ loop:
 	return w.outcome(), p, stored > 0
 }
 
+// modelEnd is how the model's stream ended: how it finished, or its error.
+type modelEnd struct {
+	finish llm.Finish
+	err    error
+}
+
+// cutOffText is shown under an answer whose stream ended without the
+// provider saying it was complete.
+const cutOffText = "The model's answer was cut off; the text so far is kept."
+
+func isCutOff(err error) bool {
+	var le *llm.Error
+	return errors.As(err, &le) && le.Kind == llm.CutOff
+}
+
 // end writes the end of w's answer, by what ended the generation: cause,
-// its context's, or else the model's error (nil: the model is done).
-func (m *Manager) end(w *writer, cause, modelErr error) {
+// its context's, or else how the model's stream ended.
+func (m *Manager) end(w *writer, cause error, model modelEnd) {
+	modelErr := model.err
 	switch {
 	case errors.Is(cause, errStopped):
 		// What is pending is dropped, as the person asked; what is in
@@ -428,8 +450,17 @@ func (m *Manager) end(w *writer, cause, modelErr error) {
 		}
 	case modelErr == nil:
 		if w.drain() {
+			// Cut at the model's length limit: done, said so, continuable.
+			w.cut = model.finish == llm.FinishLength
 			w.finish(store.StatusDone, "")
 		}
+	case isCutOff(modelErr):
+		// The stream ended without saying it was complete: what came is
+		// kept, and people are told the rest is missing.
+		if w.drain() {
+			w.finish(store.StatusInterrupted, cutOffText)
+		}
+		w.log.Warn("model's answer was cut off", "err", modelErr)
 	default:
 		if w.drain() {
 			w.finish(store.StatusFailed, modelErrorText(modelErr))

@@ -22,27 +22,32 @@ const (
 // constants above allow. Between tries the answer shows "Retrying in 4s",
 // waiting as long as the provider asked (Retry-After) or else 1 s, then 2 s.
 // Nothing is retried once the model sent text: it is the answer's already.
-func (m *Manager) stream(ctx context.Context, w *writer, p prompt) error {
+func (m *Manager) stream(ctx context.Context, w *writer, p prompt) (llm.Finish, error) {
 	start := time.Now()
+	req := llm.Request{Model: p.model, Messages: p.messages}
 	for try := 1; ; try++ {
-		err := m.model.Stream(ctx, p.messages, w.add)
+		finish, err := m.model.Stream(ctx, req, w.add)
+		if ctx.Err() == nil {
+			// A stop or a shutdown says nothing of the provider.
+			m.cfg.Observer.ProviderUp(!llm.ProviderFault(err))
+		}
 		wait, ok := retryWait(err, try, time.Since(start))
 		if !ok || w.hasText() || ctx.Err() != nil {
-			return err
+			return finish, err
 		}
 		w.log.Warn("model failed before its first token; trying again", "err", err, "try", try, "wait", wait)
 		if !m.note(ctx, w, fmt.Sprintf("%s Retrying in %ds…", busyText(err), int((wait+time.Second-1)/time.Second))) {
-			return err
+			return finish, err
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("waiting to retry the model: %w", ctx.Err())
+			return finish, fmt.Errorf("waiting to retry the model: %w", ctx.Err())
 		case <-t.C:
 		}
 		if !m.note(ctx, w, "") {
-			return err
+			return finish, err
 		}
 	}
 }
@@ -51,7 +56,7 @@ func (m *Manager) stream(ctx context.Context, w *writer, p prompt) error {
 // after the first, is tried again, and after how long.
 func retryWait(err error, try int, elapsed time.Duration) (time.Duration, bool) {
 	var le *llm.Error
-	if try >= maxTries || !errors.As(err, &le) || (le.Kind != llm.RateLimited && le.Kind != llm.Unavailable) {
+	if try >= maxTries || !errors.As(err, &le) || !le.Retryable() {
 		return 0, false
 	}
 	wait := le.RetryAfter

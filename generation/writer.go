@@ -58,6 +58,7 @@ type writer struct {
 	settledc chan struct{}
 
 	received bool // the model sent text: it is not asked again (retry.go)
+	cut      bool // the model stopped at its length limit (store.Ending.Cut)
 
 	ended string // the status this generation wrote as its end, if it did
 	onEnd func() // called once its end is written (start's ended)
@@ -322,7 +323,7 @@ func (w *writer) finishWith(status string, errText func() string) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
-		err := w.m.store.Finish(ctx, store.Ending{Conv: w.conv, Gen: w.gen, Status: status, Error: errText()})
+		err := w.m.store.Finish(ctx, store.Ending{Conv: w.conv, Gen: w.gen, Status: status, Error: errText(), Cut: w.cut})
 		cancel()
 		switch {
 		case err == nil:

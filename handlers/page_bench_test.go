@@ -64,7 +64,7 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 			tb.Fatal(err)
 		}
 		var answer strings.Builder
-		err := model.Stream(ctx, []llm.Message{{Role: "user", Content: prompt}}, func(s string) error {
+		_, err := model.Stream(ctx, llm.Request{Messages: []llm.Message{{Role: "user", Content: prompt}}}, func(s string) error {
 			answer.WriteString(s)
 			return nil
 		})

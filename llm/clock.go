@@ -49,6 +49,9 @@ func NewClock(cfg ClockConfig) *Clock {
 // Name returns "clock".
 func (c *Clock) Name() string { return "clock" }
 
+// Models returns the clock's one model, "clock".
+func (c *Clock) Models(context.Context) ([]string, error) { return []string{c.Name()}, nil }
+
 // Limits on what a prompt may ask of the clock model.
 const (
 	clockMaxTokens = 1_000_000
@@ -90,8 +93,11 @@ func (c *Clock) params(prompt string) clockParams {
 
 // Stream emits the reply token by token at the configured pace. Each clock
 // word is stamped just before it is emitted.
-func (c *Clock) Stream(ctx context.Context, msgs []Message, emit func(text string) error) error {
-	p := c.params(lastUserMessage(msgs))
+func (c *Clock) Stream(ctx context.Context, req Request, emit func(text string) error) (Finish, error) {
+	if req.Model != "" && req.Model != c.Name() {
+		return "", unknownModel(req.Model)
+	}
+	p := c.params(lastUserMessage(req.Messages))
 	var tick <-chan time.Time
 	if interval := time.Duration(float64(time.Second) / p.rate); interval > 0 {
 		t := time.NewTicker(interval)
@@ -104,12 +110,12 @@ func (c *Clock) Stream(ctx context.Context, msgs []Message, emit func(text strin
 		if i > 0 && tick != nil {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("clock stream: %w", ctx.Err())
+				return "", fmt.Errorf("clock stream: %w", ctx.Err())
 			case <-tick:
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("clock stream: %w", err)
+			return "", fmt.Errorf("clock stream: %w", err)
 		}
 		prefix, suffix := l.next(i == p.tokens-1)
 		buf = append(buf[:0], prefix...)
@@ -120,10 +126,10 @@ func (c *Clock) Stream(ctx context.Context, msgs []Message, emit func(text strin
 		}
 		buf = append(buf, suffix...)
 		if err := emit(string(buf)); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return FinishStop, nil
 }
 
 // proseWords fill the tokens between clock words in prose mode.

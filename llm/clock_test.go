@@ -17,7 +17,7 @@ func TestClockReplyCarriesEveryTokenOnce(t *testing.T) {
 	c := NewClock(ClockConfig{TokensPerSecond: 1e6, Tokens: 10})
 	var sb strings.Builder
 	msgs := []Message{{Role: RoleUser, Content: "go tokens=257 tps=100000"}}
-	if err := c.Stream(context.Background(), msgs, func(s string) error { sb.WriteString(s); return nil }); err != nil {
+	if _, err := c.Stream(context.Background(), Request{Messages: msgs}, func(s string) error { sb.WriteString(s); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	html := markdown.NewRenderer().Render(sb.String())
@@ -50,7 +50,7 @@ func TestClockProse(t *testing.T) {
 	c := NewClock(ClockConfig{TokensPerSecond: 1e6})
 	var sb strings.Builder
 	msgs := []Message{{Role: RoleUser, Content: "tokens=100 prose=10"}}
-	if err := c.Stream(context.Background(), msgs, func(s string) error { sb.WriteString(s); return nil }); err != nil {
+	if _, err := c.Stream(context.Background(), Request{Messages: msgs}, func(s string) error { sb.WriteString(s); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var seqs []int64

@@ -29,11 +29,21 @@ type DemoConfig struct {
 // fenced Go code block, bold and inline code, and a closing paragraph,
 // stretched to about DemoConfig.Tokens pieces.
 //
-// Two markers in the last user message exercise the failure paths:
+// It serves two models (see [Demo.Models]): "demo", the default, and
+// "demo-brief", the same engine answering in a tenth of the tokens: one
+// paragraph.
+//
+// Three markers in the last user message exercise the other endings:
 //
 //   - [[fail]]: the demo emits about a third of the reply, then returns an
 //     *Error of kind Failed.
+//   - [[length]]: the demo emits about half of the reply and ends with
+//     FinishLength, as a model at its length limit does.
 //   - [[slow]]: the demo paces at 2 tokens per second, whatever the config.
+//
+// A conversation that ends with an assistant message that begins the reply
+// the demo gives to the conversation before it is asked to go on: the demo
+// streams the rest of that reply, and markers have no effect.
 //
 // Two directives at the very start of the last user message choose the reply
 // instead, for tests that need to know what the model says:
@@ -61,14 +71,26 @@ func NewDemo(cfg DemoConfig) *Demo {
 	return d
 }
 
-// Name returns "demo".
-func (d *Demo) Name() string { return "demo" }
-
-// The markers that switch the demo into its failure-path behaviours.
+// The demo's models.
 const (
-	demoFailMarker = "[[fail]]"
-	demoSlowMarker = "[[slow]]"
-	demoSlowRate   = 2
+	demoModel      = "demo"
+	demoBriefModel = "demo-brief"
+)
+
+// Name returns "demo".
+func (d *Demo) Name() string { return demoModel }
+
+// Models returns the demo's two models, "demo" and "demo-brief".
+func (d *Demo) Models(context.Context) ([]string, error) {
+	return []string{demoModel, demoBriefModel}, nil
+}
+
+// The markers that switch the demo into its other endings.
+const (
+	demoFailMarker   = "[[fail]]"
+	demoLengthMarker = "[[length]]"
+	demoSlowMarker   = "[[slow]]"
+	demoSlowRate     = 2
 )
 
 // The directives that choose the reply; see [Demo].
@@ -126,21 +148,31 @@ func longReply(rng *rand.Rand, txt demoText, n int) string {
 	return b.String()
 }
 
-// Stream emits Reply(msgs) piece by piece at the configured pace. See [Demo]
-// for the [[fail]] and [[slow]] markers and the directives.
-func (d *Demo) Stream(ctx context.Context, msgs []Message, emit func(text string) error) error {
-	prompt := lastUserMessage(msgs)
-	pieces := splitPieces(d.Reply(msgs))
+// Stream emits ReplyTo(req) piece by piece at the configured pace. See
+// [Demo] for the markers, the directives and going on.
+func (d *Demo) Stream(ctx context.Context, req Request, emit func(text string) error) (Finish, error) {
+	text, err := d.ReplyTo(req)
+	if err != nil {
+		return "", err
+	}
+	prompt := lastUserMessage(req.Messages)
+	pieces := splitPieces(text)
 
-	// Markers inside echoed text are data, not instructions.
+	// Markers inside echoed text are data, not instructions; and going on
+	// ends the answer the markers cut short.
 	_, echo := strings.CutPrefix(prompt, demoEchoDirective)
+	markers := !echo && !goingOn(req.Messages)
 	rate := d.tokensPerSecond
-	if !echo && strings.Contains(prompt, demoSlowMarker) {
+	if markers && strings.Contains(prompt, demoSlowMarker) {
 		rate = demoSlowRate
 	}
-	fail := !echo && strings.Contains(prompt, demoFailMarker)
-	if fail {
+	fail := markers && strings.Contains(prompt, demoFailMarker)
+	length := markers && !fail && strings.Contains(prompt, demoLengthMarker)
+	switch {
+	case fail:
 		pieces = pieces[:max(1, len(pieces)/3)]
+	case length:
+		pieces = pieces[:max(1, len(pieces)/2)]
 	}
 
 	// A ticker keeps a steady pace even when emit takes a while; at rates too
@@ -155,30 +187,76 @@ func (d *Demo) Stream(ctx context.Context, msgs []Message, emit func(text string
 		if i > 0 && tick != nil {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("demo stream: %w", ctx.Err())
+				return "", fmt.Errorf("demo stream: %w", ctx.Err())
 			case <-tick:
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("demo stream: %w", err)
+			return "", fmt.Errorf("demo stream: %w", err)
 		}
 		if err := emit(piece); err != nil {
-			return err
+			return "", err
 		}
 	}
-	if fail {
-		return &Error{
+	switch {
+	case fail:
+		return "", &Error{
 			Kind:    Failed,
 			Message: "the demo model failed on purpose ([[fail]] in the prompt)",
 			Err:     errors.New("demo: [[fail]] marker in the last user message"),
 		}
+	case length:
+		return FinishLength, nil
 	}
-	return nil
+	return FinishStop, nil
 }
 
-// Reply returns the full reply the demo streams for msgs. It is deterministic:
-// the same conversation always gives the same text.
+// Reply returns the full reply the "demo" model streams for msgs. It is
+// deterministic: the same conversation always gives the same text.
 func (d *Demo) Reply(msgs []Message) string {
+	text, _ := d.ReplyTo(Request{Messages: msgs})
+	return text
+}
+
+// ReplyTo returns the full reply the demo streams for req: deterministic,
+// like Reply, for either model. An unknown model is an *Error of kind
+// BadRequest.
+func (d *Demo) ReplyTo(req Request) (string, error) {
+	brief := false
+	switch req.Model {
+	case "", demoModel:
+	case demoBriefModel:
+		brief = true
+	default:
+		return "", unknownModel(req.Model)
+	}
+	msgs := req.Messages
+	if goingOn(msgs) {
+		done := msgs[len(msgs)-1].Content
+		if full := d.reply(msgs[:len(msgs)-1], brief); strings.HasPrefix(full, done) {
+			return full[len(done):], nil
+		}
+	}
+	return d.reply(msgs, brief), nil
+}
+
+// goingOn reports whether msgs ends with an assistant message: the model is
+// asked to go on with it.
+func goingOn(msgs []Message) bool {
+	return len(msgs) > 0 && msgs[len(msgs)-1].Role == RoleAssistant
+}
+
+// unknownModel is the error for a Request naming a model that is not served.
+func unknownModel(name string) *Error {
+	return &Error{
+		Kind:    BadRequest,
+		Message: fmt.Sprintf("the model %q is not available", name),
+		Err:     fmt.Errorf("unknown model %q", name),
+	}
+}
+
+// reply is the demo's reply to msgs, or the brief one's.
+func (d *Demo) reply(msgs []Message, brief bool) string {
 	prompt := lastUserMessage(msgs)
 	if rest, ok := strings.CutPrefix(prompt, demoEchoDirective); ok {
 		return rest
@@ -189,6 +267,9 @@ func (d *Demo) Reply(msgs []Message) string {
 	txt := newDemoText()
 	if n, ok := longDirective(prompt); ok {
 		return longReply(rng, txt, n)
+	}
+	if brief {
+		return briefReply(rng, txt, prompt, max(1, d.tokens/10))
 	}
 
 	var b strings.Builder
@@ -218,6 +299,20 @@ func (d *Demo) Reply(msgs []Message) string {
 		}
 	}
 	b.WriteString(closing)
+	return b.String()
+}
+
+// briefReply is one paragraph of about n pieces (more when the question
+// is long): the question, an opening, and filler up to n.
+func briefReply(rng *rand.Rand, txt demoText, prompt string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Your question was \"%s\", and %s", quote(prompt), pick(rng, txt.intros))
+	for count := len(strings.Fields(b.String())); count < n; {
+		s := pick(rng, txt.fillers)
+		b.WriteString(" " + s)
+		count += len(strings.Fields(s))
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 

@@ -11,12 +11,19 @@ import (
 
 // collect runs m.Stream and returns the pieces it emitted and its error.
 func collect(ctx context.Context, m Model, msgs []Message) ([]string, error) {
+	pieces, _, err := collectReq(ctx, m, Request{Messages: msgs})
+	return pieces, err
+}
+
+// collectReq runs m.Stream for req and returns the pieces it emitted, how
+// the reply ended and its error.
+func collectReq(ctx context.Context, m Model, req Request) ([]string, Finish, error) {
 	var pieces []string
-	err := m.Stream(ctx, msgs, func(text string) error {
+	finish, err := m.Stream(ctx, req, func(text string) error {
 		pieces = append(pieces, text)
 		return nil
 	})
-	return pieces, err
+	return pieces, finish, err
 }
 
 func userMsgs(prompt string) []Message {
@@ -190,13 +197,14 @@ func TestDemoCancel(t *testing.T) {
 			var got int
 			done := make(chan error, 1)
 			go func() {
-				done <- d.Stream(ctx, userMsgs(tt.prompt), func(string) error {
+				_, err := d.Stream(ctx, Request{Messages: userMsgs(tt.prompt)}, func(string) error {
 					got++
 					if got == 1 {
 						cancel()
 					}
 					return nil
 				})
+				done <- err
 			}()
 			select {
 			case err := <-done:
@@ -217,7 +225,7 @@ func TestDemoEmitError(t *testing.T) {
 	t.Parallel()
 	stop := errors.New("client went away")
 	calls := 0
-	err := NewDemo(DemoConfig{TokensPerSecond: 1e6}).Stream(t.Context(), userMsgs("hi"), func(string) error {
+	_, err := NewDemo(DemoConfig{TokensPerSecond: 1e6}).Stream(t.Context(), Request{Messages: userMsgs("hi")}, func(string) error {
 		calls++
 		return stop
 	})

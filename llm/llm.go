@@ -1,16 +1,24 @@
 // Package llm streams replies from language models.
 //
-// A [Model] turns a conversation into a stream of text pieces. Two models are
-// provided: [Demo], an offline deterministic model for development, tests and
-// load testing, and [OpenAI], which talks to any server speaking the OpenAI
-// chat-completions streaming protocol (OpenAI itself, Ollama, llama.cpp, vLLM).
+// A [Model] turns a [Request] (a conversation, and the model to answer it)
+// into a stream of text pieces, and says how a complete reply ended: the
+// model stopped ([FinishStop]) or hit its length limit ([FinishLength]). A
+// reply that stops short of saying it is complete is an *[Error] of kind
+// CutOff, never a whole answer. Three models are provided: [Demo], an
+// offline deterministic model for development and tests, [Clock], for load
+// tests, and [OpenAI], which talks to any server speaking the OpenAI
+// chat-completions streaming protocol (OpenAI itself, Ollama, llama.cpp,
+// vLLM). A [Catalog] says which models a person may pick.
 //
 // Failures a person should see are returned as *[Error], whose Message is safe
-// to put in a page; everything else (the underlying cause) stays in Err for logs.
+// to put in a page; everything else (the underlying cause, the provider's own
+// words with anything like a key masked) stays in Err for logs.
+// [Error.Retryable] and [ProviderFault] tell callers what to do about one.
 package llm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -32,14 +40,35 @@ type Message struct {
 	Content string
 }
 
+// Request is what a model is asked to answer.
+type Request struct {
+	Model    string // the model to use; "" means the Model's default (Name())
+	Messages []Message
+}
+
+// Finish says why a complete reply ended.
+type Finish string
+
+// The ways a complete reply ends.
+const (
+	// FinishStop means the model ended its answer itself.
+	FinishStop Finish = "stop"
+	// FinishLength means the answer was cut at the model's length limit;
+	// asking the model to go on continues it.
+	FinishLength Finish = "length"
+)
+
 // Model streams a reply to a conversation.
 type Model interface {
-	// Name identifies the model in logs and the page.
+	// Name is the default model's name, used when a Request names none.
 	Name() string
-	// Stream sends the reply to msgs piece by piece to emit, in order, and returns
-	// nil when the reply is complete. It returns ctx.Err() (wrapped is fine) when ctx is done, the error
-	// from emit if emit fails (and stops at once), or an *Error when the model fails.
-	Stream(ctx context.Context, msgs []Message, emit func(text string) error) error
+	// Stream sends the reply to req piece by piece to emit, in order, and
+	// returns how it ended when the reply is complete. It returns ctx.Err()
+	// (wrapped is fine) when ctx is done, the error from emit if emit fails
+	// (and stops at once), or an *Error when the model fails.
+	Stream(ctx context.Context, req Request, emit func(text string) error) (Finish, error)
+	// Models lists the models the provider serves, sorted.
+	Models(ctx context.Context) ([]string, error)
 }
 
 // ErrorKind classifies a model failure so callers can decide what to do
@@ -59,16 +88,55 @@ const (
 	BadRequest ErrorKind = "bad_request"
 	// Auth means the provider rejected our credentials.
 	Auth ErrorKind = "auth"
+	// CutOff means the stream ended cleanly but without saying the answer
+	// was complete (no finish reason, or no final [DONE]): what arrived may
+	// be only part of it.
+	CutOff ErrorKind = "cut_off"
 	// Failed is any other failure of the model while answering.
 	Failed ErrorKind = "failed"
 )
 
 // Error is a model failure that can be shown to a person.
 type Error struct {
-	Kind       ErrorKind     // RateLimited, Unavailable, Timeout, BadRequest, Auth, Failed
+	Kind       ErrorKind     // RateLimited, Unavailable, Timeout, BadRequest, Auth, CutOff, Failed
 	Message    string        // short, readable, safe to show in the page (no secrets)
 	RetryAfter time.Duration // when the provider said so (429), else 0
-	Err        error         // the underlying error, for logs
+	Err        error         // the underlying error, for logs (key-looking strings masked)
+
+	// partial is set when some of the answer had arrived before the
+	// failure: asking again would not continue it, so it is not retryable.
+	partial bool
+}
+
+// Retryable reports whether the same request may well succeed if sent
+// again a little later: the provider rate limited us (wait RetryAfter), or
+// could not be reached or had a server error before any text arrived.
+func (e *Error) Retryable() bool {
+	switch e.Kind {
+	case RateLimited:
+		return true
+	case Unavailable:
+		return !e.partial
+	}
+	return false
+}
+
+// ProviderFault reports whether err says the model provider is down: it
+// rejected our credentials, could not be reached, had a server error, or
+// stopped answering. Nil, errors of ours (a cancelled context, emit's) and
+// failures that are not the provider's (a bad request, a rate limit, a cut
+// answer, a content filter) give false. Callers may want to leave a
+// health gauge alone on a cancelled context, which says nothing either way.
+func ProviderFault(err error) (down bool) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Kind {
+	case Auth, Unavailable, Timeout:
+		return true
+	}
+	return false
 }
 
 // Error returns the kind, the readable message and the underlying cause, for logs.

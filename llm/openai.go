@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
@@ -81,19 +85,24 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 // Name returns the configured model name, e.g. "gpt-4o-mini".
 func (m *OpenAI) Name() string { return m.model }
 
-// Stream streams a chat completion for msgs and emits every piece of content.
+// Stream streams a chat completion for req and emits every piece of content.
 //
 // A watchdog cancels the request when the provider sends nothing for the
 // idle timeout (including before the first chunk); that is reported as an
 // *Error of kind Timeout rather than as a context error. The watchdog is
 // paused while emit runs so a slow receiver is not blamed on the provider.
-func (m *OpenAI) Stream(ctx context.Context, msgs []Message, emit func(text string) error) error {
-	params, err := m.params(msgs)
+//
+// A reply is complete only when a chunk gave its finish reason and the
+// stream then ended with "data: [DONE]"; a stream that ends cleanly short of
+// either is an *Error of kind CutOff, so a truncated answer is never taken
+// for a whole one.
+func (m *OpenAI) Stream(ctx context.Context, req Request, emit func(text string) error) (Finish, error) {
+	params, err := m.params(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("openai stream: %w", err)
+		return "", fmt.Errorf("openai stream: %w", err)
 	}
 
 	errIdle := errors.New("no chunk within the idle timeout")
@@ -103,19 +112,28 @@ func (m *OpenAI) Stream(ctx context.Context, msgs []Message, emit func(text stri
 	defer watchdog.Stop()
 
 	var resp *http.Response
-	stream := m.client.Chat.Completions.NewStreaming(sctx, params, option.WithResponseInto(&resp))
+	var done atomic.Bool
+	stream := m.client.Chat.Completions.NewStreaming(sctx, params,
+		option.WithResponseInto(&resp), option.WithMiddleware(watchDone(&done)))
 	defer stream.Close()
 
-	chunks := 0
+	chunks, emitted, reason := 0, false, ""
 	for stream.Next() {
 		watchdog.Stop()
 		chunks++
 		for _, choice := range stream.Current().Choices {
-			if choice.Index != 0 || choice.Delta.Content == "" {
+			if choice.Index != 0 {
 				continue
 			}
+			if choice.FinishReason != "" {
+				reason = choice.FinishReason
+			}
+			if choice.Delta.Content == "" {
+				continue
+			}
+			emitted = true
 			if err := emit(choice.Delta.Content); err != nil {
-				return err
+				return "", err
 			}
 		}
 		watchdog.Reset(m.idle)
@@ -123,30 +141,84 @@ func (m *OpenAI) Stream(ctx context.Context, msgs []Message, emit func(text stri
 	err = stream.Err()
 	switch {
 	case err == nil && chunks > 0:
-		return nil
+		return ending(reason, done.Load())
 	case ctx.Err() != nil:
-		return fmt.Errorf("openai stream: %w", ctx.Err())
+		return "", fmt.Errorf("openai stream: %w", ctx.Err())
 	case errors.Is(context.Cause(sctx), errIdle):
-		return &Error{
+		return "", &Error{
 			Kind:    Timeout,
 			Message: "the model stopped responding for " + formatDuration(m.idle),
 			Err:     fmt.Errorf("openai stream: no chunk for %s: %w", m.idle, err),
+			partial: emitted,
 		}
 	case err == nil:
 		// The body ended without a single event: not an SSE stream at all.
-		return &Error{
+		return "", &Error{
 			Kind:    Failed,
 			Message: "the model provider sent an empty reply",
 			Err:     errors.New("openai stream: stream ended without any chunk"),
 		}
 	}
-	return m.classify(err, resp, chunks > 0)
+	e := m.classify("stream", err, resp, chunks > 0)
+	e.partial = emitted
+	return "", e
 }
 
-// params converts msgs into the SDK request.
-func (m *OpenAI) params(msgs []Message) (openai.ChatCompletionNewParams, error) {
-	out := make([]openai.ChatCompletionMessageParamUnion, 0, len(msgs))
-	for i, msg := range msgs {
+// ending is how a stream that ended cleanly ended: by the finish reason of
+// its last choice-0 chunk that had one, and whether "data: [DONE]" came.
+func ending(reason string, done bool) (Finish, error) {
+	switch {
+	case reason == "content_filter":
+		return "", &Error{
+			Kind:    Failed,
+			Message: "the provider's content filter stopped the answer",
+			Err:     errors.New("openai stream: finish reason content_filter"),
+			partial: true,
+		}
+	case reason == "" || !done:
+		what := "without a finish reason"
+		if reason != "" {
+			what = fmt.Sprintf("after finish reason %q but without data: [DONE]", reason)
+		}
+		return "", &Error{
+			Kind:    CutOff,
+			Message: "the model's answer was cut off",
+			Err:     errors.New("openai stream: the stream ended " + what),
+			partial: true,
+		}
+	case reason == "length":
+		return FinishLength, nil
+	}
+	// "stop", and reasons we do not act on ("tool_calls", a provider's own):
+	// the model ended the answer.
+	return FinishStop, nil
+}
+
+// Models lists the ids of the models the provider serves (GET {base}/models),
+// sorted, each once.
+func (m *OpenAI) Models(ctx context.Context) ([]string, error) {
+	var resp *http.Response
+	page, err := m.client.Models.List(ctx, option.WithResponseInto(&resp))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("openai models: %w", ctx.Err())
+		}
+		return nil, m.classify("models", err, resp, false)
+	}
+	ids := make([]string, 0, len(page.Data))
+	for _, model := range page.Data {
+		if model.ID != "" {
+			ids = append(ids, model.ID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// params converts req into the SDK request.
+func (m *OpenAI) params(req Request) (openai.ChatCompletionNewParams, error) {
+	out := make([]openai.ChatCompletionMessageParamUnion, 0, len(req.Messages))
+	for i, msg := range req.Messages {
 		switch msg.Role {
 		case RoleSystem:
 			out = append(out, openai.SystemMessage(msg.Content))
@@ -162,13 +234,65 @@ func (m *OpenAI) params(msgs []Message) (openai.ChatCompletionNewParams, error) 
 			}
 		}
 	}
-	return openai.ChatCompletionNewParams{Model: m.model, Messages: out}, nil
+	model := req.Model
+	if model == "" {
+		model = m.model
+	}
+	return openai.ChatCompletionNewParams{Model: model, Messages: out}, nil
 }
 
-// classify turns an error from the SDK into an *Error. resp is the HTTP
-// response if one arrived; started says whether any chunk was received.
-func (m *OpenAI) classify(err error, resp *http.Response, started bool) *Error {
-	wrapped := fmt.Errorf("openai stream: %w", err)
+// watchDone wraps the response body so that done is set when a
+// "data: [DONE]" line goes by: the SDK ends the stream there without
+// saying so, exactly as it does at a bare end of the body.
+func watchDone(done *atomic.Bool) option.Middleware {
+	return func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		resp, err := next(r)
+		if err == nil && resp != nil && resp.Body != nil {
+			resp.Body = &doneWatcher{ReadCloser: resp.Body, done: done}
+		}
+		return resp, err
+	}
+}
+
+// doneWatcher reads an SSE body and notes a "data: [DONE]" line. It keeps
+// only the start of the current line.
+type doneWatcher struct {
+	io.ReadCloser
+	done *atomic.Bool
+	line []byte
+}
+
+func (w *doneWatcher) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' || b == '\r' {
+			w.endLine()
+		} else if len(w.line) < 16 {
+			w.line = append(w.line, b)
+		}
+	}
+	if err != nil {
+		w.endLine()
+	}
+	return n, err
+}
+
+// endLine checks the line read so far the way the SDK recognises the end:
+// a data field whose value starts with [DONE].
+func (w *doneWatcher) endLine() {
+	if v, ok := bytes.CutPrefix(w.line, []byte("data:")); ok {
+		if bytes.HasPrefix(bytes.TrimPrefix(v, []byte(" ")), []byte("[DONE]")) {
+			w.done.Store(true)
+		}
+	}
+	w.line = w.line[:0]
+}
+
+// classify turns an error from the SDK into an *Error. op names the call
+// for logs; resp is the HTTP response if one arrived; started says whether
+// any chunk was received.
+func (m *OpenAI) classify(op string, err error, resp *http.Response, started bool) *Error {
+	wrapped := fmt.Errorf("openai %s: %w", op, err)
 
 	status, detail := 0, ""
 	var apiErr *openai.Error
@@ -179,6 +303,11 @@ func (m *OpenAI) classify(err error, resp *http.Response, started bool) *Error {
 		status = resp.StatusCode
 	}
 	if status >= 400 {
+		if d := m.scrub(detail); d != "" {
+			// The SDK's error says only the status: the provider's own words
+			// are what an operator needs in the logs.
+			wrapped = fmt.Errorf("%w: %s", wrapped, d)
+		}
 		return m.statusError(status, resp, detail, wrapped)
 	}
 
@@ -194,7 +323,7 @@ func (m *OpenAI) classify(err error, resp *http.Response, started bool) *Error {
 		if d := m.safeDetail(body.Error.Message); d != "" {
 			msg += ": " + d
 		}
-		return &Error{Kind: Failed, Message: msg, Err: wrapped}
+		return &Error{Kind: Failed, Message: msg, Err: fmt.Errorf("openai %s: %s", op, m.scrub(err.Error()))}
 	}
 
 	var netErr net.Error
@@ -225,7 +354,8 @@ func (m *OpenAI) statusError(status int, resp *http.Response, detail string, err
 		}
 		return e
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		// The provider's own message may quote part of the key: never show it.
+		// The provider's own message may quote part of the key: it goes to
+		// the logs, masked, and never to the page.
 		return &Error{Kind: Auth, Message: "the model provider rejected our API key", Err: err}
 	case status == http.StatusRequestTimeout:
 		return &Error{Kind: Timeout, Message: "the model provider timed out", Err: err}
@@ -242,17 +372,61 @@ func (m *OpenAI) statusError(status int, resp *http.Response, detail string, err
 	}
 }
 
-// safeDetail makes a provider message fit for the page: one line, at most
-// 200 characters, with our API key scrubbed in case the provider echoed it.
+// safeDetail makes a provider message fit for the page: scrubbed, one
+// line, at most 200 characters.
 func (m *OpenAI) safeDetail(s string) string {
-	if m.apiKey != "" {
-		s = strings.ReplaceAll(s, m.apiKey, "[redacted]")
-	}
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(m.scrub(s)), " ")
 	if utf8.RuneCountInString(s) > 200 {
 		s = string([]rune(s)[:199]) + "…"
 	}
 	return s
+}
+
+// scrub removes our API key from a provider message, in case the provider
+// echoed it, and masks anything else that looks like a key or token.
+func (m *OpenAI) scrub(s string) string {
+	if m.apiKey != "" {
+		s = strings.ReplaceAll(s, m.apiKey, "[redacted]")
+	}
+	return maskSecrets(s)
+}
+
+// maskSecrets replaces what looks like a credential in s: a word starting
+// with "sk-" (OpenAI's keys, even partly starred out as OpenAI quotes
+// them), or a long run of letters and digits mixed (other providers'
+// tokens). Ordinary words and short ids stay readable.
+func maskSecrets(s string) string {
+	isKeyChar := func(r rune) bool {
+		return r < utf8.RuneSelf && (r == '-' || r == '_' || r == '*' ||
+			r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		i := strings.IndexFunc(s, isKeyChar)
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		s = s[i:]
+		j := strings.IndexFunc(s, func(r rune) bool { return !isKeyChar(r) })
+		if j < 0 {
+			j = len(s)
+		}
+		word := s[:j]
+		s = s[j:]
+		digits := strings.ContainsAny(word, "0123456789")
+		letters := strings.IndexFunc(word, unicode.IsLetter) >= 0
+		switch {
+		case strings.HasPrefix(word, "sk-") && len(word) > len("sk-"):
+			b.WriteString("sk-[redacted]")
+		case len(word) >= 24 && digits && letters:
+			b.WriteString("[redacted]")
+		default:
+			b.WriteString(word)
+		}
+	}
+	return b.String()
 }
 
 // retryAfter reads how long the provider asked us to wait: Retry-After in
@@ -286,10 +460,10 @@ func (m *OpenAI) Title(ctx context.Context, first string) (string, error) {
 		first = first[:2000]
 	}
 	var sb strings.Builder
-	err := m.Stream(ctx, []Message{
+	_, err := m.Stream(ctx, Request{Messages: []Message{
 		{Role: RoleSystem, Content: titlePrompt},
 		{Role: RoleUser, Content: first},
-	}, func(text string) error {
+	}}, func(text string) error {
 		if sb.Len() > 400 {
 			return errTitleLong
 		}

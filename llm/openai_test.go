@@ -153,28 +153,6 @@ func TestOpenAIStream(t *testing.T) {
 	}
 }
 
-func TestOpenAINoKey(t *testing.T) {
-	t.Setenv("OPENAI_API_KEY", "sk-from-env")
-	var auth atomic.Value
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth.Store(r.Header.Get("Authorization"))
-		send := sse(w)
-		send(chunk("ok"))
-		send("data: [DONE]\n\n")
-	}))
-	t.Cleanup(srv.Close)
-	m, err := NewOpenAI(OpenAIConfig{BaseURL: srv.URL, Model: "llama3", HTTPClient: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := collect(t.Context(), m, userMsgs("hi")); err != nil {
-		t.Fatalf("Stream: %v", err)
-	}
-	if a := auth.Load(); a != "" {
-		t.Errorf("Authorization = %q, want none for a model without a key", a)
-	}
-}
-
 // TestOpenAIErrors covers the mapping of provider failures to *Error.
 func TestOpenAIErrors(t *testing.T) {
 	t.Parallel()
@@ -453,7 +431,7 @@ func TestOpenAICancel(t *testing.T) {
 	defer cancel()
 	var pieces []string
 	start := time.Now()
-	err := m.Stream(ctx, userMsgs("hi"), func(s string) error {
+	_, err := m.Stream(ctx, Request{Messages: userMsgs("hi")}, func(s string) error {
 		pieces = append(pieces, s)
 		time.AfterFunc(50*time.Millisecond, cancel)
 		return nil
@@ -484,7 +462,7 @@ func TestOpenAIEmitError(t *testing.T) {
 	}, 5*time.Second)
 	stop := errors.New("browser went away")
 	calls := 0
-	err := m.Stream(t.Context(), userMsgs("hi"), func(string) error {
+	_, err := m.Stream(t.Context(), Request{Messages: userMsgs("hi")}, func(string) error {
 		calls++
 		return stop
 	})

@@ -46,6 +46,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	gensRunning  prometheus.Gauge
+	providerUp   prometheus.Gauge
 	gensEnded    map[string]prometheus.Counter
 	tokenToFrame prometheus.Histogram
 	redisRTT     map[string]prometheus.Observer // read-only once built
@@ -68,6 +69,10 @@ func New() *Metrics {
 		gensRunning: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_generations_running",
 			Help: "Answers this process is writing now.",
+		}),
+		providerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_model_provider_up",
+			Help: "1 when the last call to the model provider succeeded or failed for a reason that is not the provider's (a bad request, a rate limit, a cut answer); 0 when it rejected our key, could not be reached, had a server error or stopped answering.",
 		}),
 		gensEnded: map[string]prometheus.Counter{},
 		tokenToFrame: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -103,7 +108,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.gensRunning, ended, m.tokenToFrame, rtt, m.refusals,
+		m.gensRunning, m.providerUp, ended, m.tokenToFrame, rtt, m.refusals,
 	)
 	return m
 }
@@ -144,6 +149,16 @@ func (m *Metrics) GenerationEnded(outcome string) {
 		c = m.gensEnded[outcomeInterrupted]
 	}
 	c.Inc()
+}
+
+// ProviderUp records whether the model provider is up, after a call to it
+// (llm.ProviderFault says whether an error means it is down).
+func (m *Metrics) ProviderUp(up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.providerUp.Set(v)
 }
 
 // TokenToFrame implements live.Observer.

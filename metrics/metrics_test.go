@@ -171,3 +171,19 @@ func histogramCount(t *testing.T, m *metrics.Metrics, name, label string) int {
 	}
 	return -1
 }
+
+// TestProviderUp: the gauge follows the last call to the model provider.
+func TestProviderUp(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	for _, up := range []bool{true, false, true} {
+		m.ProviderUp(up)
+		want := "parley_model_provider_up 0\n"
+		if up {
+			want = "parley_model_provider_up 1\n"
+		}
+		if out := scrape(t, m); !strings.Contains(out, want) {
+			t.Errorf("after ProviderUp(%v): missing %q", up, want)
+		}
+	}
+}

@@ -152,7 +152,7 @@ func (n *naiveServer) start(ctx context.Context, conv, text, key string, create 
 	go func() {
 		ctx := n.gens
 		status := store.StatusDone
-		err := n.model.Stream(ctx, []llm.Message{{Role: llm.RoleUser, Content: text}}, func(piece string) error {
+		_, err := n.model.Stream(ctx, llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: text}}}, func(piece string) error {
 			_, err := n.store.Append(ctx, store.AppendCall{Conv: conv, Gen: gen, Text: piece, Offset: -1})
 			return err
 		})

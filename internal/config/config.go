@@ -31,6 +31,7 @@ type Config struct {
 	OpenAIKey         string // secret
 	OpenAIBaseURL     string
 	Model             string
+	Models            string // comma-separated: see ModelList
 	SystemPrompt      string
 	SessionKeys       string // secrets, comma-separated, newest first
 	SessionKey        string // secret, read when SessionKeys is empty

@@ -240,3 +240,26 @@ func TestFormatDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestModelList: PARLEY_MODELS is read as names, trimmed and each once,
+// and a base URL needs no key (Ollama, vLLM and llama.cpp take none).
+func TestModelList(t *testing.T) {
+	t.Parallel()
+	c, err := Parse(nil, env(map[string]string{
+		"PARLEY_MODELS":   " gpt-4o-mini , ,o3,gpt-4o-mini",
+		"OPENAI_BASE_URL": "http://localhost:11434/v1",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ModelList(); !slices.Equal(got, []string{"gpt-4o-mini", "o3"}) {
+		t.Errorf("ModelList = %q, want gpt-4o-mini, o3", got)
+	}
+	c, err = Parse([]string{"-models", "llama3"}, env(map[string]string{"PARLEY_MODELS": "o3"}), io.Discard)
+	if err != nil || !slices.Equal(c.ModelList(), []string{"llama3"}) {
+		t.Errorf("-models llama3 over PARLEY_MODELS=o3: %q, %v", c.ModelList(), err)
+	}
+	if c, err := Parse(nil, env(nil), io.Discard); err != nil || c.ModelList() != nil {
+		t.Errorf("unset: ModelList = %q, %v; want none", c.ModelList(), err)
+	}
+}

@@ -22,6 +22,8 @@ func settings(c *Config) []setting {
 			"OpenAI-compatible API base URL (OpenAI, Ollama, vLLM, llama.cpp); with OPENAI_API_KEY or this set, answers come from that model"),
 		def(&c.Model, "model", "PARLEY_MODEL", Essentials, "",
 			"model name for the OpenAI-compatible API (default gpt-4o-mini); 'demo' forces the offline demo model; 'clock' is the load-test model whose tokens carry their emission time (paced by the demo settings)"),
+		def(&c.Models, "models", "PARLEY_MODELS", Essentials, "",
+			"models the picker offers, comma-separated, the first by default; empty: the provider's own list (GET /models, cached 5 minutes)"),
 		def(&c.SystemPrompt, "system-prompt", "PARLEY_SYSTEM_PROMPT", Essentials, "",
 			"system prompt sent before every conversation"),
 		secret(&c.SessionKeys, "PARLEY_SESSION_KEYS", Essentials,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,18 @@ func shareLinks(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("PARLEY_SHARE_LINKS=%q: use on or off", s)
+}
+
+// ModelList is PARLEY_MODELS as names: trimmed, without empty ones or
+// repeats, in the order given; none when it is unset.
+func (c Config) ModelList() []string {
+	var names []string
+	for n := range strings.SplitSeq(c.Models, ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // SessionKeyring is the configured session keys, newest first:
