@@ -22,7 +22,10 @@ import (
 // ok is false when no closing line helps (none is known to exist): the
 // caller must then keep the text away from what follows some other way.
 func Closed(text string) (closed string, ok bool) {
-	p := newGuardedParser()
+	// Only the blocks matter: no inline parsing, which costs more than the
+	// blocks on hostile text and cannot open anything a blank line does
+	// not end.
+	p := parser.NewParser(parser.WithBlockParsers(guardedBlockParsers()...))
 	if endsFree(p, text) {
 		return text, true
 	}
