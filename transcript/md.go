@@ -15,11 +15,11 @@ const untitled = "Untitled conversation"
 // page shows, for a person to read or paste elsewhere.
 func Markdown(t *store.Tree) []byte {
 	var b bytes.Buffer
-	title := t.Title
+	title := markdown.Inline(t.Title)
 	if title == "" {
 		title = untitled
 	}
-	b.WriteString("# " + markdown.Inline(title) + "\n")
+	b.WriteString("# " + title + "\n")
 	for pos, id := range t.Path {
 		b.WriteByte('\n')
 		if id < 0 || id >= len(t.Nodes) {

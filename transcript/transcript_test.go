@@ -90,8 +90,10 @@ func TestMarkdownShowsThePath(t *testing.T) {
 	if got := outline(t, md); !reflect.DeepEqual(got, want) {
 		t.Fatalf("outline %+v, want %+v\n%s", got, want, md)
 	}
-	if empty := Markdown(&store.Tree{}); string(empty) != "# "+untitled+"\n" {
-		t.Errorf("an empty, untitled conversation: %q", empty)
+	for _, title := range []string{"", " \n "} {
+		if empty := Markdown(&store.Tree{Title: title}); string(empty) != "# "+untitled+"\n" {
+			t.Errorf("an empty conversation titled %q: %q", title, empty)
+		}
 	}
 }
 
