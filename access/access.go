@@ -73,7 +73,8 @@ const (
 	// every path not named below.
 	Private Class = iota
 	// Shared routes are the read-only views of a conversation that a link
-	// opens: its page, its live stream and a message's Markdown.
+	// opens: its page, its live stream, a message's Markdown and its
+	// downloads (export.md, export.json).
 	Shared
 	// Always routes serve everyone: static files, the favicon, the health
 	// checks and the passphrase form, without which nobody could get in.
@@ -105,7 +106,7 @@ func Classify(method, path string) Class {
 	}
 	switch {
 	case len(parts) == 1,
-		len(parts) == 2 && parts[1] == "events",
+		len(parts) == 2 && (parts[1] == "events" || parts[1] == "export.md" || parts[1] == "export.json"),
 		len(parts) == 3 && parts[1] == "markdown":
 		return Shared
 	}

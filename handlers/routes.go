@@ -92,6 +92,8 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("POST /c/{id}/title", handleRename(d))
 	mux.Handle("POST /c/{id}/delete", handleDelete(d))
 	mux.Handle("GET /c/{id}/markdown/{n}", handleSource(d))
+	mux.Handle("GET /c/{id}/export.md", handleExport(d, markdownExport()))
+	mux.Handle("GET /c/{id}/export.json", handleExport(d, jsonExport()))
 	mux.Handle("GET /sidebar/events", handleSidebarEvents(d))
 	mux.Handle("GET /static/", d.Static)
 	mux.Handle("GET /favicon.ico", handleFavicon(d.Assets.Icon))

@@ -92,20 +92,7 @@ func newGuardedParser() parser.Parser {
 		return inlineGuard{InlineParser: ip, key: budgetKey, kind: kind}
 	}
 	return parser.NewParser(
-		// parser.DefaultBlockParsers, the containers guarded. A list item
-		// is no deeper than its list.
-		parser.WithBlockParsers(
-			util.Prioritized(parser.NewSetextHeadingParser(), 100),
-			util.Prioritized(parser.NewThematicBreakParser(), 200),
-			util.Prioritized(nestingGuard{parser.NewListParser()}, 300),
-			util.Prioritized(parser.NewListItemParser(), 400),
-			util.Prioritized(parser.NewCodeBlockParser(), 500),
-			util.Prioritized(parser.NewATXHeadingParser(), 600),
-			util.Prioritized(parser.NewFencedCodeBlockParser(), 700),
-			util.Prioritized(nestingGuard{parser.NewBlockquoteParser()}, 800),
-			util.Prioritized(parser.NewHTMLBlockParser(), 900),
-			util.Prioritized(parser.NewParagraphParser(), 1000),
-		),
+		parser.WithBlockParsers(guardedBlockParsers()...),
 		// parser.DefaultInlineParsers and the GFM ones.
 		parser.WithInlineParsers(
 			util.Prioritized(guard(parser.NewCodeSpanParser(), runCode), 100),
@@ -123,6 +110,23 @@ func newGuardedParser() parser.Parser {
 		),
 		parser.WithASTTransformers(util.Prioritized(extension.NewTableASTTransformer(), 0)),
 	)
+}
+
+// guardedBlockParsers are parser.DefaultBlockParsers, the containers
+// guarded. A list item is no deeper than its list.
+func guardedBlockParsers() []util.PrioritizedValue {
+	return []util.PrioritizedValue{
+		util.Prioritized(parser.NewSetextHeadingParser(), 100),
+		util.Prioritized(parser.NewThematicBreakParser(), 200),
+		util.Prioritized(nestingGuard{parser.NewListParser()}, 300),
+		util.Prioritized(parser.NewListItemParser(), 400),
+		util.Prioritized(parser.NewCodeBlockParser(), 500),
+		util.Prioritized(parser.NewATXHeadingParser(), 600),
+		util.Prioritized(parser.NewFencedCodeBlockParser(), 700),
+		util.Prioritized(nestingGuard{parser.NewBlockquoteParser()}, 800),
+		util.Prioritized(parser.NewHTMLBlockParser(), 900),
+		util.Prioritized(parser.NewParagraphParser(), 1000),
+	}
 }
 
 // nestingGuard wraps the parser of a container block (block quote, list)
