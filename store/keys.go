@@ -17,9 +17,11 @@ func keysFor(conv string) keys {
 	return keys{meta: p + "meta", msgs: p + "msgs", log: p + "log", lease: p + "lease", prefix: p}
 }
 
-func (k keys) idem() string         { return k.prefix + "idem" }
-func (k keys) presence() string     { return k.prefix + "watch" }
-func (k keys) text(n string) string { return k.prefix + "t:" + n } // see lua/textkey.lua
+func (k keys) idem() string     { return k.prefix + "idem" }
+func (k keys) presence() string { return k.prefix + "watch" }
+
+// The text of answer node N while it is written is {c:ID}:t:N: only
+// scripts use it, and lua/textkey.lua builds its name.
 
 func presenceKey(conv string) string { return keysFor(conv).presence() }
 
