@@ -160,14 +160,14 @@ func newApp(t testing.TB, tweak func(*appConfig)) *app {
 
 // create starts a conversation with a first message, like the home form
 // without its offer (an API client): the server chooses the ID.
-func (a *app) create(t *testing.T, text string) string {
+func (a *app) create(t testing.TB, text string) string {
 	t.Helper()
 	return a.createWith(t, a.Client, url.Values{"text": {text}})
 }
 
 // createWith posts the home form (plain) as browser c and returns the ID of
 // the conversation it was sent to.
-func (a *app) createWith(t *testing.T, c *http.Client, form url.Values) string {
+func (a *app) createWith(t testing.TB, c *http.Client, form url.Values) string {
 	t.Helper()
 	res, err := c.PostForm(a.URL+"/c", form)
 	if err != nil {
@@ -215,7 +215,7 @@ func (a *app) offer(t testing.TB, c *http.Client) (offer, id string) {
 }
 
 // post sends a message from the conversation page's composer (Datastar form).
-func (a *app) post(t *testing.T, conv, text, key string) *http.Response {
+func (a *app) post(t testing.TB, conv, text, key string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest("POST", a.URL+"/c/"+conv+"/messages", strings.NewReader("text="+text+"&key="+key))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -231,7 +231,7 @@ func (a *app) post(t *testing.T, conv, text, key string) *http.Response {
 }
 
 // waitStatus waits until message i of conv has one of the statuses.
-func (a *app) waitStatus(t *testing.T, conv string, i int, statuses ...string) store.Message {
+func (a *app) waitStatus(t testing.TB, conv string, i int, statuses ...string) store.Message {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
