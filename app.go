@@ -173,7 +173,7 @@ func (a *app) newHandler(st *store.Store, md *markdown.Renderer, refusals handle
 		Ready:       st.Ping,
 		GzipStreams: cfg.SSEGzip,
 		Refusals:    refusals,
-		Models:      oneModel{a.model},
+		Models:      oneModel{a.gens.Model()},
 		// The instructions the generation sends when a conversation has none of its own.
 		DefaultInstructions: cfg.SystemPrompt,
 	}), nil
