@@ -451,10 +451,19 @@ func TestBrowserReadOnlyView(t *testing.T) {
 	if got := evalJS[string](watcher, `document.getElementById('notice').innerText`); !strings.Contains(got, "only the person who started it can write here") {
 		t.Errorf("the watcher's notice reads %q", got)
 	}
-	for _, sel := range []string{"#composer", "textarea", "details.menu", "#composer .stop"} {
+	// The watcher's Options hold the downloads and what the conversation
+	// uses, not the owner's forms; the messages' editors (the same HTML
+	// for everyone) never show.
+	for _, sel := range []string{"#composer", "#composer .stop", "#rename", "#instructions", "#model-form"} {
 		if watcher.exists(sel) {
 			t.Errorf("the watcher's page has %s", sel)
 		}
+	}
+	if evalJS[bool](watcher, `[...document.querySelectorAll('textarea, .edit-open, form.editor')].some(e => e.getClientRects().length > 0)`) {
+		t.Error("the watcher sees an editor or an Edit button")
+	}
+	if !watcher.exists(`details.menu a[href$="/export.md"]`) {
+		t.Error("the watcher's Options lack the Markdown download")
 	}
 	if got := watcher.regenButton(1); got != "" {
 		t.Errorf("the watcher sees the owner's %q button", got)
