@@ -104,3 +104,56 @@ func TestBrowserEditAndVersions(t *testing.T) {
 	tab1.do(chromedp.Click("#composer button.stop"))
 	tab1.waitFor("the answer to stop", statusIs(3, "stopped"))
 }
+
+// TestBrowserSettings chooses the conversation's model with the picker and
+// sets and resets its instructions in Options; a watcher reads them.
+func TestBrowserSettings(t *testing.T) {
+	t.Parallel()
+	base := startParley(t, fast)
+	b := startBrowser(t)
+	tb := b.newTab("owner")
+	conv := tb.startConversation(base, "[[echo]]settings")
+	tb.waitFor("the answer to be done", statusIs(1, "done"))
+
+	// The picker shows the default, and a choice is kept by the server.
+	if got := evalJS[string](tb, `document.querySelector('#model-form select').selectedOptions[0].innerText`); got != "Default (demo)" {
+		t.Errorf("the picker shows %q, want Default (demo)", got)
+	}
+	tb.do(chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.querySelector('#model-form select');
+		s.value = 'demo';
+		s.dispatchEvent(new Event('change', {bubbles: true}));
+	})()`))
+	tb.waitFor("the model to be stored", fmt.Sprintf(
+		`fetch(%q, {cache: 'no-store'}).then(r => r.text()).then(t => t.includes('<option value="demo" selected>'))`, conv))
+
+	// Instructions: saved, shown again when Options opens, reset.
+	openMenu := func() {
+		tb.do(chromedp.Click("details.menu > summary"))
+		tb.waitFor("the menu", `document.querySelector('details.menu').open`)
+	}
+	openMenu()
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('instructions').value = 'Answer in French.'`),
+		chromedp.Click(".instructions-form button[type=submit]:not([form])"))
+	// (Text in a closed menu has no innerText.)
+	tb.waitFor("the instructions to be the conversation's", `!document.querySelector('details.menu').open && `+
+		`document.querySelector('.instructions-state').textContent.trim() === 'Set for this conversation.'`)
+	openMenu()
+	if got := evalJS[string](tb, `document.getElementById('instructions').value`); got != "Answer in French." {
+		t.Errorf("Options opened again show %q", got)
+	}
+	watcher := b.newTab("watcher", chromedp.WithNewBrowserContext())
+	watcher.navigate(conv)
+	watcher.waitFor("the watcher's page", statusIs(1, "done"))
+	if got := evalJS[string](watcher, `document.querySelector('.ro-instructions').textContent.trim()`); got != "Answer in French." {
+		t.Errorf("the watcher reads the instructions %q", got)
+	}
+	if got := evalJS[string](watcher, `document.querySelector('.ro-model').textContent.trim()`); got != "demo" {
+		t.Errorf("the watcher reads the model %q", got)
+	}
+	tb.do(chromedp.Click(".instructions-form button[form=instructions-reset]"))
+	tb.waitFor("the default instructions", `document.querySelector('.instructions-state').textContent.trim() === 'The default instructions of this Parley.'`)
+	if !evalJS[bool](tb, `document.querySelector('.instructions-form button[form=instructions-reset]').disabled`) {
+		t.Error("Use default is enabled while the default is in use")
+	}
+}
