@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -235,20 +234,13 @@ func readSettings(ctx context.Context, d Deps, r *http.Request, c store.Settings
 func settingsPatch(c store.SettingsChange) string {
 	var parts []string
 	if c.Model != nil {
-		parts = append(parts, "model: "+jsonString(*c.Model))
+		parts = append(parts, "model: "+views.SignalString(*c.Model))
 	}
 	switch {
 	case c.ResetInstructions:
 		parts = append(parts, "instructions: '', custom: false")
 	case c.Instructions != nil:
-		parts = append(parts, "instructions: "+jsonString(*c.Instructions)+", custom: true")
+		parts = append(parts, "instructions: "+views.SignalString(*c.Instructions)+", custom: true")
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
-}
-
-// jsonString is s as a JSON string, which is also a JavaScript string
-// literal (signals are JavaScript objects).
-func jsonString(s string) string {
-	b, _ := json.Marshal(s) // a string always marshals
-	return string(b)
 }

@@ -132,21 +132,31 @@ func TestBrowserSettings(t *testing.T) {
 		tb.do(chromedp.Click("details.menu > summary"))
 		tb.waitFor("the menu", `document.querySelector('details.menu').open`)
 	}
+	// Text that Datastar's expressions would take for code: a signal, an
+	// action, a statement's end, quotes and a final backslash.
+	const tricky = `Answer in French; say "$model" and @post('x') \\`
 	openMenu()
-	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('instructions').value = 'Answer in French.'`),
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('instructions').value = `+strconv.Quote(tricky)),
 		chromedp.Click(".instructions-form button[type=submit]:not([form])"))
 	// (Text in a closed menu has no innerText.)
 	tb.waitFor("the instructions to be the conversation's", `!document.querySelector('details.menu').open && `+
 		`document.querySelector('.instructions-state').textContent.trim() === 'Set for this conversation.'`)
 	openMenu()
-	if got := evalJS[string](tb, `document.getElementById('instructions').value`); got != "Answer in French." {
+	if got := evalJS[string](tb, `document.getElementById('instructions').value`); got != tricky {
 		t.Errorf("Options opened again show %q", got)
 	}
+	// A page loaded now has them in its signals, exactly.
 	watcher := b.newTab("watcher", chromedp.WithNewBrowserContext())
 	watcher.navigate(conv)
 	watcher.waitFor("the watcher's page", statusIs(1, "done"))
-	if got := evalJS[string](watcher, `document.querySelector('.ro-instructions').textContent.trim()`); got != "Answer in French." {
+	if got := evalJS[string](watcher, `document.querySelector('.ro-instructions').textContent`); got != tricky {
 		t.Errorf("the watcher reads the instructions %q", got)
+	}
+	tb.do(chromedp.Reload())
+	tb.waitFor("the page again", statusIs(1, "done"))
+	openMenu()
+	if got := evalJS[string](tb, `document.getElementById('instructions').value`); got != tricky {
+		t.Errorf("after a reload Options show %q", got)
 	}
 	if got := evalJS[string](watcher, `document.querySelector('.ro-model').textContent.trim()`); got != "demo" {
 		t.Errorf("the watcher reads the model %q", got)
