@@ -54,11 +54,11 @@ func handleSwitch(d Deps) http.Handler {
 		if err == nil {
 			version, err = formIndex(r, "version")
 		}
-		if err == nil && (version < 1 || !store.ValidConversationID(id)) {
-			err = errOutOfDate
-			if !store.ValidConversationID(id) {
-				err = store.ErrNotFound
-			}
+		if err == nil && version < 1 {
+			err = errOutOfDate // versions count from 1
+		}
+		if err == nil && !store.ValidConversationID(id) {
+			err = store.ErrNotFound
 		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
