@@ -177,8 +177,19 @@ func (a *app) newHandler(st *store.Store, md *markdown.Renderer, refusals handle
 		Ready:       st.Ping,
 		GzipStreams: cfg.SSEGzip,
 		Refusals:    refusals,
+		Models:      oneModel{a.gens.Model()},
+		// The instructions the generation sends when a conversation has none of its own.
+		DefaultInstructions: cfg.SystemPrompt,
 	}), nil
 }
+
+// oneModel offers the one model answers are written with to the model
+// pickers (handlers.Models), until a catalog of several replaces it.
+type oneModel struct{ m llm.Model }
+
+func (o oneModel) List(context.Context) []string              { return []string{o.m.Name()} }
+func (o oneModel) Allows(_ context.Context, name string) bool { return name == o.m.Name() }
+func (o oneModel) Default() string                            { return o.m.Name() }
 
 // connectRedis connects to the Redis the settings name (a cluster, see
 // config.RedisOptions, or one server), or starts the embedded in-memory

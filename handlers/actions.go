@@ -20,7 +20,8 @@ func askerOf(d Deps, r *http.Request) generation.Asker {
 	return generation.Asker{Owner: session.Owner(r.Context()), Addr: d.Clients.Of(r)}
 }
 
-// countAction counts a change that starts no answer (stop, rename) against
+// countAction counts a change that starts no answer (stop, rename, switch,
+// settings) against
 // the browser's and its address's actions a minute: each costs Redis work
 // and notices to every viewer.
 func countAction(ctx context.Context, d Deps, a generation.Asker) error {
@@ -65,7 +66,11 @@ func handleCreate(d Deps) http.Handler {
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
-			err = d.Gen.Post(ctx, generation.Message{Asker: askerOf(d, r), Conv: id, Text: text, Key: "first", Create: true})
+			var model string
+			model, err = readModel(ctx, d, r)
+			if err == nil {
+				err = d.Gen.Post(ctx, generation.Message{Asker: askerOf(d, r), Conv: id, Text: text, Key: "first", Create: true, Model: model})
+			}
 			if errors.Is(err, store.ErrExists) {
 				err = createdBefore(ctx, d, id, owner, text)
 			}
@@ -85,7 +90,9 @@ func handleCreate(d Deps) http.Handler {
 			status, msg := statusOf(d, err)
 			setRetryAfter(w, err)
 			w.Header().Set("Cache-Control", "no-store")
-			render(w, r, status, views.Home(d.Assets, errorSidebar(d, r, status), homeForm(d, r, offer, text, msg)))
+			form := homeForm(d, r, offer, text, msg)
+			form.Model = r.PostFormValue("model")
+			render(w, r, status, views.Home(d.Assets, errorSidebar(d, r, status), form))
 		}
 	})
 }
@@ -196,16 +203,21 @@ func handleStop(d Deps) http.Handler {
 	})
 }
 
-// handleRegenerate serves POST /c/{id}/regenerate: the owner asks for the
-// last answer again (Regenerate, or Retry after a failure). The form names the
-// answer's revision, so a double click regenerates once.
+// handleRegenerate serves POST /c/{id}/regenerate (rev, index): the owner
+// asks for an answer again as a new version (Regenerate, or Retry after a
+// failure); the old one stays. The form names the answer's position (none
+// is the last answer) and revision, so a double click regenerates once.
 func handleRegenerate(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		err := readForm(d, w, r)
 		rev := r.PostFormValue("rev")
+		index := 0 // the last answer, for a form without the field
 		if _, perr := store.ParseID(rev); err == nil && perr != nil {
-			err = badRequest(http.StatusBadRequest, "The form is out of date. Reload the page and try again.")
+			err = errOutOfDate
+		}
+		if _, given := r.PostForm["index"]; err == nil && given {
+			index, err = formIndex(r, "index")
 		}
 		if err == nil && !store.ValidConversationID(id) {
 			err = store.ErrNotFound
@@ -213,7 +225,7 @@ func handleRegenerate(d Deps) http.Handler {
 		if err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
-			err = d.Gen.Regenerate(ctx, generation.Regeneration{Asker: askerOf(d, r), Conv: id, Rev: rev})
+			err = d.Gen.Regenerate(ctx, generation.Regeneration{Asker: askerOf(d, r), Conv: id, Index: index, Rev: rev})
 		}
 		respond(d, w, r, "/c/"+id, err, views.ComposerError(""))
 	})

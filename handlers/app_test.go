@@ -47,6 +47,21 @@ type app struct {
 	Deps handlers.Deps
 }
 
+// testModels are the models the test app offers: the demo model writes
+// every answer, whichever a conversation names.
+type testModels []string
+
+func (m testModels) List(context.Context) []string { return m }
+func (m testModels) Allows(_ context.Context, name string) bool {
+	for _, n := range m {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+func (m testModels) Default() string { return m[0] }
+
 // testOwner owns conversations the tests create through the store directly.
 const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"
 
@@ -141,6 +156,7 @@ func newApp(t testing.TB, tweak func(*appConfig)) *app {
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
 		Limits: cfg.limits, Ready: st.Ping, Sessions: sessions, GzipStreams: true, Clients: cfg.clients,
 		Access: gate, Guesses: access.NewGuesses(rdb),
+		Models: testModels{"demo", "small"}, DefaultInstructions: "Be brief.",
 	}
 	ts := httptest.NewServer(handlers.NewServer(deps))
 	t.Cleanup(func() {

@@ -80,7 +80,7 @@ func newPageBench(tb testing.TB, msgs int) *pageBench {
 	}
 	deps := handlers.Deps{
 		Log: log, Store: st, Hub: hub, Gen: gens, MD: md, Assets: assets, Static: static,
-		Limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10}, Ready: st.Ping, Sessions: sessions,
+		Limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10}, Ready: st.Ping, Sessions: sessions, Models: testModels{"demo"},
 	}
 	return &pageBench{deps: deps, handler: handlers.NewServer(deps), conv: conv,
 		cookie: &http.Cookie{Name: session.CookieName, Value: sessions.Sign(testOwner, time.Now())}}

@@ -32,7 +32,7 @@ func TestPageCacheNeverStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	deps := handlers.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: a.Store, Hub: a.Hub, Gen: a.Gen, Assets: assets, Static: static,
-		Limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10}, Ready: a.Store.Ping, Sessions: a.Sessions}
+		Limits: handlers.Limits{MaxMessageBytes: 4 << 10, MaxBodyBytes: 8 << 10}, Ready: a.Store.Ping, Sessions: a.Sessions, Models: testModels{"demo"}}
 	warmDeps := deps
 	warmDeps.MD = markdown.NewRenderer()
 	warm := httptest.NewServer(handlers.NewServer(warmDeps))

@@ -69,8 +69,10 @@ func handleConversation(d Deps) http.Handler {
 			Owner:       owner,
 			Watching:    max(1, d.Hub.Watching(id)),
 			ComposerKey: store.NewID(),
-			Model:       d.Gen.Model().Name(),
 			Sidebar:     sidebar(d, r, id, snap.Title, !owner),
+			Models:      modelList(ctx, d),
+			Settings: views.Settings{Model: snap.Settings.Model, Instructions: snap.Settings.Instructions,
+				Custom: snap.Settings.InstructionsSet, DefaultInstructions: d.DefaultInstructions},
 		}))
 	})
 }
@@ -172,7 +174,12 @@ func homeForm(d Deps, r *http.Request, offer, text, errText string) views.HomeFo
 	if offer == "" {
 		offer = d.Sessions.SealOffer(store.NewID(), session.Owner(r.Context()))
 	}
-	return views.HomeForm{ID: offer, Text: text, Error: errText, Model: d.Gen.Model().Name()}
+	return views.HomeForm{ID: offer, Text: text, Error: errText, Models: modelList(r.Context(), d)}
+}
+
+// modelList is what the model pickers offer.
+func modelList(ctx context.Context, d Deps) views.Models {
+	return views.Models{List: d.Models.List(ctx), Default: d.Models.Default()}
 }
 
 // handleSource serves GET /c/{id}/markdown/{n}: message n as it was written

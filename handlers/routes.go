@@ -24,8 +24,9 @@ import (
 type Limits struct {
 	MaxMessageBytes int   // one user message
 	MaxBodyBytes    int64 // one request body (form encoding and all)
-	// ActionsPerMinute bounds stops and renames by a browser (three times
-	// that by an address); 0 is no limit.
+	// ActionsPerMinute bounds stops, renames, version switches and
+	// settings changes by a browser (three times that by an address); 0 is
+	// no limit.
 	ActionsPerMinute int
 	// ViewersPerAddress bounds the live streams (conversation and sidebar)
 	// one client address may have open in this process; 0 is no limit.
@@ -68,6 +69,11 @@ type Deps struct {
 	// Guesses counts passphrase tries per client address (code mode).
 	Access  *access.Gate
 	Guesses GuessCounter
+	// Models are the models people may choose for a conversation.
+	Models Models
+	// DefaultInstructions are the instructions of a conversation whose
+	// owner set none (PARLEY_SYSTEM_PROMPT), shown in its Options.
+	DefaultInstructions string
 
 	// streams counts live streams per client address (NewServer makes it).
 	streams *addressStreams
@@ -89,6 +95,10 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("POST /c/{id}/messages", handlePost(d))
 	mux.Handle("POST /c/{id}/stop", handleStop(d))
 	mux.Handle("POST /c/{id}/regenerate", handleRegenerate(d))
+	mux.Handle("POST /c/{id}/switch", handleSwitch(d))
+	mux.Handle("POST /c/{id}/edit", handleEdit(d))
+	mux.Handle("POST /c/{id}/continue", handleContinue(d))
+	mux.Handle("POST /c/{id}/settings", handleSettings(d))
 	mux.Handle("POST /c/{id}/title", handleRename(d))
 	mux.Handle("POST /c/{id}/delete", handleDelete(d))
 	mux.Handle("GET /c/{id}/markdown/{n}", handleSource(d))

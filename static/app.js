@@ -137,6 +137,10 @@
       const h = byId('conv-title');
       const input = summary.parentElement.querySelector('input[name=title]');
       if (h && input) input.value = h.dataset.title || '';
+      // The instructions in use: the conversation's own, or the default.
+      const live = byId('instructions-live');
+      const area = byId('instructions');
+      if (live && area) area.value = live.classList.contains('custom') ? live.textContent : (area.dataset.default || '');
     }, true);
     // Delete asks for confirmation first; its menu goes with the page's
     // content once the conversation is gone.
@@ -180,6 +184,34 @@
         stop.click();
       }
     });
+  }
+
+  // editors: opening a message's editor fills it with the message's text
+  // (from its bubble: the page does not carry the text twice) and puts the
+  // focus in it, at the end; closing it (Cancel, Escape, or a sent edit) puts it back on the
+  // message's Edit button when it was in the editor.
+  function editors() {
+    document.addEventListener('click', (e) => {
+      const open = e.target.closest('button.edit-open');
+      if (!open) return;
+      const form = byId('m-' + open.dataset.index + '-edit');
+      const area = form && form.querySelector('textarea');
+      const text = form && form.parentElement.querySelector('.bubble .text');
+      if (!area || !text) return;
+      area.value = text.textContent;
+      requestAnimationFrame(() => {
+        if (form.hidden) return;
+        area.focus();
+        area.setSelectionRange(area.value.length, area.value.length);
+      });
+    });
+    new MutationObserver((changes) => {
+      for (const c of changes) {
+        const form = c.target;
+        if (!form.hidden || !form.classList.contains('editor') || !form.contains(document.activeElement)) continue;
+        form.parentElement.querySelector('button.edit-open')?.focus();
+      }
+    }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['hidden'] });
   }
 
   // copy handles both copy buttons: a code block's (its code, from the page)
@@ -227,6 +259,7 @@
     tabTitle();
     menus();
     keys();
+    editors();
     copy();
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

@@ -79,8 +79,36 @@ type Conversation struct {
 	Owner       bool   // the viewer may post, stop, regenerate, rename, delete
 	Watching    int    // people watching now, as last known
 	ComposerKey string // idempotency key of the next post
-	Model       string
 	Sidebar     Sidebar
+	// Models are the deployment's models, for the picker; Settings what
+	// the owner chose for this conversation.
+	Models   Models
+	Settings Settings
+}
+
+// Models are the models a deployment offers, for the model pickers.
+type Models struct {
+	List    []string
+	Default string // the model a conversation uses until its owner picks one
+}
+
+// Settings are a conversation's own model and instructions, as the page
+// shows them at load (the live frames' signals follow their changes).
+type Settings struct {
+	Model string // "" is the deployment's default
+	// Instructions are the conversation's own when Custom; otherwise
+	// DefaultInstructions (PARLEY_SYSTEM_PROMPT) apply.
+	Instructions        string
+	Custom              bool
+	DefaultInstructions string
+}
+
+// ModelPicker is the data of a model <select>: the choices and the one
+// chosen ("" is the default).
+type ModelPicker struct {
+	Conv   string // "" on the home page, whose form sends the choice itself
+	Models Models
+	Chosen string
 }
 
 // MessageID is the DOM id of message i.
@@ -91,6 +119,13 @@ func SlotID(i int) string { return "slot-" + strconv.Itoa(i) }
 
 // BlockSlotID is the DOM id of the slot holding block k of message i and the rest.
 func BlockSlotID(i, k int) string { return "m-" + strconv.Itoa(i) + "-s-" + strconv.Itoa(k) }
+
+// EditorID is the DOM id of user message i's editor (a form).
+func EditorID(i int) string { return "m-" + strconv.Itoa(i) + "-edit" }
+
+// EditErrorID is the DOM id of the line in user message i's editor that
+// says why an edit was refused.
+func EditErrorID(i int) string { return "m-" + strconv.Itoa(i) + "-edit-error" }
 
 // FootID is the DOM id of message i's status line.
 func FootID(i int) string { return "m-" + strconv.Itoa(i) + "-foot" }

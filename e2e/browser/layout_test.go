@@ -143,6 +143,52 @@ func TestBrowserScreenshots(t *testing.T) {
 	shoot(tb, "conversation-streaming-jump.png")
 	tb.do(chromedp.Click("#composer button.stop"))
 	tb.waitFor("the answer to stop", statusIs(9, "stopped"))
+
+	shootTree(b, base, shoot)
+}
+
+// shootTree shows a conversation with versions: an edited question and a
+// regenerated answer, with the editor open, the Options menu open, on a
+// desktop and a phone, and as a watcher sees it.
+func shootTree(b *browser, base string, shoot func(*tab, string)) {
+	tb := b.newTab("tree")
+	tb.emulate(desktop, "light")
+	conv := tb.startConversation(base, "What makes the tides?")
+	tb.waitFor("the answer", statusIs(1, "done"))
+	tb.openEditor(0)
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('m-0-edit-text').value = 'What makes the tides, in two paragraphs?'`),
+		chromedp.Click("#m-0-edit button.edit-send"))
+	tb.waitFor("the edit's answer", versionIs(0, 2, 2)+" && "+statusIs(1, "done"))
+	tb.do(chromedp.Click("#m-1 form.regen button"))
+	tb.waitFor("the regenerated answer", versionIs(1, 2, 2)+" && "+statusIs(1, "done"))
+	tb.do(chromedp.Click("#composer textarea#text"))
+	shoot(tb, "tree-desktop.png")
+	// The top, with the pointer over the question: its Edit shows.
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('scroller').scrollTop = 0`))
+	q := tb.boxOf("#m-0 .bubble")
+	tb.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, (q.Left+q.Right)/2, (q.Top+q.Bottom)/2))
+	shoot(tb, "tree-top-desktop.png")
+	tb.openEditor(0)
+	shoot(tb, "tree-editor-desktop.png")
+	tb.do(chromedp.KeyEvent(kb.Escape), chromedp.Click("details.menu > summary"))
+	tb.waitFor("the menu", `document.querySelector('details.menu').open`)
+	shoot(tb, "tree-options-desktop.png")
+	tb.close()
+	for _, v := range []viewport{phone} {
+		tb := b.newTab("tree " + v.name)
+		tb.emulate(v, "dark")
+		tb.navigate(conv)
+		tb.waitFor("the answer", statusIs(1, "done"))
+		shoot(tb, "tree-"+v.name+"-dark.png")
+		tb.close()
+	}
+	w := b.newTab("tree watcher", chromedp.WithNewBrowserContext())
+	w.emulate(desktop, "light")
+	w.navigate(conv)
+	w.waitFor("the answer", statusIs(1, "done"))
+	w.do(chromedp.Click("details.menu > summary"))
+	w.waitFor("the menu", `document.querySelector('details.menu').open`)
+	shoot(w, "tree-watcher-options-desktop.png")
 }
 
 // box is an element's getBoundingClientRect, in CSS pixels.

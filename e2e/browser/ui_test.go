@@ -327,7 +327,9 @@ func TestBrowserRegenerateAndRetry(t *testing.T) {
 	}
 	tab2.assertSameAnswer(tab1, 1)
 
-	// A failed answer offers Retry, on the last answer only.
+	// A failed answer offers Retry. An earlier answer's Regenerate shows
+	// only on hover or focus, or always where nothing hovers (a touch
+	// screen, and headless Chromium).
 	tab1.send("And now fail [[fail]]")
 	for _, tb := range []*tab{tab1, tab2} {
 		tb.waitFor("the answer to fail", statusIs(3, "failed"))
@@ -335,8 +337,12 @@ func TestBrowserRegenerateAndRetry(t *testing.T) {
 		if got := tb.regenButton(3); got != "Retry" {
 			t.Errorf("%s: the failed answer's button reads %q, want a visible Retry", tb.name, got)
 		}
-		if got := tb.regenButton(1); got != "" {
-			t.Errorf("%s: the answer before the last still shows %q", tb.name, got)
+		want := ""
+		if evalJS[bool](tb, `matchMedia('(hover: none)').matches`) {
+			want = "Regenerate"
+		}
+		if got := tb.regenButton(1); got != want {
+			t.Errorf("%s: the answer before the last shows %q, want %q", tb.name, got, want)
 		}
 		tb.recordStatuses(3)
 	}
@@ -451,10 +457,19 @@ func TestBrowserReadOnlyView(t *testing.T) {
 	if got := evalJS[string](watcher, `document.getElementById('notice').innerText`); !strings.Contains(got, "only the person who started it can write here") {
 		t.Errorf("the watcher's notice reads %q", got)
 	}
-	for _, sel := range []string{"#composer", "textarea", "details.menu", "#composer .stop"} {
+	// The watcher's Options hold the downloads and what the conversation
+	// uses, not the owner's forms; the messages' editors (the same HTML
+	// for everyone) never show.
+	for _, sel := range []string{"#composer", "#composer .stop", "#rename", "#instructions", "#model-form"} {
 		if watcher.exists(sel) {
 			t.Errorf("the watcher's page has %s", sel)
 		}
+	}
+	if evalJS[bool](watcher, `[...document.querySelectorAll('textarea, .edit-open, form.editor')].some(e => e.getClientRects().length > 0)`) {
+		t.Error("the watcher sees an editor or an Edit button")
+	}
+	if !watcher.exists(`details.menu a[href$="/export.md"]`) {
+		t.Error("the watcher's Options lack the Markdown download")
 	}
 	if got := watcher.regenButton(1); got != "" {
 		t.Errorf("the watcher sees the owner's %q button", got)
