@@ -33,6 +33,7 @@ type app struct {
 	closeRedis func()
 	met        *metrics.Metrics // nil when metrics are off
 	model      llm.Model
+	models     *llm.Catalog // what the model pickers offer
 	hub        *live.Hub
 	gens       *generation.Manager
 	handler    http.Handler
@@ -85,6 +86,7 @@ func (a *app) build(ctx context.Context) error {
 	// In the background: a provider that does not answer must not hold
 	// back the start, and the page shows each answer's failure anyway.
 	go checkModel(ctx, a.model, cfg, a.log, a.providerUp)
+	a.models = llm.NewCatalog(a.model, cfg.ModelList(), 5*time.Minute)
 
 	st := store.New(a.rdb, store.Config{
 		LogMaxLen:       int64(cfg.LogMaxLen),
@@ -126,6 +128,7 @@ func (a *app) build(ctx context.Context) error {
 		SweepInterval: cfg.SweepInterval,
 		MaxDuration:   cfg.MaxAnswerDuration,
 		SystemPrompt:  cfg.SystemPrompt,
+		DefaultModel:  a.models.Default(),
 		Observer:      genObs,
 		Limits: generation.Limits{
 			PostsPerMinute: cfg.PostsPerMinute, AddressPostsPerMinute: cfg.AddrPosts,
@@ -177,19 +180,11 @@ func (a *app) newHandler(st *store.Store, md *markdown.Renderer, refusals handle
 		Ready:       st.Ping,
 		GzipStreams: cfg.SSEGzip,
 		Refusals:    refusals,
-		Models:      oneModel{a.gens.Model()},
+		Models:      a.models,
 		// The instructions the generation sends when a conversation has none of its own.
 		DefaultInstructions: cfg.SystemPrompt,
 	}), nil
 }
-
-// oneModel offers the one model answers are written with to the model
-// pickers (handlers.Models), until a catalog of several replaces it.
-type oneModel struct{ m llm.Model }
-
-func (o oneModel) List(context.Context) []string              { return []string{o.m.Name()} }
-func (o oneModel) Allows(_ context.Context, name string) bool { return name == o.m.Name() }
-func (o oneModel) Default() string                            { return o.m.Name() }
 
 // connectRedis connects to the Redis the settings name (a cluster, see
 // config.RedisOptions, or one server), or starts the embedded in-memory

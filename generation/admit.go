@@ -81,7 +81,7 @@ type Continuation struct {
 func (m *Manager) Post(ctx context.Context, msg Message) error {
 	started, err := m.begin(ctx, msg.Asker, msg.Conv, msg.Create, func(gen string) (bool, error) {
 		res, err := m.store.Post(ctx, store.Post{Conv: msg.Conv, Owner: msg.Owner, Text: msg.Text, Key: msg.Key, Gen: gen,
-			Create: msg.Create, Model: m.model.Name(), Choice: msg.Model})
+			Create: msg.Create, Model: m.defaultModel(), Choice: msg.Model})
 		return err == nil && !res.Duplicate, err
 	})
 	if err != nil || !started {
@@ -101,7 +101,7 @@ func (m *Manager) Post(ctx context.Context, msg Message) error {
 // limit admits it; its refusals are Post's, and store.ErrNoSuchMessage.
 func (m *Manager) Regenerate(ctx context.Context, r Regeneration) error {
 	_, err := m.begin(ctx, r.Asker, r.Conv, false, func(gen string) (bool, error) {
-		return m.store.Regenerate(ctx, store.Regen{Conv: r.Conv, Owner: r.Owner, Gen: gen, Index: r.Index, Rev: r.Rev, Model: m.model.Name()})
+		return m.store.Regenerate(ctx, store.Regen{Conv: r.Conv, Owner: r.Owner, Gen: gen, Index: r.Index, Rev: r.Rev, Model: m.defaultModel()})
 	})
 	return err
 }
@@ -110,7 +110,7 @@ func (m *Manager) Regenerate(ctx context.Context, r Regeneration) error {
 // every limit admits it; its refusals are Post's, and store.ErrNoSuchMessage.
 func (m *Manager) Edit(ctx context.Context, e Edit) error {
 	started, err := m.begin(ctx, e.Asker, e.Conv, false, func(gen string) (bool, error) {
-		res, err := m.store.Edit(ctx, store.Edit{Conv: e.Conv, Owner: e.Owner, Index: e.Index, Text: e.Text, Key: e.Key, Gen: gen, Model: m.model.Name()})
+		res, err := m.store.Edit(ctx, store.Edit{Conv: e.Conv, Owner: e.Owner, Index: e.Index, Text: e.Text, Key: e.Key, Gen: gen, Model: m.defaultModel()})
 		return err == nil && !res.Duplicate, err
 	})
 	if err == nil && started {
@@ -129,6 +129,14 @@ func (m *Manager) Continue(ctx context.Context, c Continuation) error {
 		return started, err
 	})
 	return err
+}
+
+// defaultModel is the model of answers in conversations that chose none.
+func (m *Manager) defaultModel() string {
+	if m.cfg.DefaultModel != "" {
+		return m.cfg.DefaultModel
+	}
+	return m.model.Name()
 }
 
 // begin admits and starts one answer: the checks that can refuse it come

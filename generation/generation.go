@@ -90,7 +90,10 @@ type Config struct {
 	SweepInterval time.Duration // how often dead generations are looked for
 	MaxDuration   time.Duration // an answer is cut off after this long
 	SystemPrompt  string        // sent before the conversation, when set
-	Observer      Observer      // told when generations start and end; nil for nobody
+	// DefaultModel writes the answers of conversations that chose none;
+	// "" is the model's own default (llm.Model.Name).
+	DefaultModel string
+	Observer     Observer // told when generations start and end; nil for nobody
 	// MaxAnswerBytes is the answer size the store cuts an answer off at
 	// (store.Config's); text beyond it is not kept waiting. 0 is no limit.
 	MaxAnswerBytes int
@@ -161,9 +164,6 @@ func New(st *store.Store, stopper Stopper, model llm.Model, log *slog.Logger, cf
 		base:    base, cancelBase: cancel,
 	}
 }
-
-// Model returns the model answers are written with.
-func (m *Manager) Model() llm.Model { return m.model }
 
 // shutdownEndWait is how long the generations still running when a
 // shutdown's context ends get to write their end (as interrupted): every
