@@ -166,4 +166,17 @@ func TestBrowserSettings(t *testing.T) {
 	if !evalJS[bool](tb, `document.querySelector('.instructions-form button[form=instructions-reset]').disabled`) {
 		t.Error("Use default is enabled while the default is in use")
 	}
+
+	// Changes reach the watcher's open page live, tricky text exactly.
+	tb.do(chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.querySelector('#model-form select');
+		s.value = 'demo-brief';
+		s.dispatchEvent(new Event('change', {bubbles: true}));
+	})()`))
+	watcher.waitFor("the watcher to see the new model", `document.querySelector('.ro-model').textContent.trim() === 'demo-brief'`)
+	const live = `Live: "$x" \\`
+	openMenu()
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('instructions').value = `+strconv.Quote(live)),
+		chromedp.Click(".instructions-form button[type=submit]:not([form])"))
+	watcher.waitFor("the watcher to see the new instructions", `document.querySelector('.ro-instructions').textContent === `+strconv.Quote(live))
 }
