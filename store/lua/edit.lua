@@ -23,12 +23,7 @@ if redis.call('HGET', msgs, node_at(pos) .. '.role') ~= 'user' then return {'not
 max_messages = tonumber(max_messages)
 if max_messages > 0 and tonumber(redis.call('HGET', meta, 'nodes')) + 2 > 4 * max_messages then return {'full'} end
 local id = emit({'t', 'branch', 'm', pos, 'g', gen}, {t = 'branch', m = pos, g = gen})
-local u = new_node(parent_at(pos))
-local a = new_node(u)
-redis.call('HSET', msgs,
-  u .. '.role', 'user', u .. '.text', text, u .. '.status', 'done', u .. '.error', '', u .. '.at', now_ms,
-  a .. '.role', 'assistant', a .. '.text', '', a .. '.status', 'streaming', a .. '.error', '', a .. '.at', now_ms,
-  a .. '.gen', gen, a .. '.model', model)
+local u, a = new_exchange(parent_at(pos), text, gen, model, now_ms)
 set_path(pos, u, id)
 start_answer(a, pos + 1, gen, lease_ms)
 redis.call('HSET', meta, 'updated', now_ms)

@@ -24,12 +24,7 @@ local n = tonumber(redis.call('HGET', meta, 'count') or '0')
 if max_messages > 0 and n + 2 > max_messages then return {'full'} end
 if max_messages > 0 and tonumber(redis.call('HGET', meta, 'nodes')) + 2 > 4 * max_messages then return {'full'} end
 local id = emit({'t', 'message', 'm', n, 'x', text, 'g', gen, 'o', model}, {t = 'message', m = n, x = text, g = gen, o = model})
-local u = new_node(parent_at(n))
-local a = new_node(u)
-redis.call('HSET', msgs,
-  u .. '.role', 'user', u .. '.text', text, u .. '.status', 'done', u .. '.error', '', u .. '.at', now_ms,
-  a .. '.role', 'assistant', a .. '.text', '', a .. '.status', 'streaming', a .. '.error', '', a .. '.at', now_ms,
-  a .. '.gen', gen, a .. '.model', model)
+local u, a = new_exchange(parent_at(n), text, gen, model, now_ms)
 set_path(n, u, id)
 start_answer(a, n + 1, gen, lease_ms)
 if create then redis.call('HSET', meta, 'created', now_ms, 'owner', owner) end

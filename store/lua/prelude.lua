@@ -58,6 +58,24 @@ local function new_node(p)
   return n
 end
 
+-- new_answer adds an empty answer after node p, streaming for generation
+-- gen with model; it returns its node.
+local function new_answer(p, gen, model, now_ms)
+  local a = new_node(p)
+  redis.call('HSET', msgs, a .. '.role', 'assistant', a .. '.text', '', a .. '.status', 'streaming',
+    a .. '.error', '', a .. '.at', now_ms, a .. '.gen', gen, a .. '.model', model)
+  return a
+end
+
+-- new_exchange adds a user message with text after node p, and its empty
+-- answer (new_answer); it returns both nodes.
+local function new_exchange(p, text, gen, model, now_ms)
+  local u = new_node(p)
+  redis.call('HSET', msgs, u .. '.role', 'user', u .. '.text', text, u .. '.status', 'done',
+    u .. '.error', '', u .. '.at', now_ms)
+  return u, new_answer(u, gen, model, now_ms)
+end
+
 -- set_path makes the path from position i run through node n and then each
 -- node's selected child down to a leaf, marking each node with revision id
 -- (it is shown anew there), and drops the positions after it. It returns

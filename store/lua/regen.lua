@@ -24,9 +24,7 @@ if redis.call('HGET', msgs, old .. '.rev') ~= rev then return {'dup'} end
 max_nodes = tonumber(max_nodes)
 if max_nodes > 0 and tonumber(redis.call('HGET', meta, 'nodes')) + 1 > max_nodes then return {'full'} end
 local id = emit({'t', 'branch', 'm', pos, 'g', gen}, {t = 'branch', m = pos, g = gen})
-local a = new_node(parent_at(pos))
-redis.call('HSET', msgs, a .. '.role', 'assistant', a .. '.text', '', a .. '.status', 'streaming', a .. '.error', '',
-  a .. '.at', now_ms, a .. '.gen', gen, a .. '.model', model)
+local a = new_answer(parent_at(pos), gen, model, now_ms)
 set_path(pos, a, id)
 start_answer(a, pos, gen, lease_ms)
 redis.call('HSET', meta, 'updated', now_ms)
