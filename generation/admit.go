@@ -62,6 +62,7 @@ type Edit struct {
 	Index int
 	Text  string
 	Key   string // as Message.Key
+	Rev   string // the message's revision as the asker saw it (store.Edit.Rev)
 }
 
 // Continuation asks the model to go on with the last answer of Conv, which
@@ -110,7 +111,7 @@ func (m *Manager) Regenerate(ctx context.Context, r Regeneration) error {
 // every limit admits it; its refusals are Post's, and store.ErrNoSuchMessage.
 func (m *Manager) Edit(ctx context.Context, e Edit) error {
 	started, err := m.begin(ctx, e.Asker, e.Conv, false, func(gen string) (bool, error) {
-		res, err := m.store.Edit(ctx, store.Edit{Conv: e.Conv, Owner: e.Owner, Index: e.Index, Text: e.Text, Key: e.Key, Gen: gen, Model: m.defaultModel()})
+		res, err := m.store.Edit(ctx, store.Edit{Conv: e.Conv, Owner: e.Owner, Index: e.Index, Text: e.Text, Key: e.Key, Rev: e.Rev, Gen: gen, Model: m.defaultModel()})
 		return err == nil && !res.Duplicate, err
 	})
 	if err == nil && started {

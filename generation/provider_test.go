@@ -148,7 +148,11 @@ func TestWhatTheModelIsSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.srv.Queue(openaitest.Reply{Text: []string{"Berlin."}})
-	if err := p.m.Edit(ctx, generation.Edit{Asker: generation.Asker{Owner: testOwner, Addr: "192.0.2.1"}, Conv: conv, Index: 2, Text: "And of Germany?", Key: "e1"}); err != nil {
+	snap, err := p.st.Snapshot(ctx, conv, store.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.m.Edit(ctx, generation.Edit{Asker: generation.Asker{Owner: testOwner, Addr: "192.0.2.1"}, Conv: conv, Index: 2, Text: "And of Germany?", Key: "e1", Rev: snap.Messages[2].Rev}); err != nil {
 		t.Fatal(err)
 	}
 	p.answer(t, conv)

@@ -102,7 +102,8 @@ func steer(t *testing.T, a *app, conv string, owner generation.Asker) {
 		t.Fatalf("regenerate: %v", err)
 	}
 	a.waitStatus(t, conv, 3, store.StatusDone)
-	if err := a.Gen.Edit(ctx, generation.Edit{Asker: owner, Conv: conv, Index: 0, Text: "first question, edited", Key: "edit-1"}); err != nil {
+	if err := a.Gen.Edit(ctx, generation.Edit{Asker: owner, Conv: conv, Index: 0, Text: "first question, edited", Key: "edit-1",
+		Rev: a.waitStatus(t, conv, 0, store.StatusDone).Rev}); err != nil {
 		t.Fatalf("edit: %v", err)
 	}
 	a.waitStatus(t, conv, 1, store.StatusDone)

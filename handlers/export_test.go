@@ -164,7 +164,7 @@ func TestExportJSONMatchesTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := a.Gen.Edit(ctx, generation.Edit{Asker: generation.Asker{Owner: meta.Owner}, Conv: conv, Index: 0,
-		Text: "[[echo]]An edited *question* whose answer stops inside\n```go\nfunc f() {", Key: store.NewID()}); err != nil {
+		Text: "[[echo]]An edited *question* whose answer stops inside\n```go\nfunc f() {", Key: store.NewID(), Rev: a.waitStatus(t, conv, 0, store.StatusDone).Rev}); err != nil {
 		t.Fatalf("edit: %v", err)
 	}
 	a.waitStatus(t, conv, 1, store.StatusDone)

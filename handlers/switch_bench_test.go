@@ -100,7 +100,8 @@ func newVersionTree(b *testing.B, a *app) *versionTree {
 	v.askRest(b, a, "")
 	v.regenerateLast(b, a)
 	asker := generation.Asker{Owner: v.owner, Addr: "192.0.2.1"}
-	edit := generation.Edit{Asker: asker, Conv: conv, Index: 0, Text: "In other words: " + benchQuestions[0], Key: store.NewID()}
+	edit := generation.Edit{Asker: asker, Conv: conv, Index: 0, Text: "In other words: " + benchQuestions[0], Key: store.NewID(),
+		Rev: a.waitStatus(b, conv, 0, store.StatusDone).Rev}
 	if err := a.Gen.Edit(context.Background(), edit); err != nil {
 		b.Fatalf("edit the first question: %v", err)
 	}

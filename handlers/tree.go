@@ -99,7 +99,7 @@ func handleEdit(d Deps) http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 			defer cancel()
 			err = d.Gen.Edit(ctx, generation.Edit{Asker: askerOf(d, r), Conv: id, Index: index, Text: text,
-				Key: "edit:" + strconv.Itoa(index) + ":" + rev})
+				Key: "edit:" + strconv.Itoa(index) + ":" + rev, Rev: rev})
 		}
 		if errors.Is(err, store.ErrNoSuchMessage) {
 			err = errNoSuchEdit

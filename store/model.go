@@ -103,6 +103,7 @@ type Event struct {
 	Error  string `json:"e,omitempty"`
 	Gen    string `json:"g,omitempty"`
 	N      int    `json:"n,omitempty"` // presence: people watching
+	Cut    string `json:"c,omitempty"` // end: "1" when the model stopped at its length limit
 	Model  string `json:"o,omitempty"` // message: the answer's model; settings: the conversation's
 	// Appended is when the generation got the text of a delta (Unix ms; 0
 	// when unknown), carried only by the notice, for token-to-frame latency.

@@ -215,10 +215,11 @@ type editArgv struct {
 	Interrupted string `lua:"interrupted"`
 	Model       string `lua:"model"`
 	MaxMessages int    `lua:"max_messages"`
+	Rev         string `lua:"rev"`
 }
 
 func (a editArgv) list() []any {
-	return []any{a.Owner, a.Pos, a.Text, a.Gen, a.Key, a.LeaseMs, a.IdemTTLMs, a.NowMs, a.Interrupted, a.Model, a.MaxMessages}
+	return []any{a.Owner, a.Pos, a.Text, a.Gen, a.Key, a.LeaseMs, a.IdemTTLMs, a.NowMs, a.Interrupted, a.Model, a.MaxMessages, a.Rev}
 }
 
 // switchArgv is lua/switch.lua's own ARGV.

@@ -82,8 +82,11 @@ type Edit struct {
 	Index       int    // the user message's position
 	Text        string // the new version
 	Key         string // idempotency key, as Post's
-	Gen         string // the generation that will write its answer
-	Model       string // the deployment's default model (see Post.Model)
+	// Rev is the message's revision as the page showed it: a page that is
+	// behind (its position now holds another message) changes nothing.
+	Rev   string
+	Gen   string // the generation that will write its answer
+	Model string // the deployment's default model (see Post.Model)
 }
 
 // Edit stores e.Text as a new version of the user message at e.Index, with
@@ -95,7 +98,7 @@ func (s *Store) Edit(ctx context.Context, e Edit) (PostResult, error) {
 		return PostResult{}, err
 	}
 	res, err := s.runConv(ctx, editScript, e.Conv, []string{keysFor(e.Conv).idem()}, editArgv{
-		Owner: e.Owner, Pos: e.Index, Text: e.Text, Gen: e.Gen, Key: e.Key, Model: e.Model,
+		Owner: e.Owner, Pos: e.Index, Text: e.Text, Gen: e.Gen, Key: e.Key, Model: e.Model, Rev: e.Rev,
 		LeaseMs: s.cfg.LeaseTTL.Milliseconds(), IdemTTLMs: s.cfg.IdempotencyTTL.Milliseconds(),
 		NowMs: time.Now().UnixMilli(), Interrupted: interruptedText, MaxMessages: s.cfg.MaxMessages,
 	}).StringSlice()

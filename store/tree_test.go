@@ -39,6 +39,16 @@ func write(t *testing.T, st *store.Store, conv, gen, reply string, e store.Endin
 	}
 }
 
+// revAt is the revision of message i of conv's path.
+func revAt(t *testing.T, st *store.Store, conv string, i int) string {
+	t.Helper()
+	snap, err := st.Snapshot(context.Background(), conv, store.ID{})
+	if err != nil || i >= len(snap.Messages) {
+		t.Fatalf("message %d of %s: %v", i, conv, err)
+	}
+	return snap.Messages[i].Rev
+}
+
 // shown is a conversation's path as "text v/n" per message.
 func shown(t *testing.T, st *store.Store, conv string) []string {
 	t.Helper()
@@ -84,7 +94,11 @@ func TestEditsAndRegenerationsAreVersions(t *testing.T) {
 
 	// Edit the first question: a new branch from position 0.
 	before, _ := st.Snapshot(ctx, conv, store.ID{})
-	res, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 0, Text: "q1 edited", Key: "e1", Gen: store.NewID()})
+	stale := revAt(t, st, conv, 2)
+	if _, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 0, Text: "q1 edited", Key: "e0", Rev: stale, Gen: store.NewID()}); !errors.Is(err, store.ErrNoSuchMessage) {
+		t.Fatalf("edit naming another message's revision: %v, want ErrNoSuchMessage", err)
+	}
+	res, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 0, Text: "q1 edited", Key: "e1", Rev: revAt(t, st, conv, 0), Gen: store.NewID()})
 	if err != nil || res.UserIndex != 0 {
 		t.Fatalf("edit: %+v %v", res, err)
 	}
@@ -255,7 +269,7 @@ func TestExportHoldsEveryVersion(t *testing.T) {
 	ctx := context.Background()
 	conv := store.NewID()
 	answer(t, st, conv, "q1", "a1", true)
-	res, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 0, Text: "q1b", Key: "e", Gen: store.NewID(), Model: "m2"})
+	res, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 0, Text: "q1b", Key: "e", Rev: revAt(t, st, conv, 0), Gen: store.NewID(), Model: "m2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +314,7 @@ func TestConversationFromBeforeTheTree(t *testing.T) {
 	if s, _ := st.Snapshot(ctx, conv, store.ID{Ms: 1, Seq: 2}); s.From != 2 {
 		t.Fatalf("snapshot from 1-2 of the old conversation: from %d", s.From)
 	}
-	if _, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 2, Text: "q2b", Key: "e", Gen: store.NewID()}); err != nil {
+	if _, err := st.Edit(ctx, store.Edit{Conv: conv, Owner: testOwner, Index: 2, Text: "q2b", Key: "e", Rev: "1-3", Gen: store.NewID()}); err != nil {
 		t.Fatal(err)
 	}
 	wantShown(t, st, conv, "q1 1/1", "a1 1/1", "q2b 2/2", " 1/1")
@@ -339,5 +353,45 @@ func TestProvisionalTitle(t *testing.T) {
 	}
 	if _, _, err := st.MessageText(ctx, conv, 2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("message 2 of 2: %v", err)
+	}
+}
+
+// TestContinuationThatFailsKeepsTheAnswer: a continuation that fails, is
+// cut off or is stopped leaves the answer it went on with as it was (done,
+// or stopped), still cut and continuable, with what it added and why it
+// ended; the bytes it added are counted once.
+func TestContinuationThatFailsKeepsTheAnswer(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t, store.Config{})
+	ctx := context.Background()
+	conv := store.NewID()
+	res, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "q", Key: "k", Gen: store.NewID(), Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, st, conv, res.Gen, "first", store.Ending{Cut: true})
+	for _, e := range []store.Ending{
+		{Status: store.StatusFailed, Error: "the model provider is unavailable"},
+		{Status: store.StatusInterrupted, Error: "cut off"},
+		{Status: store.StatusStopped},
+	} {
+		gen := store.NewID()
+		n, ok, err := st.Continue(ctx, store.Continuation{Conv: conv, Owner: testOwner, Gen: gen, Rev: revAt(t, st, conv, 1)})
+		if err != nil || !ok {
+			t.Fatalf("continue before %s: %v %v", e.Status, ok, err)
+		}
+		write(t, st, conv, gen, "+", e)
+		if added, err := st.LastAnswerBytes(ctx, conv); err != nil || added != 1 {
+			t.Errorf("bytes the continuation added: %d %v, want 1", added, err)
+		}
+		snap, _ := st.Snapshot(ctx, conv, store.ID{})
+		a := snap.Messages[1]
+		want := store.StatusDone
+		if e.Status == store.StatusStopped {
+			want = store.StatusStopped
+		}
+		if a.Status != want || !a.Cut || a.Error != e.Error || len(a.Text) != n+1 {
+			t.Errorf("after a continuation that ended %s: %+v", e.Status, a)
+		}
 	}
 }

@@ -19,8 +19,9 @@ local text = redis.call('HGET', msgs, a .. '.text') or ''
 start_answer(a, pos, gen, lease_ms)
 redis.call('SET', textkey(a), text)
 if ttl > 0 then redis.call('PEXPIRE', textkey(a), ttl) end
+-- kept: the length it had, which finish and lastanswer read (prelude.lua).
 redis.call('HSET', msgs, a .. '.text', '', a .. '.status', 'streaming', a .. '.error', '', a .. '.cut', '',
-  a .. '.rev', id, a .. '.gen', gen)
+  a .. '.rev', id, a .. '.gen', gen, a .. '.kept', #text)
 redis.call('HSET', meta, 'updated', now_ms)
 touch()
 return {'ok', id, tostring(#text)}

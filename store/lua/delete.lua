@@ -13,8 +13,8 @@ if redis.call('HGET', meta, 'owner') ~= owner then return 'forbidden' end
 local nodes = tonumber(redis.call('HGET', meta, 'nodes') or redis.call('HGET', meta, 'count') or '0')
 local bytes = 0
 for i = 0, nodes - 1 do
+  bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text') + redis.call('STRLEN', textkey(i))
   redis.call('DEL', textkey(i))
-  bytes = bytes + redis.call('HSTRLEN', msgs, i .. '.text')
 end
 redis.call('DEL', meta, msgs, log, lease, presence, string.sub(meta, 1, #meta - 4) .. 'idem')
 redis.call('SET', gone, now_ms, 'PX', gone_ms)

@@ -6,8 +6,8 @@
 -- ARGV: prelude's, then editArgv: owner, pos, text, gen, key (idempotency
 --       key), lease_ms, idem_ttl_ms, now_ms, interrupted, model (the
 --       deployment's default),
---       max_messages (0: no limit)
-local owner, pos, text, gen, key, lease_ms, idem_ttl_ms, now_ms, interrupted, model, max_messages = unpack(ARGV, 5)
+--       max_messages (0: no limit), rev (the message's revision as the page showed it)
+local owner, pos, text, gen, key, lease_ms, idem_ttl_ms, now_ms, interrupted, model, max_messages, rev = unpack(ARGV, 5)
 local idem = KEYS[5]
 if redis.call('EXISTS', meta) == 0 then return {'notfound'} end
 if redis.call('HGET', meta, 'owner') ~= owner then return {'forbidden'} end
@@ -19,7 +19,10 @@ model = answer_model(model)
 local count = tonumber(redis.call('HGET', meta, 'count') or '0')
 pos = tonumber(pos)
 if pos < 0 or pos >= count then return {'nothing'} end
-if redis.call('HGET', msgs, node_at(pos) .. '.role') ~= 'user' then return {'nothing'} end
+local old = node_at(pos)
+-- The page that asked must show the message as it is: an older page's
+-- position may now hold another message.
+if redis.call('HGET', msgs, old .. '.role') ~= 'user' or redis.call('HGET', msgs, old .. '.rev') ~= rev then return {'nothing'} end
 max_messages = tonumber(max_messages)
 if max_messages > 0 and tonumber(redis.call('HGET', meta, 'nodes')) + 2 > 4 * max_messages then return {'full'} end
 local id = emit({'t', 'branch', 'm', pos, 'g', gen}, {t = 'branch', m = pos, g = gen})

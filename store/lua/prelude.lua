@@ -116,19 +116,27 @@ local function start_answer(a, pos, gen, lease_ms)
 end
 
 -- finish ends generation gen of answer node n with a final status; cut
--- marks a done answer the model stopped at its length limit. The answer's
+-- ('1') marks a done answer the model stopped at its length limit. The answer's
 -- text moves from its own key into the hash: one copy per answer.
 local function finish(n, gen, status, err, cut)
   local pos = active_pos()
-  local id = emit({'t', 'end', 'm', pos, 's', status, 'e', err, 'g', gen},
-    {t = 'end', m = pos, s = status, e = err, g = gen})
+  cut = cut or ''
+  if redis.call('HEXISTS', msgs, n .. '.kept') == 1 and status ~= 'done' then
+    -- A continuation that did not finish: the answer it went on with was
+    -- done, so it stays done (stopped, if a person stopped it) and can be
+    -- continued again; the reason shows with it.
+    cut = '1'
+    if status ~= 'stopped' then status = 'done' end
+  end
+  local id = emit({'t', 'end', 'm', pos, 's', status, 'e', err, 'g', gen, 'c', cut},
+    {t = 'end', m = pos, s = status, e = err, g = gen, c = cut})
   local tk = textkey(n)
   local text = redis.call('GET', tk)
   if text then
     redis.call('HSET', msgs, n .. '.text', text)
     redis.call('DEL', tk)
   end
-  redis.call('HSET', msgs, n .. '.status', status, n .. '.error', err, n .. '.rev', id, n .. '.cut', cut or '')
+  redis.call('HSET', msgs, n .. '.status', status, n .. '.error', err, n .. '.rev', id, n .. '.cut', cut)
   redis.call('HSET', meta, 'active', '', 'amsg', '', 'apos', '', 'stop', '')
   redis.call('DEL', lease)
   touch()
