@@ -1,9 +1,14 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/viewer"
 
 	"github.com/parley-chat/parley/llm"
 	"github.com/parley-chat/parley/store"
@@ -47,4 +52,60 @@ func TestContinueSuccess(t *testing.T) {
 	if again := a.snapMessage(t, conv, 1); again != whole {
 		t.Errorf("continue on the old revision changed the answer:\n got: %+v\nwant: %+v", again, whole)
 	}
+}
+
+// TestCutLineIsLive: a viewer who watched an answer end at the length limit
+// sees the cut line and Continue, as a page loaded then shows them, and
+// sees them go when the owner continues it.
+func TestCutLineIsLive(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, func(c *appConfig) { c.demo = llm.DemoConfig{TokensPerSecond: 400, Tokens: 60} })
+	conv := a.create(t, "[[echo]]hi")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	a.waitNamed(t, conv)
+	d, cursor := a.page(t, conv)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := openEvents(ctx, t, a, conv, cursor, "", false)
+	defer res.Body.Close()
+	if r := a.post(t, conv, "[[length]] tides", store.NewID()); r.StatusCode != http.StatusOK {
+		t.Fatalf("post: %d", r.StatusCode)
+	}
+
+	// sameAsAPage fails the test unless the followed page is a fresh one.
+	sameAsAPage := func(when string) {
+		t.Helper()
+		fresh, _ := a.page(t, conv)
+		if got, want := d.Messages(), fresh.Messages(); got != want {
+			t.Fatalf("%s the followed page differs from a fresh one: %s", when, viewer.Diff(want, got))
+		}
+	}
+	cutLine := func() bool { return strings.Contains(d.HTML("m-3-foot"), `class="cut-line"`) }
+	continued := false
+	var applyErr error
+	err := readEvents(res.Body, func(ev sized) bool {
+		if applyErr = d.Apply(ev.Fragments()); applyErr != nil || d.Status(3) != store.StatusDone {
+			return applyErr == nil
+		}
+		if !continued {
+			if !cutLine() {
+				t.Fatalf("the answer ended at the length limit without a cut line: %s", d.HTML("m-3-foot"))
+			}
+			sameAsAPage("when the cut answer ended,")
+			m := a.snapMessage(t, conv, 3)
+			if code, body := a.action(t, a.Client, "/c/"+conv+"/continue", url.Values{"rev": {m.Rev}}); code != http.StatusOK {
+				t.Fatalf("continue: %d %s", code, body)
+			}
+			continued = true
+			return true
+		}
+		return cutLine() // until the continued answer ends whole
+	})
+	if err != nil || applyErr != nil || !continued {
+		t.Fatalf("follow the stream: %v, %v (continued %t)", err, applyErr, continued)
+	}
+	if a.waitStatus(t, conv, 3, store.StatusDone).Cut {
+		t.Fatal("the continued answer is still cut")
+	}
+	sameAsAPage("after Continue")
 }

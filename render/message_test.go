@@ -28,7 +28,7 @@ func TestLiveMessageMatchesPage(t *testing.T) {
 			t.Fatalf("Append returned block %d of %d", first, len(live.Blocks()))
 		}
 	}
-	if _, ok := live.End("3-0", store.StatusDone, ""); !ok {
+	if _, ok := live.End("3-0", store.StatusDone, "", false); !ok {
 		t.Fatal("End on an answer reported no blocks")
 	}
 	page := Messages(md, conv, []store.Message{{Index: 1, Role: "assistant", Status: store.StatusDone, Text: text, Rev: "3-0"}})
@@ -40,7 +40,7 @@ func TestLiveMessageMatchesPage(t *testing.T) {
 	if user.Answer() || user.Blocks() != nil {
 		t.Error("a user message has blocks")
 	}
-	if _, ok := user.End("1-0", store.StatusDone, ""); ok {
+	if _, ok := user.End("1-0", store.StatusDone, "", false); ok {
 		t.Error("End on a user message reported blocks")
 	}
 	if got, want := user.View(), Messages(md, conv, []store.Message{{Index: 0, Role: "user", Status: store.StatusDone, Text: "hi *there*", Rev: "1-0"}})[0]; !reflect.DeepEqual(got, want) {

@@ -102,8 +102,12 @@ end
 -- text moves from its own key into the hash: one copy per answer.
 local function finish(n, gen, status, err, cut)
   local pos = active_pos()
-  local id = emit({'t', 'end', 'm', pos, 's', status, 'e', err, 'g', gen},
-    {t = 'end', m = pos, s = status, e = err, g = gen})
+  -- c: cut at the length limit, so a room shows the cut line and Continue.
+  local fields, ev = {'t', 'end', 'm', pos, 's', status, 'e', err, 'g', gen}, {t = 'end', m = pos, s = status, e = err, g = gen}
+  if cut == '1' then
+    fields[#fields + 1], fields[#fields + 2], ev.c = 'c', '1', true
+  end
+  local id = emit(fields, ev)
   local tk = textkey(n)
   local text = redis.call('GET', tk)
   if text then
