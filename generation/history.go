@@ -22,11 +22,7 @@ import (
 //     joined by a blank line, so that turns alternate as providers expect
 //     and nothing the person wrote is lost;
 //   - continuing an answer cut at the length limit sends its text so far as
-//     the last assistant message and then continueText as a user message.
-
-// continueText asks the model to go on with an answer it ended at its
-// length limit.
-const continueText = "Continue exactly where your previous answer stopped, without repeating any of it."
+//     the last assistant message and then llm.ContinueText as a user message.
 
 // prompt is what one generation asks the model.
 type prompt struct {
@@ -79,7 +75,7 @@ func buildPrompt(snap *store.Snapshot, defaultInstructions string) prompt {
 			if msg.Text != "" {
 				p.answered = len(msg.Text)
 				add(llm.RoleAssistant, msg.Text)
-				add(llm.RoleUser, continueText)
+				add(llm.RoleUser, llm.ContinueText)
 			}
 		case msg.Text == "" || msg.Status == store.StatusFailed || msg.Status == store.StatusInterrupted:
 		default:

@@ -47,7 +47,7 @@ func TestPromptRules(t *testing.T) {
 		name:     "a continuation sends the text so far and asks for the rest",
 		settings: store.Settings{InstructionsSet: true, Instructions: "Be brief."},
 		path:     []store.Message{user("q1"), answer(store.StatusStreaming, "first half")},
-		want:     []llm.Message{sys("Be brief."), u("q1"), a("first half"), u(continueText)},
+		want:     []llm.Message{sys("Be brief."), u("q1"), a("first half"), u(llm.ContinueText)},
 		answered: len("first half"),
 	}}
 	for _, tt := range tests {

@@ -482,7 +482,7 @@ func (s *convState) apply(r *Room, ev store.Event, ch *changes) bool {
 		if ev.Msg < 0 || ev.Msg >= len(s.msgs) {
 			return false
 		}
-		if first, ok := s.msgs[ev.Msg].End(ev.ID, ev.Status, ev.Error, ev.Cut == "1"); ok {
+		if first, ok := s.msgs[ev.Msg].End(ev.ID, ev.Status, ev.Error, ev.Cut); ok {
 			if cur, ok := ch.blocks[ev.Msg]; !ok || first < cur {
 				ch.blocks[ev.Msg] = first
 			}

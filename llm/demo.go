@@ -42,8 +42,9 @@ type DemoConfig struct {
 //   - [[slow]]: the demo paces at 2 tokens per second, whatever the config.
 //
 // A conversation that ends with an assistant message that begins the reply
-// the demo gives to the conversation before it is asked to go on: the demo
-// streams the rest of that reply, and markers have no effect.
+// the demo gives to the conversation before it, or with such a message and
+// then [ContinueText] (as Parley's Continue asks), is asked to go on: the
+// demo streams the rest of that reply, and markers have no effect.
 //
 // Two directives at the very start of the last user message choose the reply
 // instead, for tests that need to know what the model says:
@@ -161,7 +162,8 @@ func (d *Demo) Stream(ctx context.Context, req Request, emit func(text string) e
 	// Markers inside echoed text are data, not instructions; and going on
 	// ends the answer the markers cut short.
 	_, echo := strings.CutPrefix(prompt, demoEchoDirective)
-	markers := !echo && !goingOn(req.Messages)
+	_, _, on := goingOn(req.Messages)
+	markers := !echo && !on
 	rate := d.tokensPerSecond
 	if markers && strings.Contains(prompt, demoSlowMarker) {
 		rate = demoSlowRate
@@ -231,19 +233,28 @@ func (d *Demo) ReplyTo(req Request) (string, error) {
 		return "", unknownModel(req.Model)
 	}
 	msgs := req.Messages
-	if goingOn(msgs) {
-		done := msgs[len(msgs)-1].Content
-		if full := d.reply(msgs[:len(msgs)-1], brief); strings.HasPrefix(full, done) {
+	if before, done, ok := goingOn(msgs); ok {
+		// A whole reply has nothing to go on with (a person may type
+		// ContinueText): the demo answers afresh.
+		if full := d.reply(before, brief); len(done) < len(full) && strings.HasPrefix(full, done) {
 			return full[len(done):], nil
 		}
 	}
 	return d.reply(msgs, brief), nil
 }
 
-// goingOn reports whether msgs ends with an assistant message: the model is
-// asked to go on with it.
-func goingOn(msgs []Message) bool {
-	return len(msgs) > 0 && msgs[len(msgs)-1].Role == RoleAssistant
+// goingOn reports whether msgs asks the model to go on with an answer:
+// they end with it (an assistant message), or with it and ContinueText.
+// It returns the messages before that answer, and its text.
+func goingOn(msgs []Message) (before []Message, done string, ok bool) {
+	n := len(msgs)
+	if n > 1 && msgs[n-1].Role == RoleUser && msgs[n-1].Content == ContinueText {
+		n--
+	}
+	if n == 0 || msgs[n-1].Role != RoleAssistant {
+		return nil, "", false
+	}
+	return msgs[:n-1], msgs[n-1].Content, true
 }
 
 // unknownModel is the error for a Request naming a model that is not served.

@@ -66,6 +66,21 @@ func TestDemoLengthAndGoingOn(t *testing.T) {
 	if got := done + strings.Join(rest, ""); got != whole {
 		t.Errorf("the answer and its continuation = %q, want Reply %q", got, whole)
 	}
+
+	// Parley's Continue sends the cut answer and then ContinueText.
+	asked := append(slices.Clone(goOn), Message{Role: RoleUser, Content: ContinueText})
+	rest, finish, err = collectReq(t.Context(), d, Request{Messages: asked})
+	if err != nil || finish != FinishStop {
+		t.Fatalf("continue: Stream = %q, %v; want stop", finish, err)
+	}
+	if got := done + strings.Join(rest, ""); got != whole {
+		t.Errorf("the answer and what Continue added = %q, want Reply %q", got, whole)
+	}
+	// After a whole answer the same words are a question like any other.
+	after := append(slices.Clone(msgs), Message{Role: RoleAssistant, Content: whole}, Message{Role: RoleUser, Content: ContinueText})
+	if got := d.Reply(after); !strings.Contains(got, "Continue exactly") {
+		t.Errorf("ContinueText after a whole answer got %q, want a fresh reply quoting it", got)
+	}
 }
 
 func TestClockModels(t *testing.T) {

@@ -34,6 +34,12 @@ const (
 	RoleAssistant Role = "assistant"
 )
 
+// ContinueText is the user message that asks a model to go on with an
+// answer it ended at its length limit, sent right after that answer (see
+// generation's prompt rule). It lives here so the demo model can recognise
+// the request and write the rest of its own reply.
+const ContinueText = "Continue exactly where your previous answer stopped, without repeating any of it."
+
 // Message is one turn of a conversation given to a model.
 type Message struct {
 	Role    Role

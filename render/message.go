@@ -87,7 +87,8 @@ func (s *Message) Append(rev, text string) (first int) {
 	return s.doc.Append(text)
 }
 
-// End records the end of the message at log ID rev. For an answer, its last
+// End records the end of the message at log ID rev, cut when the model
+// stopped it at its length limit. For an answer, its last
 // block is final now (a code block still growing was highlighted only in
 // part, and a page loaded from now on renders it whole): it returns the first
 // block that changed, and ok false for a user message.

@@ -103,8 +103,8 @@ type Event struct {
 	Error  string `json:"e,omitempty"`
 	Gen    string `json:"g,omitempty"`
 	N      int    `json:"n,omitempty"` // presence: people watching
-	Cut    string `json:"c,omitempty"` // end: "1" when the model stopped at its length limit
 	Model  string `json:"o,omitempty"` // message: the answer's model; settings: the conversation's
+	Cut    bool   `json:"c,omitempty"` // end: the model stopped the answer at its length limit
 	// Appended is when the generation got the text of a delta (Unix ms; 0
 	// when unknown), carried only by the notice, for token-to-frame latency.
 	Appended int64 `json:"a,omitempty,string"`

@@ -128,8 +128,12 @@ local function finish(n, gen, status, err, cut)
     cut = '1'
     if status ~= 'stopped' then status = 'done' end
   end
-  local id = emit({'t', 'end', 'm', pos, 's', status, 'e', err, 'g', gen, 'c', cut},
-    {t = 'end', m = pos, s = status, e = err, g = gen, c = cut})
+  -- c: cut at the length limit, so a room shows the cut line and Continue.
+  local fields, ev = {'t', 'end', 'm', pos, 's', status, 'e', err, 'g', gen}, {t = 'end', m = pos, s = status, e = err, g = gen}
+  if cut == '1' then
+    fields[#fields + 1], fields[#fields + 2], ev.c = 'c', '1', true
+  end
+  local id = emit(fields, ev)
   local tk = textkey(n)
   local text = redis.call('GET', tk)
   if text then
