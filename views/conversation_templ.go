@@ -937,7 +937,7 @@ func Foot(m Message) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if m.Cut && m.Status == "done" {
+		if m.Cut && (m.Status == "done" || m.Status == "stopped") {
 			templ_7745c5c3_Err = cutLine(m).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

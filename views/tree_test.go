@@ -37,7 +37,11 @@ func TestTreeControls(t *testing.T) {
 			[]string{`aria-label="Previous version" disabled`, `aria-label="Next version" data-attr-disabled`, `id="m-0-edit"`,
 				`action="/c/c/edit"`, `class="edit-open owner-only"`}, nil},
 		{"cut", views.Message{Conv: "c", Index: 3, Role: "assistant", Status: "done", Rev: "4-0", Cut: true, Version: 1, Versions: 1},
-			[]string{"Cut off at the model's length limit.", `class="continue owner-only"`, `action="/c/c/continue"`}, nil},
+			[]string{"Cut off at the model's length limit.", `class="continue owner-only"`, `action="/c/c/continue"`}, []string{"Continuing failed"}},
+		{"a continuation that failed", views.Message{Conv: "c", Index: 3, Role: "assistant", Status: "done", Rev: "4-0", Cut: true, Error: "the model provider is unavailable", Version: 1, Versions: 1},
+			[]string{"Cut off at the model's length limit.", "Continuing failed: the model provider is unavailable", `action="/c/c/continue"`}, nil},
+		{"a continuation that was stopped", views.Message{Conv: "c", Index: 3, Role: "assistant", Status: "stopped", Rev: "4-0", Cut: true, Version: 1, Versions: 1},
+			[]string{"Stopped", "Cut off at the model's length limit.", `action="/c/c/continue"`}, nil},
 		{"note", views.Message{Conv: "c", Index: 3, Role: "assistant", Status: "streaming", Error: "Retrying in 4 s", Version: 1, Versions: 1},
 			[]string{`<span class="note" role="status">Retrying in 4 s</span>`}, []string{"regen", "Cut off"}},
 	} {
