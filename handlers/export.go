@@ -44,6 +44,12 @@ func handleExport(d Deps, f exportFormat) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), d.Limits.requestTimeout())
 		defer cancel()
+		// A whole tree is read in one script: each download counts as an
+		// action, so that nobody with the link can keep Redis busy with them.
+		if err := countAction(ctx, d, askerOf(d, r)); err != nil {
+			respond(d, w, r, "/c/"+id, err, nil)
+			return
+		}
 		tree, err := d.Store.Export(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			notFound(d, w, r)

@@ -257,3 +257,23 @@ func instant(t *testing.T, s *string) time.Time {
 	}
 	return at
 }
+
+// TestExportsAreCounted: each download reads the whole tree, so downloads
+// count as actions: past the limit, 429 with a wait, for watchers too.
+func TestExportsAreCounted(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, func(c *appConfig) { c.limits.ActionsPerMinute = 2 })
+	conv := a.create(t, "hello")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	watcher := a.NewBrowser()
+	for i, want := range []int{200, 200, 429} {
+		res, err := watcher.Get(a.URL + "/c/" + conv + "/export.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want || (want == 429 && res.Header.Get("Retry-After") == "") {
+			t.Fatalf("download %d: %d (Retry-After %q), want %d", i+1, res.StatusCode, res.Header.Get("Retry-After"), want)
+		}
+	}
+}

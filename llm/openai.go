@@ -360,7 +360,11 @@ func (m *OpenAI) statusError(status int, resp *http.Response, detail string, err
 	case status == http.StatusRequestTimeout:
 		return &Error{Kind: Timeout, Message: "the model provider timed out", Err: err}
 	case status >= 500:
-		return &Error{Kind: Unavailable, Message: fmt.Sprintf("the model provider is unavailable (HTTP %d)", status), Err: err}
+		e := &Error{Kind: Unavailable, Message: fmt.Sprintf("the model provider is unavailable (HTTP %d)", status), Err: err}
+		if resp != nil {
+			e.RetryAfter = retryAfter(resp.Header, time.Now()) // a 503 may say when to come back
+		}
+		return e
 	default: // 400, 404, 422 and the other 4xx
 		msg := "the model provider rejected the request"
 		if d := m.safeDetail(detail); d != "" {

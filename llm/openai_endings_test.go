@@ -106,6 +106,9 @@ func TestOpenAIProviderErrors(t *testing.T) {
 			kind: Unavailable, msg: "the model provider is unavailable (HTTP 500)", inErr: "The server had an error", retryable: true},
 		{name: "overloaded", reply: openaitest.Reply{Status: 503, Message: "The engine is currently overloaded"},
 			kind: Unavailable, msg: "the model provider is unavailable (HTTP 503)", inErr: "currently overloaded", retryable: true},
+		{name: "overloaded, saying when to come back", reply: openaitest.Reply{Status: 503, Message: "Slow down", RetryAfter: "4"},
+			kind: Unavailable, msg: "the model provider is unavailable (HTTP 503)", inErr: "Slow down", retryable: true,
+			retryAfter: [2]time.Duration{4 * time.Second, 4 * time.Second}},
 		{name: "bad request", reply: openaitest.Reply{Status: 400, Message: "This model's maximum context length is 128000 tokens."},
 			kind: BadRequest, msg: "the model provider rejected the request: This model's maximum context length", inErr: "maximum context length"},
 	}
