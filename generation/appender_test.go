@@ -23,7 +23,8 @@ import (
 const testOwner = "AAAAAAAAAAAAAAAAAAAAAA"
 
 // faults sits in the Redis client of a test: it counts the pipelines that
-// carry appends and the appends in them, and can fail or hold them.
+// carry appends and the appends in them, and can fail or hold them. It
+// leaves lease renewals alone (isRenewal).
 type faults struct {
 	pipelines atomic.Int64 // pipelines holding at least one append
 	appends   atomic.Int64 // EVALSHAs in them
@@ -57,7 +58,7 @@ func (f *faults) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 				n++
 			}
 		}
-		if n == 0 {
+		if n == 0 || isRenewal(cmds) {
 			return next(ctx, cmds)
 		}
 		f.pipelines.Add(1)
@@ -170,17 +171,23 @@ type env struct {
 
 func newEnv(t *testing.T, tps float64, tokens int) *env {
 	t.Helper()
+	return newEnvLease(t, tps, tokens, 10*time.Second)
+}
+
+// newEnvLease is newEnv with leases of lease.
+func newEnvLease(t *testing.T, tps float64, tokens int, lease time.Duration) *env {
+	t.Helper()
 	srv := testredis.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	f := &faults{}
 	rdb.AddHook(f)
 	st := store.New(rdb, store.Config{
-		LogMaxLen: 100000, LeaseTTL: 10 * time.Second, MaxAnswerBytes: 1 << 20, IdempotencyTTL: time.Hour,
+		LogMaxLen: 100000, LeaseTTL: lease, MaxAnswerBytes: 1 << 20, IdempotencyTTL: time.Hour,
 	})
 	e := &env{st: st, rdb: rdb, faults: f, stopper: &stopper{}, model: &countingModel{Demo: llm.NewDemo(llm.DemoConfig{TokensPerSecond: tps, Tokens: tokens})}}
 	e.m = generation.New(st, e.stopper, e.model, slog.New(slog.NewTextHandler(io.Discard, nil)), generation.Config{
-		FlushInterval: 25 * time.Millisecond, MaxConcurrent: 1000, LeaseTTL: 10 * time.Second,
+		FlushInterval: 25 * time.Millisecond, MaxConcurrent: 1000, LeaseTTL: lease,
 		SweepInterval: time.Second, MaxDuration: time.Minute, MaxAnswerBytes: 1 << 20,
 	})
 	t.Cleanup(func() {

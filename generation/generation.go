@@ -134,6 +134,7 @@ type Manager struct {
 	log     *slog.Logger
 	cfg     Config
 	appends *appender
+	renews  *renewer
 
 	slots      chan struct{}
 	base       context.Context
@@ -160,6 +161,7 @@ func New(st *store.Store, stopper Stopper, model llm.Model, log *slog.Logger, cf
 	return &Manager{
 		store: st, stopper: stopper, model: model, log: log, cfg: cfg,
 		appends: newAppender(st, cfg.FlushInterval),
+		renews:  newRenewer(st, log, cfg.LeaseTTL/3),
 		slots:   make(chan struct{}, cfg.MaxConcurrent),
 		base:    base, cancelBase: cancel,
 	}
@@ -371,8 +373,8 @@ func (m *Manager) run(conv, gen string, ended func()) (outcome string, p prompt,
 		modelDone <- modelEnd{finish, err}
 	}()
 
-	renew := time.NewTimer(m.cfg.LeaseTTL / 3)
-	defer renew.Stop()
+	// And its renewer renews the lease, on the process's shared tick.
+	m.renews.add(w, cancel)
 	halted := w.halted
 	var model modelEnd
 loop:
@@ -386,13 +388,12 @@ loop:
 		case <-w.recovered:
 			// An append went through after Redis failed: renew at once, so
 			// that a lease that ran out meanwhile is registered again.
-			renew.Reset(0)
-		case <-renew.C:
-			renew.Reset(m.renew(ctx, cancel, w))
+			m.renews.hurry(w)
 		case model = <-modelDone:
 			break loop
 		}
 	}
+	m.renews.remove(w)
 
 	m.end(w, context.Cause(ctx), model)
 	w.mu.Lock()
@@ -472,33 +473,6 @@ func (m *Manager) end(w *writer, cause error, model modelEnd) {
 // renewRetry is how soon a renewal that failed is tried again: Redis that
 // comes back finds the generation renewing (or re-taking) its lease at once.
 const renewRetry = 500 * time.Millisecond
-
-// renew renews w's lease, or takes it again after Redis was unreachable for
-// longer than it, and returns when to renew next. A lost answer or a stop
-// request cancels the generation.
-func (m *Manager) renew(ctx context.Context, cancel context.CancelCauseFunc, w *writer) time.Duration {
-	every := m.cfg.LeaseTTL / 3
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	stop, err := m.store.Renew(rctx, w.conv, w.gen)
-	rcancel()
-	now := time.Now()
-	switch {
-	case errors.Is(err, store.ErrStale):
-		cancel(errStale)
-	case err != nil:
-		w.failed(now)
-		w.log.Warn("renew lease", "err", err, "redis_failing_for", w.outage(now).Round(time.Millisecond))
-		return min(every, renewRetry)
-	case stop:
-		cancel(errStopped)
-	}
-	if err == nil {
-		if d, ok := w.succeeded(now); ok {
-			w.log.Info("redis answers again", "redis_failed_for", d.Round(time.Millisecond))
-		}
-	}
-	return every
-}
 
 // spend counts the answer's model tokens against the deployment's daily
 // budget (store.CheckTokens refuses new answers past it). Providers bill

@@ -63,28 +63,9 @@ func (s *Store) AppendBatch(ctx context.Context, calls []AppendCall, out []Appen
 	if len(calls) == 0 {
 		return out
 	}
-	cmds := s.pipeAppends(ctx, calls)
-	var again []int
-	for i, cmd := range cmds {
-		if isNoScript(cmd.Err()) {
-			again = append(again, i)
-		}
-	}
-	if len(again) > 0 {
-		if err := appendScript.Load(ctx, s.rdb).Err(); err != nil {
-			for _, i := range again {
-				cmds[i].SetErr(fmt.Errorf("load the append script: %w", err))
-			}
-		} else {
-			retry := make([]AppendCall, len(again))
-			for j, i := range again {
-				retry[j] = calls[i]
-			}
-			for j, cmd := range s.pipeAppends(ctx, retry) {
-				cmds[again[j]] = cmd
-			}
-		}
-	}
+	cmds := s.evalBatch(ctx, appendScript, len(calls), func(i int) ([]string, []any) {
+		return s.appendArgs(calls[i])
+	}, nil)
 	for _, cmd := range cmds {
 		out = append(out, parseAppend(cmd))
 	}
@@ -105,21 +86,6 @@ func (s *Store) Shard(ctx context.Context, conv string) string {
 		return ""
 	}
 	return node.Options().Addr
-}
-
-// pipeAppends sends calls as one pipeline of EVALSHAs and returns their
-// commands, each with its own reply or error.
-func (s *Store) pipeAppends(ctx context.Context, calls []AppendCall) []*redis.Cmd {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, 0, len(calls))
-	sha := appendScript.Hash()
-	for _, c := range calls {
-		ks, args := s.appendArgs(c)
-		cmds = append(cmds, pipe.EvalSha(ctx, sha, ks, args...))
-	}
-	// Each command carries its own error; Exec's is the first of them.
-	_, _ = pipe.Exec(ctx)
-	return cmds
 }
 
 // appendArgs builds the keys and arguments of appendScript.
@@ -161,9 +127,4 @@ func parseAppend(cmd *redis.Cmd) AppendReply {
 		return AppendReply{Err: ErrStale}
 	}
 	return AppendReply{Err: fmt.Errorf("append to answer: unexpected reply %q", reply[0])}
-}
-
-// isNoScript reports whether err is Redis saying it does not have a script.
-func isNoScript(err error) bool {
-	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }

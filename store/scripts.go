@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
+	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -114,6 +116,61 @@ func (s *Store) pubCmd() string {
 func (s *Store) runConv(ctx context.Context, script *redis.Script, conv string, extra []string, own argv) *redis.Cmd {
 	ks, args := s.convArgs(conv, extra, own)
 	return script.Run(ctx, s.rdb, ks, args...)
+}
+
+// evalBatch runs script n times in one pipeline (EVALSHA), the i-th with
+// args(i), and returns their commands, each with its own reply or error.
+// also, when not nil, adds more commands to the pipeline. The runs Redis
+// refused because it does not have the script (a restart, SCRIPT FLUSH, a
+// promoted replica) are sent again, once, after loading it; also's are not.
+func (s *Store) evalBatch(ctx context.Context, script *redis.Script, n int, args func(i int) ([]string, []any), also func(redis.Pipeliner)) []*redis.Cmd {
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	cmds := s.pipeScript(ctx, script, all, args, also)
+	var again []int
+	for i, cmd := range cmds {
+		if isNoScript(cmd.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds
+	}
+	if err := script.Load(ctx, s.rdb).Err(); err != nil {
+		for _, i := range again {
+			cmds[i].SetErr(fmt.Errorf("load the script: %w", err))
+		}
+		return cmds
+	}
+	for j, cmd := range s.pipeScript(ctx, script, again, args, nil) {
+		cmds[again[j]] = cmd
+	}
+	return cmds
+}
+
+// pipeScript sends the runs of script at indexes which (see evalBatch) in
+// one pipeline and returns their commands.
+func (s *Store) pipeScript(ctx context.Context, script *redis.Script, which []int, args func(i int) ([]string, []any), also func(redis.Pipeliner)) []*redis.Cmd {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(which))
+	sha := script.Hash()
+	for j, i := range which {
+		ks, a := args(i)
+		cmds[j] = pipe.EvalSha(ctx, sha, ks, a...)
+	}
+	if also != nil {
+		also(pipe)
+	}
+	// Each command carries its own error; Exec's is the first of them.
+	_, _ = pipe.Exec(ctx)
+	return cmds
+}
+
+// isNoScript reports whether err is Redis saying it does not have a script.
+func isNoScript(err error) bool {
+	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
 // postArgv is lua/post.lua's own ARGV.

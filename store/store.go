@@ -155,27 +155,6 @@ func (s *Store) Finish(ctx context.Context, e Ending) error {
 	return nil
 }
 
-// Renew extends gen's lease and reports whether a stop was requested. A
-// lease that ran out (Redis was unreachable for longer than it) is taken
-// again if gen's answer is still running. ErrStale means the answer was
-// ended or superseded: the generation must stop writing.
-func (s *Store) Renew(ctx context.Context, conv, gen string) (stop bool, err error) {
-	res, err := s.runConv(ctx, renewScript, conv, nil, renewArgv{Gen: gen, LeaseMs: s.cfg.LeaseTTL.Milliseconds()}).Text()
-	if err != nil {
-		return false, fmt.Errorf("renew lease: %w", err)
-	}
-	if err := s.track(ctx, conv); err != nil {
-		return false, err
-	}
-	switch res {
-	case "ok":
-		return false, nil
-	case "stop":
-		return true, nil
-	}
-	return false, ErrStale
-}
-
 // Stop asks the running generation of conv to stop. The request is stored, so
 // it is seen even if the generation was not yet listening for it.
 func (s *Store) Stop(ctx context.Context, conv string) (StopResult, error) {
