@@ -191,6 +191,12 @@ func TestStopSeenAtTheNextRenewal(t *testing.T) {
 	victim := answers[2]
 	meta := "{c:" + victim.conv + "}:meta"
 	ctx := context.Background()
+	// Its first word stored, so that no append of it is left to carry the
+	// stop instead of a renewal.
+	waitFor(t, "the first word of the answer to stop", func() bool {
+		snap, err := e.st.Snapshot(ctx, victim.conv, store.ID{})
+		return err == nil && len(snap.Messages) == 2 && snap.Messages[1].Text != ""
+	})
 	// Renewals sent while the stop is being stored may or may not see it;
 	// every one sent after it must, and the first is at most a period away.
 	c0 := counter.sent()
