@@ -50,7 +50,7 @@ func (s *viewerStream) run(ctx context.Context, lost <-chan struct{}) error {
 		var err error
 		select {
 		case <-ctx.Done():
-			return nil
+			return s.ctxEnded()
 		case <-s.h.ctx.Done():
 			return ErrShutdown
 		case <-lost:
@@ -74,9 +74,18 @@ func (s *viewerStream) run(ctx context.Context, lost <-chan struct{}) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return nil
+			return s.ctxEnded()
 		}
 	}
+}
+
+// ctxEnded is why a stream whose context is done ends: the hub's shutdown
+// (a detached stream runs in the hub's context), else its viewer left.
+func (s *viewerStream) ctxEnded() error {
+	if s.h.ctx.Err() != nil {
+		return ErrShutdown
+	}
+	return nil
 }
 
 // heartbeat writes a comment on a quiet stream. Only a quiet stream needs
