@@ -55,7 +55,7 @@ func handleEvents(d Deps) http.Handler {
 		if session.IsNew(r.Context()) {
 			opt.Owner = ""
 		}
-		o = watchStream(w, r, gzip, release, func(ctx context.Context, open func() (live.Stream, error)) error {
+		o = watchStream(w, r, d.gone, gzip, release, func(ctx context.Context, open func() (live.Stream, error)) error {
 			return d.Hub.Watch(ctx, id, cursor, opt, open)
 		})
 		started, err := o.started, o.err

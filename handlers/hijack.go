@@ -43,7 +43,7 @@ type watchOutcome struct {
 // with the hub (shutdown, lost subscription) or its client (a failed
 // write). Otherwise, and when the connection cannot be hijacked, the stream
 // is on net/http as it always was.
-func watchStream(w http.ResponseWriter, r *http.Request, gzip bool, release func(), watch watchFunc) watchOutcome {
+func watchStream(w http.ResponseWriter, r *http.Request, gone *goneWatch, gzip bool, release func(), watch watchFunc) watchOutcome {
 	var o watchOutcome
 	openResponse := func() (live.Stream, error) {
 		if gzip {
@@ -73,6 +73,8 @@ func watchStream(w http.ResponseWriter, r *http.Request, gzip bool, release func
 			}
 			stopRequest()
 			s.release = release
+			s.watch = gone
+			gone.add(s)
 			detached = true
 			done <- watchOutcome{detached: true}
 			return s, nil
@@ -113,7 +115,17 @@ type connStream struct {
 	buf     *[]byte // pending bytes after chunkHead; nil between flushes
 	err     error   // the first write that failed: every later one fails
 	release func()  // gives the client address's stream place back
+
+	watch    *goneWatch
+	gone     chan struct{} // closed by markGone
+	goneOnce sync.Once
 }
+
+// Gone implements live.DetachedStream.
+func (s *connStream) Gone() <-chan struct{} { return s.gone }
+
+// markGone says the client went away.
+func (s *connStream) markGone() { s.goneOnce.Do(func() { close(s.gone) }) }
 
 // hijackStream takes the connection of r from net/http and writes the
 // head of a 200 event-stream response on it: the headers already set on w
@@ -125,7 +137,7 @@ func hijackStream(w http.ResponseWriter, r *http.Request, gzip bool) (*connStrea
 	if err != nil {
 		return nil, err
 	}
-	s := &connStream{conn: conn, gzip: gzip, chunked: r.ProtoAtLeast(1, 1)}
+	s := &connStream{conn: conn, gzip: gzip, chunked: r.ProtoAtLeast(1, 1), gone: make(chan struct{})}
 	h := w.Header().Clone()
 	frame.StreamHeaders(h, gzip)
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
@@ -212,6 +224,7 @@ func (s *connStream) End(err error) {
 		}
 	}
 	s.putBuf()
+	s.watch.remove(s)
 	_ = s.conn.Close()
 	s.release()
 }

@@ -30,7 +30,7 @@ func handleSidebarEvents(d Deps) http.Handler {
 			}
 		}()
 		owner := session.Owner(r.Context())
-		o = watchStream(w, r, false, release, func(ctx context.Context, open func() (live.Stream, error)) error {
+		o = watchStream(w, r, d.gone, false, release, func(ctx context.Context, open func() (live.Stream, error)) error {
 			return d.Hub.WatchSidebar(ctx, owner, open)
 		})
 		started, err := o.started, o.err

@@ -14,8 +14,13 @@ import (
 // cut so that its client reconnects. That goroutine starts with nothing
 // but the stream's loop on its stack: an idle viewer costs its stream and
 // little more.
+//
+// Gone is closed when the stream's client is known to have gone away (its
+// connection closed), so that its place in the room is freed at once
+// rather than at the next write.
 type DetachedStream interface {
 	Stream
+	Gone() <-chan struct{}
 	End(err error)
 }
 
@@ -49,6 +54,7 @@ func (h *Hub) serve(ctx context.Context, stream Stream, st *viewerStream, lost <
 		return nil
 	}
 	h.detached.Add(1)
+	st.gone = d.Gone()
 	go func() {
 		err := st.run(h.ctx, lost)
 		h.detached.Add(-1)

@@ -25,6 +25,7 @@ type viewerStream struct {
 	sent  store.ID         // the log position the page is at
 	retry <-chan time.Time // set while a fast-forward waits for Redis
 	wrote bool             // a frame was written since the last heartbeat tick
+	gone  <-chan struct{}  // closed when the client went away (DetachedStream); nil: never
 }
 
 // errStreamEnded ends a stream on purpose (its conversation was deleted).
@@ -53,6 +54,8 @@ func (s *viewerStream) run(ctx context.Context, lost <-chan struct{}) error {
 			return s.ctxEnded()
 		case <-s.h.ctx.Done():
 			return ErrShutdown
+		case <-s.gone:
+			return nil
 		case <-lost:
 			return ErrUnavailable
 		case <-heartbeat.C:
