@@ -1,7 +1,8 @@
 // Package live fans a conversation's events out to the people watching it:
 // the hub (hub.go, subscription.go), the rooms that render each
 // conversation's frames once (room.go, frames.go), the viewers that write
-// them (viewer.go, stream.go) and the owners' conversation lists (lists.go).
+// them (viewer.go, stream.go; detach.go for streams that outlive their
+// request's goroutine) and the owners' conversation lists (lists.go).
 //
 // Each process holds ONE Redis subscription (live/pubsub), whatever the
 // number of viewers and conversations; on Redis Cluster, one connection per
