@@ -20,12 +20,15 @@ func peerClosed(conn net.Conn) bool {
 	if err != nil {
 		return false
 	}
+	// raw.Read fails without calling the function when the connection is
+	// closed (its stream is ending anyway) or its read deadline passed
+	// (there is none: hijackStream clears it): not a sign of the client.
 	closed := false
 	var b [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	_ = raw.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		closed = (n == 0 && err == nil) || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR))
 		return true // never wait for data
 	})
-	return closed || err != nil
+	return closed
 }

@@ -137,6 +137,10 @@ func hijackStream(w http.ResponseWriter, r *http.Request, gzip bool) (*connStrea
 	if err != nil {
 		return nil, err
 	}
+	// A read deadline would make every peek at the socket (goneWatch) fail
+	// once it passed: net/http clears its own when it hands the connection
+	// over, and this does not depend on that.
+	_ = conn.SetReadDeadline(time.Time{})
 	s := &connStream{conn: conn, gzip: gzip, chunked: r.ProtoAtLeast(1, 1), gone: make(chan struct{})}
 	h := w.Header().Clone()
 	frame.StreamHeaders(h, gzip)
