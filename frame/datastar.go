@@ -78,10 +78,7 @@ func send(id, event string, lines []string) []byte {
 func Open(w http.ResponseWriter, r *http.Request, status int) {
 	// The status and headers are sent here, before the SDK's NewSSE, whose
 	// own "Cache-Control: no-cache" would otherwise replace no-transform.
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
+	StreamHeaders(w.Header(), false)
 	w.WriteHeader(status)
 	// NewSSE flushes the headers; frames are then written as prebuilt bytes.
 	datastar.NewSSE(w, r)
@@ -91,9 +88,21 @@ func Open(w http.ResponseWriter, r *http.Request, status int) {
 // gzip-encoded (live compresses frames once per room, not per response).
 // no-transform still asks proxies not to re-encode or buffer it.
 func OpenGzip(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Encoding", "gzip")
-	w.Header().Add("Vary", "Accept-Encoding")
+	StreamHeaders(w.Header(), true)
 	Open(w, r, http.StatusOK)
+}
+
+// StreamHeaders sets the headers of an event-stream response in h, with
+// gzip those of a gzip-encoded one: Open's, for a response whose head is
+// written by other means (a live stream on a hijacked connection).
+func StreamHeaders(h http.Header, gzip bool) {
+	if gzip && h.Get("Content-Encoding") != "gzip" {
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+	}
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
 }
 
 // dataLines splits a payload into the "key value" data lines beta.11 expects;

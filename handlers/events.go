@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -30,7 +31,12 @@ func handleEvents(d Deps) http.Handler {
 		if !ok {
 			return
 		}
-		defer release()
+		var o watchOutcome
+		defer func() {
+			if !o.detached { // a detached stream releases its place at its end
+				release()
+			}
+		}()
 		raw := r.Header.Get("Last-Event-ID")
 		if raw == "" {
 			raw = r.URL.Query().Get("after")
@@ -39,7 +45,6 @@ func handleEvents(d Deps) http.Handler {
 		if err != nil {
 			cursor = store.ID{}
 		}
-		started := false
 		gzip := d.GzipStreams && acceptsGzip(r.Header.Values("Accept-Encoding"))
 		// The stream also carries this browser's conversation list: a tab
 		// needs one connection, not two (HTTP/1.1 allows six per origin).
@@ -50,17 +55,12 @@ func handleEvents(d Deps) http.Handler {
 		if session.IsNew(r.Context()) {
 			opt.Owner = ""
 		}
-		err = d.Hub.Watch(r.Context(), id, cursor, opt, func() (live.Stream, error) {
-			if gzip {
-				frame.OpenGzip(w, r)
-			} else {
-				frame.Open(w, r, http.StatusOK)
-			}
-			started = true
-			return responseStream{rc: http.NewResponseController(w), w: w, gzip: gzip}, nil
+		o = watchStream(w, r, d.gone, gzip, release, func(ctx context.Context, open func() (live.Stream, error)) error {
+			return d.Hub.Watch(ctx, id, cursor, opt, open)
 		})
+		started, err := o.started, o.err
 		switch {
-		case err == nil:
+		case o.detached || err == nil:
 			return
 		case errors.Is(err, store.ErrNotFound) && isDatastar(r) && !started:
 			// Deleted or expired while the page was away (a hidden tab, a

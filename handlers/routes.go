@@ -77,6 +77,8 @@ type Deps struct {
 
 	// streams counts live streams per client address (NewServer makes it).
 	streams *addressStreams
+	// gone notices the clients of hijacked streams going away (NewServer).
+	gone *goneWatch
 }
 
 // Refusals is told why each refused request was refused (metrics).
@@ -87,6 +89,7 @@ type Refusals interface {
 // NewServer returns the application's handler with every route.
 func NewServer(d Deps) http.Handler {
 	d.streams = newAddressStreams(d.Limits.ViewersPerAddress)
+	d.gone = newGoneWatch()
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", handleHome(d))
 	mux.Handle("POST /c", handleCreate(d))

@@ -1,9 +1,9 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 
-	"github.com/parley-chat/parley/frame"
 	"github.com/parley-chat/parley/live"
 	"github.com/parley-chat/parley/session"
 )
@@ -23,15 +23,19 @@ func handleSidebarEvents(d Deps) http.Handler {
 		if !ok {
 			return
 		}
-		defer release()
-		started := false
-		err := d.Hub.WatchSidebar(r.Context(), session.Owner(r.Context()), func() (live.Stream, error) {
-			frame.Open(w, r, http.StatusOK)
-			started = true
-			return responseStream{rc: http.NewResponseController(w), w: w}, nil
+		var o watchOutcome
+		defer func() {
+			if !o.detached { // a detached stream releases its place at its end
+				release()
+			}
+		}()
+		owner := session.Owner(r.Context())
+		o = watchStream(w, r, d.gone, false, release, func(ctx context.Context, open func() (live.Stream, error)) error {
+			return d.Hub.WatchSidebar(ctx, owner, open)
 		})
+		started, err := o.started, o.err
 		switch {
-		case err == nil:
+		case o.detached || err == nil:
 			return
 		case started || isDatastar(r):
 			// As for a conversation stream: the beta.11 client retries only

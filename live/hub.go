@@ -1,7 +1,8 @@
 // Package live fans a conversation's events out to the people watching it:
 // the hub (hub.go, subscription.go), the rooms that render each
 // conversation's frames once (room.go, frames.go), the viewers that write
-// them (viewer.go, stream.go) and the owners' conversation lists (lists.go).
+// them (viewer.go, stream.go; detach.go for streams that outlive their
+// request's goroutine) and the owners' conversation lists (lists.go).
 //
 // Each process holds ONE Redis subscription (live/pubsub), whatever the
 // number of viewers and conversations; on Redis Cluster, one connection per
@@ -71,6 +72,10 @@ type Stats struct {
 	Dropped       int64 // viewers dropped because a write timed out
 	Lists         int64 // owners whose conversation list this process follows (lists.go)
 	ListReads     int64 // reads of owners' lists, each shared by the owner's viewers here
+	// Detached is the number of open streams written from a goroutine of
+	// their own (DetachedStream: hijacked HTTP/1.1 connections), among
+	// Viewers.
+	Detached int64
 
 	// SubscriptionConns is the number of Redis connections in pub/sub mode:
 	// one, or on Redis Cluster one per master (live/pubsub).
@@ -112,6 +117,7 @@ type Hub struct {
 	bytes     atomic.Int64
 	dropped   atomic.Int64
 	listReads atomic.Int64
+	detached  atomic.Int64
 }
 
 // NewHub returns a hub; call Run before Watch. On a *redis.ClusterClient
@@ -166,7 +172,7 @@ func (h *Hub) Stats() Stats {
 		FastForwards: h.ffwds.Load(), Resyncs: h.resyncs.Load(),
 		Subscriptions: int64(subs), ProbeFailures: h.probeFail.Load(), SubscriptionConns: int64(conns),
 		FramesWritten: h.written.Load(), BytesWritten: h.bytes.Load(), Dropped: h.dropped.Load(),
-		Lists: lists, ListReads: h.listReads.Load(),
+		Lists: lists, ListReads: h.listReads.Load(), Detached: h.detached.Load(),
 	}
 }
 

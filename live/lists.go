@@ -321,31 +321,32 @@ func (h *Hub) WatchSidebar(ctx context.Context, owner string, open func() (Strea
 		h.viewers.Add(-1)
 		return ErrTooManyViewers
 	}
-	defer h.viewers.Add(-1)
+	var u undo
+	defer func() { u.run() }()
+	u.add(func() { h.viewers.Add(-1) })
 
 	lost := h.lostSignal()
 	l, err := h.joinList(ctx, owner)
 	if err != nil {
 		return err
 	}
-	defer h.leaveList(l)
+	u.add(func() { h.leaveList(l) })
 	side := &sidebar{room: l, v: newListViewer()}
-	defer side.join()()
+	u.add(side.join())
 
 	stream, err := open()
 	if err != nil {
 		return err
 	}
 	st := h.newViewerStream(stream, false, nil, side)
-	// The list as read by now, if it has been; otherwise the room's first
-	// read wakes this viewer.
-	if f := side.pending(""); f != nil {
-		if err := st.wr.Raw(f, true); err != nil {
-			return nil
+	return h.serve(ctx, stream, st, lost, &u, func() error {
+		// The list as read by now, if it has been; otherwise the room's
+		// first read wakes this viewer.
+		if f := side.pending(""); f != nil {
+			if err := st.wr.Raw(f, true); err != nil {
+				return err
+			}
 		}
-	}
-	if err := st.out.Flush(); err != nil {
-		return nil
-	}
-	return st.run(ctx, lost)
+		return st.out.Flush()
+	})
 }

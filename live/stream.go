@@ -25,6 +25,7 @@ type viewerStream struct {
 	sent  store.ID         // the log position the page is at
 	retry <-chan time.Time // set while a fast-forward waits for Redis
 	wrote bool             // a frame was written since the last heartbeat tick
+	gone  <-chan struct{}  // closed when the client went away (DetachedStream); nil: never
 }
 
 // errStreamEnded ends a stream on purpose (its conversation was deleted).
@@ -50,9 +51,11 @@ func (s *viewerStream) run(ctx context.Context, lost <-chan struct{}) error {
 		var err error
 		select {
 		case <-ctx.Done():
-			return nil
+			return s.ctxEnded()
 		case <-s.h.ctx.Done():
 			return ErrShutdown
+		case <-s.gone:
+			return nil
 		case <-lost:
 			return ErrUnavailable
 		case <-heartbeat.C:
@@ -74,9 +77,18 @@ func (s *viewerStream) run(ctx context.Context, lost <-chan struct{}) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return nil
+			return s.ctxEnded()
 		}
 	}
+}
+
+// ctxEnded is why a stream whose context is done ends: the hub's shutdown
+// (a detached stream runs in the hub's context), else its viewer left.
+func (s *viewerStream) ctxEnded() error {
+	if s.h.ctx.Err() != nil {
+		return ErrShutdown
+	}
+	return nil
 }
 
 // heartbeat writes a comment on a quiet stream. Only a quiet stream needs

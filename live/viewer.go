@@ -77,17 +77,21 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 		h.viewers.Add(-1)
 		return ErrTooManyViewers
 	}
-	defer h.viewers.Add(-1)
+	// What ends the stream is undone in reverse order when it ends: here,
+	// or in the goroutine of a DetachedStream.
+	var u undo
+	defer func() { u.run() }()
+	u.add(func() { h.viewers.Add(-1) })
 
 	lost := h.lostSignal()
 	r, err := h.join(ctx, conv)
 	if err != nil {
 		return err
 	}
-	defer h.leave(r)
+	u.add(func() { h.leave(r) })
 	v := &viewer{queue: make(chan *Frame, h.cfg.ViewerQueue), kick: make(chan struct{}, 1)}
 	r.addViewer(v)
-	defer r.removeViewer(v)
+	u.add(func() { r.removeViewer(v) })
 	var side *sidebar
 	if opt.Owner != "" {
 		// Not waited for: the list room reads the list once its channel is
@@ -98,9 +102,9 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 		if err != nil {
 			return err
 		}
-		defer h.leaveList(l)
+		u.add(func() { h.leaveList(l) })
 		side = &sidebar{room: l, v: newListViewer(), current: conv}
-		defer side.join()()
+		u.add(side.join())
 	}
 
 	snap, err := h.store.Snapshot(ctx, conv, cursor)
@@ -121,10 +125,7 @@ func (h *Hub) Watch(ctx context.Context, conv string, cursor store.ID, opt Watch
 	gz, _ := stream.(GzipStream)
 	st := h.newViewerStream(stream, gz != nil && gz.Gzip(), v, side)
 	st.conv, st.sent = conv, cursor
-	if err := st.start(snap, r); err != nil {
-		return nil
-	}
-	return st.run(ctx, lost)
+	return h.serve(ctx, stream, st, lost, &u, func() error { return st.start(snap, r) })
 }
 
 // start brings the page from its cursor to snap, tells it who watches r

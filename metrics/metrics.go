@@ -219,6 +219,8 @@ func newHubCollector(stats func() live.Stats) *hubCollector {
 	return &hubCollector{stats: stats, descs: []hubMetric{
 		gauge("parley_viewers_connected", "Live streams (SSE viewers) connected to this process.",
 			func(s live.Stats) int64 { return s.Viewers }),
+		gauge("parley_viewers_detached", "Of the connected live streams, those on hijacked HTTP/1.1 connections, written by Parley's own goroutine and buffer rather than net/http's.",
+			func(s live.Stats) int64 { return s.Detached }),
 		gauge("parley_rooms", "Conversations this process has a room for (watched, or with a generation listening for stop).",
 			func(s live.Stats) int64 { return s.Rooms }),
 		gauge("parley_owner_lists", "Browsers whose conversation list this process follows for their streams (one subscribed channel each).",

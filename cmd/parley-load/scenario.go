@@ -75,7 +75,7 @@ func scenarios() []scenario {
 		mixed(scenario{Name: "answers-200", Kind: "stream", Title: "200 answers at 50 tokens/s, 5 viewers each",
 			Target: "p99 <= 50 ms, server CPU <= 1 core", Convs: 200, Viewers: 5, Tokens: 300, TPS: 50, Prose: 1, Grace: 60 * time.Second}),
 		{Name: "idle-10k", Kind: "idle", Title: "10,000 idle connected viewers",
-			Target: "<= 20 KiB RSS per viewer", Convs: 100, Viewers: 100, Tokens: 100, TPS: 10000, Prose: 1},
+			Target: "<= 16 KiB RSS per viewer", Convs: 100, Viewers: 100, Tokens: 100, TPS: 10000, Prose: 1},
 		{Name: "redis", Kind: "stream", Title: "Redis work per answer (1,000 tokens at 100 tokens/s, 10 viewers)",
 			Target: "<= 1 round trip per coalesced batch; one subscription connection per process",
 			Convs:  1, Viewers: 10, Tokens: 1000, TPS: 100, Prose: 1, Grace: 30 * time.Second},
