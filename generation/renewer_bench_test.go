@@ -2,12 +2,9 @@ package generation_test
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,20 +58,6 @@ func (r *roundTrips) renews(cmd redis.Cmder) bool {
 	return isTrack(cmd) || (cmd.Name() == "evalsha" || cmd.Name() == "eval") && len(a) > 1 && a[1] == r.renewSHA
 }
 
-// renewScriptSHA is the SHA1 of the renew script, as store builds it
-// (scripts.go: textkey, prelude, renew).
-func renewScriptSHA(b *testing.B) string {
-	h := sha1.New()
-	for _, f := range []string{"textkey", "prelude", "renew"} {
-		src, err := os.ReadFile("../store/lua/" + f + ".lua")
-		if err != nil {
-			b.Fatal(err)
-		}
-		h.Write(src)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // BenchmarkLeaseRenewals runs 20 answers of the demo model at once, each
 // for about a minute at its default pace (30 tokens/s), with the default
 // lease (10 s: renewed every 3.3 s) and flush interval (25 ms), and reports
@@ -94,7 +77,7 @@ func BenchmarkLeaseRenewals(b *testing.B) {
 	srv := testredis.Start(b)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
-	rt := &roundTrips{renewSHA: renewScriptSHA(b)}
+	rt := &roundTrips{renewSHA: renewSHA}
 	rdb.AddHook(rt)
 	st := store.New(rdb, store.Config{LogMaxLen: 10000, LeaseTTL: lease, MaxAnswerBytes: 1 << 20, IdempotencyTTL: time.Hour})
 	m := generation.New(st, &stopper{}, llm.NewDemo(llm.DemoConfig{TokensPerSecond: tps, Tokens: tokens}),

@@ -2,7 +2,11 @@ package generation_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +20,33 @@ import (
 // with the sweepers (a ZADD to parley:gens), which appends never do.
 func isRenewal(cmds []redis.Cmder) bool {
 	for _, c := range cmds {
-		if isTrack(c) {
+		if isTrack(c) || isRenewScript(c) {
 			return true
 		}
 	}
 	return false
 }
+
+// isRenewScript reports whether c runs the renew script (a pipeline resent
+// after NOSCRIPT carries no ZADD).
+func isRenewScript(c redis.Cmder) bool {
+	a := c.Args()
+	return (c.Name() == "evalsha" || c.Name() == "eval") && len(a) > 1 && a[1] == renewSHA
+}
+
+// renewSHA is the SHA1 of the renew script, as store builds it (scripts.go:
+// textkey, prelude, renew).
+var renewSHA = func() string {
+	h := sha1.New()
+	for _, f := range []string{"textkey", "prelude", "renew"} {
+		src, err := os.ReadFile("../store/lua/" + f + ".lua")
+		if err != nil {
+			panic(err)
+		}
+		h.Write(src)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}()
 
 // isTrack reports whether c registers generations with the sweepers.
 func isTrack(c redis.Cmder) bool {
@@ -41,6 +66,7 @@ type renewals struct {
 }
 
 type renewalBatch struct {
+	done             bool // its replies came
 	scripts, tracked int
 	// replies holds each renewal's reply by its conversation's meta key.
 	replies map[string]string
@@ -61,7 +87,9 @@ func (r *renewals) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (r *renewals) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !isRenewal(cmds) {
+		if !slices.ContainsFunc(cmds, isTrack) {
+			// Not a tick's renewals (or the resend of the runs Redis
+			// refused for want of the script, which carries no ZADD).
 			return next(ctx, cmds)
 		}
 		r.mu.Lock()
@@ -69,8 +97,7 @@ func (r *renewals) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		r.batches = append(r.batches, renewalBatch{replies: map[string]string{}})
 		r.mu.Unlock()
 		err := next(ctx, cmds)
-		var b renewalBatch
-		b.replies = map[string]string{}
+		b := renewalBatch{done: true, replies: map[string]string{}}
 		for _, c := range cmds {
 			switch {
 			case c.Name() == "evalsha":
@@ -88,12 +115,19 @@ func (r *renewals) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// since returns the renewal pipelines from the i-th on, and the renewals
-// sent alone so far.
+// since returns the renewal pipelines from the i-th on whose replies came
+// (up to the first still in flight), and the renewals sent alone so far.
 func (r *renewals) since(i int) ([]renewalBatch, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]renewalBatch(nil), r.batches[min(i, len(r.batches)):]...), r.alone
+	var out []renewalBatch
+	for _, b := range r.batches[min(i, len(r.batches)):] {
+		if !b.done {
+			break
+		}
+		out = append(out, b)
+	}
+	return out, r.alone
 }
 
 // sent is the number of renewal pipelines sent so far.
