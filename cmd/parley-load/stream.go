@@ -290,6 +290,9 @@ func (res *result) addCosts(s scenario, t *target, before, after costs, wall tim
 		res.add("redis_cpu_s", "redis-server CPU", "s", after.redisCPU-before.redisCPU, lower)
 	}
 	res.add("loadgen_cpu_s", "load generator CPU (same machine)", "s", after.ownCPU-before.ownCPU, info)
+	// Near its GOMAXPROCS, the load generator itself is the bottleneck and
+	// the latencies are partly its own.
+	res.add("loadgen_cores", "load generator CPU / wall time", "cores", (after.ownCPU-before.ownCPU)/wall.Seconds(), info)
 	answers := float64(convs)
 	if t.counter != nil {
 		res.addTrips(s, before, after, answers)
