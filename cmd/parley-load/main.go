@@ -162,6 +162,7 @@ func (r *runner) runPair(ctx context.Context, s scenario, o options, bin, dir st
 			break
 		}
 		r.rng = rand.New(rand.NewPCG(o.seed, 1)) // both variants get the same plan
+		loadBefore := loadAverage()
 		res, err := r.runOne(ctx, s, variant, o, bin, dir, flags)
 		if err != nil {
 			failures = append(failures, fmt.Errorf("%s/%s: %w", s.Name, variant, err))
@@ -170,7 +171,7 @@ func (r *runner) runPair(ctx context.Context, s scenario, o options, bin, dir st
 		}
 		res.Viewers, res.Kind = s.viewers(), s.Kind
 		res.Pinning = pinningOf(o, r.serverAffinity)
-		res.Notes = append(res.Notes, res.Pinning.describe()+"; load average after the run: "+loadAverage())
+		res.Notes = append(res.Notes, res.Pinning.describe()+"; load average before the run: "+loadBefore+", after: "+loadAverage())
 		if variant == "parley" {
 			p.Parley = res
 		} else {
