@@ -162,17 +162,20 @@ func shortPin(cpus string) string {
 	return cpus
 }
 
-// note says where the figures come from: the machines and the files.
+// note says where the figures come from: the machines and the files'
+// directories (their names say which run each is).
 func note(runs []plotRun) string {
-	var machines, files []string
+	var machines, dirs []string
 	for _, r := range runs {
 		m, _, _ := strings.Cut(r.Machine, "; ")
 		if !slices.Contains(machines, m) {
 			machines = append(machines, m)
 		}
-		files = append(files, filepath.Base(r.Path))
+		if d := filepath.Dir(r.Path); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
 	}
-	return fmt.Sprintf("%s. One run per point, drawn by parley-load plot from %s.", strings.Join(machines, "; "), strings.Join(files, ", "))
+	return fmt.Sprintf("%s. One run per point; drawn by parley-load plot from %d -json files in %s.", strings.Join(machines, "; "), len(runs), strings.Join(dirs, ", "))
 }
 
 // viewerAxis spans 100 to 10,000 viewers, wider where the data are.

@@ -47,7 +47,7 @@ type ref struct {
 
 // The drawing's geometry, in SVG user units.
 const (
-	svgW, svgH   = 760.0, 490.0
+	svgW, svgH   = 840.0, 480.0
 	plotL, plotT = 78.0, 48.0
 	plotW, plotH = 480.0, 330.0
 )
