@@ -16,12 +16,19 @@
 //	go run ./cmd/parley-load -scenario fanout-1k   # one of them
 //	go run ./cmd/parley-load -list                 # the scenarios and their targets
 //	go run ./cmd/parley-load -url http://host:8080 -scenario redis -variants parley
+//	go run ./cmd/parley-load -scenario fanout-5k -server-cpus 1 -load-cpus 0
+//	go run ./cmd/parley-load -scenario fanout-100,fanout-2k,idle-5k -json a.json
+//	go run ./cmd/parley-load plot -in a.json,b.json -out docs/plots
 //
 // By default the tool builds Parley, starts a private redis-server for each
 // run, and starts the server with -model clock; the naive server is this
 // program's own "serve-naive" subcommand. Results go to stdout as tables and,
 // with -json, to a file. Load generator and server share the machine: every
-// figure says so.
+// figure says so, and says where each ran: -server-cpus starts the server
+// with its redis-server (and the Redis counter) on the CPUs given, and
+// -load-cpus keeps this process on others, so that the server's figures are
+// its own and not the load generator's. The plot subcommand draws SVG
+// charts against viewers from the JSON of fanout-N and idle-N runs.
 package main
 
 import (
@@ -36,6 +43,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -69,11 +77,16 @@ type options struct {
 	cpuprof   string   // the load tool's own CPU profile
 	over      scenario // overrides, where set
 	set       map[string]bool
+	serverCPU *cpuList // where the servers and their redis-servers run; nil: anywhere
+	loadCPU   *cpuList // where this process runs; nil: anywhere
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-naive" {
 		return runNaive(ctx, args[1:], stderr)
+	}
+	if len(args) > 0 && args[0] == "plot" {
+		return runPlot(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "count-redis" {
 		return runCounter(ctx, args[1:], stdout, stderr)
@@ -85,6 +98,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.loadCPU != nil {
+		if err := pinSelf(o.loadCPU); err != nil {
+			return err
+		}
+	}
 	stopProfile, err := startCPUProfile(o.cpuprof)
 	if err != nil {
 		return err
@@ -94,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		fmt.Fprintln(stderr, "parley-load: warning:", err)
 	}
-	machine := machineLine()
+	machine := machineLine(o)
 	fmt.Fprintf(stdout, "parley-load: %s; open-file limit %d\n", machine, limit)
 
 	dir, cleanup, err := workDir(o.keep, stderr)
@@ -122,25 +140,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var pairs []pair
 	var failures []error
 	for _, s := range selectScenarios(o) {
-		p := pair{Scenario: s.Name}
-		for _, variant := range o.variants {
-			if ctx.Err() != nil {
-				break
-			}
-			r.rng = rand.New(rand.NewPCG(o.seed, 1)) // both variants get the same plan
-			res, err := r.runOne(ctx, s, variant, o, bin, dir, flags)
-			if err != nil {
-				failures = append(failures, fmt.Errorf("%s/%s: %w", s.Name, variant, err))
-				fmt.Fprintf(stderr, "parley-load: %s/%s failed: %v\n", s.Name, variant, err)
-				continue
-			}
-			res.Notes = append(res.Notes, "load generator on the same machine as the server; load average after the run: "+loadAverage())
-			if variant == "parley" {
-				p.Parley = res
-			} else {
-				p.Naive = res
-			}
-		}
+		p, errs := r.runPair(ctx, s, o, bin, dir, flags)
+		failures = append(failures, errs...)
 		pairs = append(pairs, p)
 		printTable(stdout, []pair{p}, machine)
 		if o.jsonPath != "" {
@@ -150,6 +151,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return errors.Join(failures...)
+}
+
+// runPair runs s against each variant asked for, with the same plan.
+func (r *runner) runPair(ctx context.Context, s scenario, o options, bin, dir string, flags map[string]bool) (pair, []error) {
+	p := pair{Scenario: s.Name}
+	var failures []error
+	for _, variant := range o.variants {
+		if ctx.Err() != nil {
+			break
+		}
+		r.rng = rand.New(rand.NewPCG(o.seed, 1)) // both variants get the same plan
+		loadBefore := loadAverage()
+		res, err := r.runOne(ctx, s, variant, o, bin, dir, flags)
+		if err != nil {
+			failures = append(failures, fmt.Errorf("%s/%s: %w", s.Name, variant, err))
+			fmt.Fprintf(r.log, "parley-load: %s/%s failed: %v\n", s.Name, variant, err)
+			continue
+		}
+		res.Viewers, res.Kind = s.viewers(), s.Kind
+		res.Pinning = pinningOf(o, r.serverAffinity)
+		res.Notes = append(res.Notes, res.Pinning.describe()+"; load average before the run: "+loadBefore+", after: "+loadAverage())
+		if variant == "parley" {
+			p.Parley = res
+		} else {
+			p.Naive = res
+		}
+	}
+	return p, failures
 }
 
 // workDir makes the directory for the servers' logs; cleanup removes it
@@ -187,6 +216,10 @@ func startCPUProfile(path string) (stop func(), err error) {
 func (r *runner) runOne(ctx context.Context, s scenario, variant string, o options, bin, dir string, flags map[string]bool) (*result, error) {
 	t := &target{name: variant}
 	defer t.stop()
+	if o.serverCPU != nil {
+		t.cpus = &o.serverCPU.set
+	}
+	defer func() { r.serverAffinity = t.affinity }()
 	if o.url != "" {
 		t.url, t.metricsURL = strings.TrimRight(o.url, "/"), o.metrics
 		if o.redisURL != "" {
@@ -253,6 +286,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.gzip, "gzip", true, "viewers send Accept-Encoding: gzip, as browsers do (bytes are counted on the wire)")
 	fs.BoolVar(&o.count, "count-redis", true, "count the server's Redis round trips through a relay process (adds a hop)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the servers' logs and what inexact viewers received (the directory is printed)")
+	serverCPUs := fs.String("server-cpus", "", "CPUs for the server and its redis-server (and Redis counter), e.g. 1 or 0-1; default anywhere")
+	loadCPUs := fs.String("load-cpus", "", "CPUs for this load generator (GOMAXPROCS follows), e.g. 0; default anywhere")
 	fs.IntVar(&o.over.Convs, "convs", 0, "override: conversations")
 	fs.IntVar(&o.over.Viewers, "viewers", 0, "override: viewers per conversation")
 	fs.IntVar(&o.over.Tokens, "tokens", 0, "override: tokens per answer")
@@ -267,6 +302,16 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	if o.pprof {
 		o.keep = true
 	}
+	var err error
+	if o.serverCPU, err = parseCPUList(*serverCPUs); err != nil {
+		return o, fmt.Errorf("-server-cpus: %w", err)
+	}
+	if o.loadCPU, err = parseCPUList(*loadCPUs); err != nil {
+		return o, fmt.Errorf("-load-cpus: %w", err)
+	}
+	if o.serverCPU != nil && o.url != "" {
+		return o, errors.New("-server-cpus pins the servers this tool starts: with -url, pin the server where it runs")
+	}
 	o.extra = strings.Fields(*serverFlags)
 	o.env = strings.Fields(*serverEnv)
 	o.set = map[string]bool{}
@@ -275,6 +320,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 		for _, s := range scenarios() {
 			fmt.Fprintf(stdout, "%-12s %s\n             target: %s\n", s.Name, s.Title, s.Target)
 		}
+		fmt.Fprintf(stdout, "%-12s %s\n%-12s %s\n", "fanout-N", "as fanout-1k with N viewers (e.g. fanout-100, fanout-2k)",
+			"idle-N", "as idle-10k with N viewers, 100 a conversation (e.g. idle-100, idle-5k)")
 		return o, flag.ErrHelp
 	}
 	o.variants = strings.Split(*variants, ",")
@@ -286,25 +333,30 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	if o.url != "" && contains(o.variants, "naive") {
 		return o, errors.New("-url measures one server: use -variants parley")
 	}
-	known := map[string]bool{}
-	for _, s := range scenarios() {
-		known[s.Name] = true
-	}
 	for _, name := range strings.Split(*scen, ",") {
-		if name != "all" && !known[name] {
-			return o, fmt.Errorf("-scenario: no scenario %q (see -list)", name)
+		if name != "all" {
+			if _, err := scenarioNamed(name); err != nil {
+				return o, fmt.Errorf("-scenario: %w", err)
+			}
 		}
 		o.scenarios = append(o.scenarios, name)
 	}
 	return o, nil
 }
 
+// selectScenarios are the scenarios asked for, in the order asked, with
+// the overrides applied.
 func selectScenarios(o options) []scenario {
 	var out []scenario
-	for _, s := range scenarios() {
-		if !contains(o.scenarios, "all") && !contains(o.scenarios, s.Name) {
-			continue
+	var chosen []scenario
+	for _, name := range o.scenarios {
+		if name == "all" {
+			chosen = append(chosen, scenarios()...)
+		} else if s, err := scenarioNamed(name); err == nil {
+			chosen = append(chosen, s)
 		}
+	}
+	for _, s := range chosen {
 		if o.set["convs"] {
 			s.Convs = o.over.Convs
 		}
@@ -353,7 +405,7 @@ func supportedFlags(ctx context.Context, bin string) map[string]bool {
 }
 
 // machineLine describes where the figures come from.
-func machineLine() string {
+func machineLine(o options) string {
 	model := "unknown CPU"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -363,7 +415,31 @@ func machineLine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d cores (%s), %s; load generator on the same machine", runtime.NumCPU(), model, time.Now().Format("2006-01-02"))
+	where := "load generator on the same machine, neither pinned"
+	if o.serverCPU != nil || o.loadCPU != nil {
+		where = "load generator on the same machine; " + pinningOf(o, "").cpus()
+	}
+	return fmt.Sprintf("%d cores (%s), %s; %s", cores(), model, time.Now().Format("2006-01-02"), where)
+}
+
+// cores counts the machine's online CPUs (runtime.NumCPU counts only
+// those this process may use, fewer once it is pinned).
+func cores() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if isRange {
+			b, _ = strconv.Atoi(hi)
+		}
+		n += b - a + 1
+	}
+	return n
 }
 
 func contains(xs []string, x string) bool {

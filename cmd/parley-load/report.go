@@ -37,6 +37,9 @@ type result struct {
 	Metrics  []metric
 	Redis    map[string]int64 // round trips by command during the answer phase
 	Notes    []string
+	Kind     string  // the scenario's kind: stream, idle, page
+	Viewers  int     // viewers planned in all (every conversation's)
+	Pinning  pinning // where the server and the load generator ran
 }
 
 func newResult(s scenario, variant string) *result {
@@ -257,6 +260,9 @@ func ratio(parley, naive float64, b better) string {
 type jsonResult struct {
 	Scenario string             `json:"scenario"`
 	Variant  string             `json:"variant"`
+	Kind     string             `json:"kind"`
+	Viewers  int                `json:"viewers"`
+	Pinning  pinning            `json:"pinning"`
 	Title    string             `json:"title"`
 	Target   string             `json:"target"`
 	Metrics  map[string]any     `json:"metrics"`
@@ -278,7 +284,8 @@ func writeJSON(path string, pairs []pair, machine, command string) error {
 			if r == nil {
 				continue
 			}
-			j := jsonResult{Scenario: r.Scenario, Variant: r.Variant, Title: r.Title, Target: r.Target,
+			j := jsonResult{Scenario: r.Scenario, Variant: r.Variant, Kind: r.Kind, Viewers: r.Viewers, Pinning: r.Pinning,
+				Title: r.Title, Target: r.Target,
 				Metrics: map[string]any{}, Units: map[string]string{}, Redis: r.Redis, Notes: r.Notes}
 			for _, m := range r.Metrics {
 				j.Metrics[m.Key] = jsonNumber(m.Value)

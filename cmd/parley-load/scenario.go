@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,60 @@ func (s scenario) prompt() string {
 	return fmt.Sprintf("measure tokens=%d tps=%s prose=%d", s.Tokens, fmtFloat(s.TPS), s.Prose)
 }
 
+// viewers is how many viewers the scenario plans in all.
+func (s scenario) viewers() int { return s.Convs*s.Viewers + s.Joiners }
+
+// scenarioNamed finds a scenario by name: one of scenarios(), or a size
+// of the crowd ones for plotting against viewers: "fanout-N" (one answer,
+// as fanout-1k, to N viewers) and "idle-N" (N idle viewers, 100 a
+// conversation, as idle-10k). N is a count such as 100, 2000 or 2k.
+func scenarioNamed(name string) (scenario, error) {
+	all := scenarios()
+	for _, s := range all {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	kind, size, ok := strings.Cut(name, "-")
+	if !ok || (kind != "fanout" && kind != "idle") {
+		return scenario{}, fmt.Errorf("no scenario %q (see -list)", name)
+	}
+	n, err := parseCount(size)
+	if err != nil || n < 1 || n > 100_000 {
+		return scenario{}, fmt.Errorf("no scenario %q: after %s- give a number of viewers from 1 to 100k, e.g. %s-2k", name, kind, kind)
+	}
+	var s scenario
+	if kind == "fanout" {
+		s = all[0]
+		s.Viewers = n
+		s.Title = fmt.Sprintf("1 answer at 100 tokens/s, %d viewers", n)
+		s.Target = "none at this size (fanout-1k: p99 <= 50 ms; fanout-5k: p99 <= 150 ms)"
+		s.Grace = 60*time.Second + time.Duration(n)*30*time.Second/5000
+	} else {
+		s = all[3]
+		s.Convs, s.Viewers = 1, n
+		if n > 100 {
+			if n%100 != 0 {
+				return scenario{}, fmt.Errorf("no scenario %q: idle viewers come 100 a conversation, so give at most 100 or a multiple of 100", name)
+			}
+			s.Convs, s.Viewers = n/100, 100
+		}
+		s.Title = fmt.Sprintf("%d idle connected viewers", n)
+	}
+	s.Name = name
+	return s, nil
+}
+
+// parseCount reads 100, 2000 or 2k.
+func parseCount(s string) (int, error) {
+	mult := 1
+	if t, ok := strings.CutSuffix(s, "k"); ok {
+		s, mult = t, 1000
+	}
+	n, err := strconv.Atoi(s)
+	return n * mult, err
+}
+
 // scenarios are the targets of issue 5, in its order.
 func scenarios() []scenario {
 	mixed := func(s scenario) scenario {
@@ -97,6 +152,8 @@ type runner struct {
 	prog    *progress
 	rng     *rand.Rand
 	gzip    bool // viewers accept gzip
+
+	serverAffinity string // where the last server's threads were allowed to run
 }
 
 // person is one browser: its own cookies (its own owner identity).

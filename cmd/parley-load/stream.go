@@ -80,6 +80,7 @@ func (r *runner) runStream(ctx context.Context, s scenario, t *target) (*result,
 	}
 	verdicts := checkAll(viewers, finals, r.dump)
 	d := tallyViewers(viewers, verdicts)
+	d.serverCPU = after.cpu - before.cpu
 	window := d.lastFrame.Sub(postStart).Seconds()
 	if window <= 0 {
 		window = end.Sub(postStart).Seconds()
@@ -196,6 +197,7 @@ type delivery struct {
 	censored, unfinished            int
 	tokens, frames, signals, breaks int
 	lastFrame                       time.Time
+	serverCPU                       float64   // seconds, over the answer phase
 	fullBytes, decodedBytes         []float64 // of viewers who joined first and read all, exactly
 }
 
@@ -231,6 +233,11 @@ func tallyViewers(viewers []*viewer, verdicts []verdict) delivery {
 // addDelivery adds latency, rates and bytes per viewer.
 func (res *result) addDelivery(s scenario, d delivery, h0, h1 histograms, finals map[*conv]finalAnswer, viewers []*viewer, window float64) {
 	res.addLatency("latency", "token-to-viewer latency", d.lat, d.censored)
+	if d.frames > 0 {
+		// Next to the latencies: what each frame a viewer got cost the
+		// server, whatever the latencies were bought with.
+		res.add("server_cpu_us_per_frame", "server CPU per frame delivered to a viewer", "µs", d.serverCPU*1e6/float64(d.frames), lower)
+	}
 	if s.Slow > 0 {
 		p := percentiles(d.slowLat, 0)
 		res.add("slow_latency_p99_ms", "slow readers: latency p99", "ms", p.P99, lower)
@@ -283,6 +290,9 @@ func (res *result) addCosts(s scenario, t *target, before, after costs, wall tim
 		res.add("redis_cpu_s", "redis-server CPU", "s", after.redisCPU-before.redisCPU, lower)
 	}
 	res.add("loadgen_cpu_s", "load generator CPU (same machine)", "s", after.ownCPU-before.ownCPU, info)
+	// Near its GOMAXPROCS, the load generator itself is the bottleneck and
+	// the latencies are partly its own.
+	res.add("loadgen_cores", "load generator CPU / wall time", "cores", (after.ownCPU-before.ownCPU)/wall.Seconds(), info)
 	answers := float64(convs)
 	if t.counter != nil {
 		res.addTrips(s, before, after, answers)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sys/unix"
 )
 
 // target is one server under load: Parley or the naive baseline, with the
@@ -32,6 +33,8 @@ type target struct {
 	redisPID   int
 	counter    *counterProc // between the server and Redis; nil with -url
 	pprofURL   string       // the server's profiler, when started with one
+	cpus       *unix.CPUSet // where the server and its redis-server run; nil: anywhere
+	affinity   string       // where the server's threads may run, read after its start
 
 	procs []*exec.Cmd
 	logs  []*os.File
@@ -193,6 +196,7 @@ func (t *target) startParley(ctx context.Context, bin, dir, redisURL string, o s
 	if err := waitHealthy(ctx, t.url); err != nil {
 		return err
 	}
+	t.affinity = affinityOf(t.pid)
 	if scrape(ctx, "http://"+maddr+"/metrics") != nil {
 		t.metricsURL = "http://" + maddr + "/metrics"
 	}
@@ -217,7 +221,11 @@ func (t *target) startNaive(ctx context.Context, dir, redisURL string, o serverO
 	t.pid = cmd.Process.Pid
 	t.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	t.metricsURL = t.url + "/metrics"
-	return waitHealthy(ctx, t.url)
+	if err := waitHealthy(ctx, t.url); err != nil {
+		return err
+	}
+	t.affinity = affinityOf(t.pid)
+	return nil
 }
 
 func (t *target) start(cmd *exec.Cmd, logPath string) error {
@@ -230,7 +238,7 @@ func (t *target) start(cmd *exec.Cmd, logPath string) error {
 	}
 	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := startPinned(cmd, t.cpus); err != nil {
 		f.Close()
 		return err
 	}
