@@ -25,7 +25,8 @@ import (
 // A generation has at most one append in flight: one whose turn comes
 // while its last batch is out goes in the first batch after that one is
 // back. So a slow Redis makes batches fewer and larger instead of piling up
-// writes (at most appendPhases of them are out at once), while the model's
+// writes (usually at most appendPhases of them are out at once; more only
+// while a batch is slower than an interval), while the model's
 // stream only ever adds to its generation's pending text; and a batch that
 // is slow holds up only the generations in it. On a Redis Cluster each
 // sub-tick sends one batch per shard (the master serving a conversation, as
