@@ -34,10 +34,12 @@ import (
 func TestRedisRestartMidStream(t *testing.T) {
 	t.Parallel()
 	srv := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	sp := harness.Speed{TPS: 40, Tokens: 240}
+	// 15 s of answer: the outage must begin while every viewer still waits
+	// for its end, however slowly a busy machine brings the first words.
+	sp := harness.Speed{TPS: 40, Tokens: 600}
 	app, base, shutdown := launch(t, sp, srv.URL(), "-sweep-interval", "500ms", "-metrics-addr", "127.0.0.1:0")
 	client := viewer.NewClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	idle := settledMetric(t, app.Proc, "go_goroutines")
 
