@@ -85,8 +85,8 @@ func (a *app) build(ctx context.Context) error {
 	}
 	// In the background: a provider that does not answer must not hold
 	// back the start, and the page shows each answer's failure anyway.
-	go checkModel(ctx, a.model, cfg, a.log, a.providerUp)
 	a.models = llm.NewCatalog(a.model, cfg.ModelList(), 5*time.Minute)
+	go checkModel(ctx, a.model, a.models, cfg, a.log, a.providerUp)
 
 	st := store.New(a.rdb, store.Config{
 		LogMaxLen:       int64(cfg.LogMaxLen),
@@ -245,11 +245,12 @@ func (a *app) providerUp(up bool) {
 // modelCheckTimeout bounds the start's one question to the model provider.
 const modelCheckTimeout = 10 * time.Second
 
-// checkModel asks the model provider for its models once, so that a wrong
-// key or a provider that does not answer is in the logs from the start,
-// not only at the first answer, and sets the provider's health with up.
-// It never stops the process. The offline models are always up.
-func checkModel(ctx context.Context, m llm.Model, cfg config.Config, log *slog.Logger, up func(bool)) {
+// checkModel asks the model provider for its models once, through the
+// catalog (which keeps the list for the first pages), so that a wrong key or
+// a provider that does not answer is in the logs from the start, not only at
+// the first answer, and sets the provider's health with up. It never stops
+// the process. The offline models are always up.
+func checkModel(ctx context.Context, m llm.Model, models *llm.Catalog, cfg config.Config, log *slog.Logger, up func(bool)) {
 	if _, ok := m.(*llm.OpenAI); !ok {
 		up(true)
 		return
@@ -260,14 +261,14 @@ func checkModel(ctx context.Context, m llm.Model, cfg config.Config, log *slog.L
 	}
 	ctx, cancel := context.WithTimeout(ctx, modelCheckTimeout)
 	defer cancel()
-	ids, err := m.Models(ctx)
+	err := models.Check(ctx)
 	var e *llm.Error
 	switch {
 	case errors.Is(err, context.Canceled):
 		return // stopping: nothing learnt
 	case err == nil:
 		up(true)
-		log.Info("model provider answers", "url", baseURL, "models", len(ids))
+		log.Info("model provider answers", "url", baseURL, "offered", len(models.List(ctx)))
 	case errors.As(err, &e) && e.Kind == llm.Auth:
 		up(false)
 		if cfg.OpenAIKey == "" {

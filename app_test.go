@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/internal/openaitest"
+	"github.com/parley-chat/parley/llm"
 )
 
 // TestCheckModel: the start's question to the provider logs what an
@@ -46,7 +47,8 @@ func TestCheckModel(t *testing.T) {
 			}
 			var logs bytes.Buffer
 			var got []bool
-			checkModel(t.Context(), m, cfg, slog.New(slog.NewTextHandler(&logs, nil)), func(up bool) { got = append(got, up) })
+			models := llm.NewCatalog(m, nil, time.Hour)
+			checkModel(t.Context(), m, models, cfg, slog.New(slog.NewTextHandler(&logs, nil)), func(up bool) { got = append(got, up) })
 			if len(got) != 1 || got[0] != tt.up {
 				t.Errorf("provider up = %v, want [%v]", got, tt.up)
 			}
@@ -57,8 +59,18 @@ func TestCheckModel(t *testing.T) {
 			if strings.Contains(out, key) || strings.Contains(out, "operator") {
 				t.Errorf("log shows the key: %s", out)
 			}
-			if tt.name == "answers" && !strings.Contains(out, "models=3") {
-				t.Errorf("log = %s, want the model count", out)
+			if tt.name != "answers" {
+				return
+			}
+			if !strings.Contains(out, "offered=4") {
+				t.Errorf("log = %s, want the count of models offered (the default and a, b, c)", out)
+			}
+			// The check filled the catalog: the first page does not ask again.
+			if got := models.List(t.Context()); len(got) != 4 {
+				t.Errorf("List after the check = %q, want 4 models", got)
+			}
+			if n := srv.ModelsRequests(); n != 1 {
+				t.Errorf("the check and the first page asked the provider %d times, want once", n)
 			}
 		})
 	}
@@ -75,7 +87,7 @@ func TestCheckModelOffline(t *testing.T) {
 		}
 		var logs bytes.Buffer
 		var got []bool
-		checkModel(t.Context(), m, config.Config{}, slog.New(slog.NewTextHandler(&logs, nil)), func(up bool) { got = append(got, up) })
+		checkModel(t.Context(), m, llm.NewCatalog(m, nil, time.Hour), config.Config{}, slog.New(slog.NewTextHandler(&logs, nil)), func(up bool) { got = append(got, up) })
 		if len(got) != 1 || !got[0] || logs.Len() != 0 {
 			t.Errorf("%s: up = %v, logs %q; want [true] and nothing logged", name, got, logs.String())
 		}

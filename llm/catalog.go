@@ -12,11 +12,11 @@ import (
 // ones, or else the provider's own list, asked for at most once per TTL.
 // It is safe for concurrent use.
 //
-// A page must not wait on a slow provider more than once: while a list is
-// known, List answers with it at once and a stale one is refreshed in the
-// background, one refresh at a time. Only the very first List (or the
-// first after a failure with nothing known) waits for the provider, as
-// long as its context allows.
+// A page must not wait on a slow provider: while a list is known, List
+// answers with it at once and a stale one is refreshed in the background,
+// one refresh at a time. Only while no list was ever had does List wait for
+// the running refresh, and for at most firstWait; the process's start-up
+// Check usually has the list by the time the first page asks.
 type Catalog struct {
 	model      Model
 	configured []string
@@ -25,15 +25,17 @@ type Catalog struct {
 	mu      sync.Mutex
 	list    []string      // the provider's last good list, model.Name() first; nil before one
 	fetched time.Time     // when the last refresh ended, well or not
-	failed  bool          // the last refresh failed
+	err     error         // the last refresh's error; nil when it succeeded
 	running chan struct{} // closed when the running refresh ends; nil when none runs
 }
 
-// How long a refresh may take, and how soon one is tried again after a
-// failure (at most the TTL).
+// How long a refresh may take, how soon one is tried again after a failure
+// (at most the TTL), and how long a page waits for a first list before it
+// offers just the default model.
 const (
 	catalogFetchTimeout = 10 * time.Second
 	catalogRetry        = 30 * time.Second
+	firstWait           = 2 * time.Second
 )
 
 // NewCatalog returns the catalog of m: configured (trimmed, empty names and
@@ -59,16 +61,17 @@ func (c *Catalog) List(ctx context.Context) []string {
 	c.mu.Lock()
 	wait := c.running
 	if wait == nil && !c.fresh(time.Now()) {
-		wait = make(chan struct{})
-		c.running = wait
-		go c.refresh(context.WithoutCancel(ctx), wait)
+		wait = c.startLocked(ctx)
 	}
 	if wait != nil && c.list == nil {
 		c.mu.Unlock()
+		timer := time.NewTimer(firstWait)
 		select {
 		case <-wait:
 		case <-ctx.Done():
+		case <-timer.C:
 		}
+		timer.Stop()
 		c.mu.Lock()
 	}
 	list := c.list
@@ -77,6 +80,37 @@ func (c *Catalog) List(ctx context.Context) []string {
 		return []string{c.model.Name()}
 	}
 	return slices.Clone(list)
+}
+
+// Check asks the provider for its models now (or joins the request already
+// out) and returns its error: the process's start-up probe of the key and
+// the provider, which so also fills the list before the first page needs it.
+// With configured names the provider is asked all the same; what is
+// offered stays the configured names.
+func (c *Catalog) Check(ctx context.Context) error {
+	c.mu.Lock()
+	wait := c.running
+	if wait == nil {
+		wait = c.startLocked(ctx)
+	}
+	c.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// startLocked starts a refresh and returns the channel its end closes. c.mu
+// is held.
+func (c *Catalog) startLocked(ctx context.Context) chan struct{} {
+	wait := make(chan struct{})
+	c.running = wait
+	go c.refresh(context.WithoutCancel(ctx), wait)
+	return wait
 }
 
 // Allows reports whether name may be asked for: "" (the default) and every
@@ -101,7 +135,7 @@ func (c *Catalog) fresh(now time.Time) bool {
 		return false
 	}
 	window := c.ttl
-	if c.failed {
+	if c.err != nil {
 		window = min(c.ttl, catalogRetry)
 	}
 	return now.Sub(c.fetched) < window
@@ -120,7 +154,7 @@ func (c *Catalog) refresh(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	c.running = nil
 	c.fetched = time.Now()
-	c.failed = err != nil
+	c.err = err
 	if err != nil {
 		return
 	}

@@ -129,3 +129,49 @@ func TestCatalogOneRefresh(t *testing.T) {
 		t.Errorf("the provider was asked %d times, want once", n)
 	}
 }
+
+// TestCatalogPageDoesNotWaitForAHungProvider: with no list yet and a provider
+// that takes a minute, a page still gets the default model within firstWait,
+// not when its own (long) context ends.
+func TestCatalogPageDoesNotWaitForAHungProvider(t *testing.T) {
+	t.Parallel()
+	srv, m := newServed(t, "")
+	srv.ModelsReply(openaitest.Reply{Delay: time.Minute})
+	c := NewCatalog(m, nil, time.Hour)
+	start := time.Now()
+	if got := c.List(t.Context()); !slices.Equal(got, []string{openaitest.DefaultModel}) {
+		t.Errorf("List = %q, want just the default", got)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Errorf("List waited %v for a provider that takes a minute", waited)
+	}
+}
+
+// TestCatalogCheck: the start-up check reports the provider's error, shares
+// the request already out, and leaves its list for List.
+func TestCatalogCheck(t *testing.T) {
+	t.Parallel()
+	srv, m := newServed(t, "")
+	srv.SetModels("a")
+	srv.ModelsReply(openaitest.Reply{Delay: 100 * time.Millisecond})
+	c := NewCatalog(m, nil, time.Hour)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.List(t.Context()) })
+	if err := c.Check(t.Context()); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+	wg.Wait()
+	if got := c.List(t.Context()); !slices.Equal(got, []string{openaitest.DefaultModel, "a"}) {
+		t.Errorf("List after Check = %q", got)
+	}
+	// Whichever came first, the other joined it or found its list fresh.
+	if n := srv.ModelsRequests(); n != 1 {
+		t.Errorf("the provider was asked %d times by one List and one Check, want once", n)
+	}
+
+	down, m2 := newServed(t, "")
+	down.ModelsReply(openaitest.Reply{Status: 502})
+	if err := NewCatalog(m2, []string{"x"}, time.Hour).Check(t.Context()); err == nil {
+		t.Error("Check of a provider answering 502 = nil, want its error (configured names do not skip the check)")
+	}
+}

@@ -47,6 +47,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/parley-chat/parley/internal/procs"
 )
 
 func main() {
@@ -108,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopProfile()
-	limit, err := raiseFileLimit(200_000)
+	limit, err := procs.RaiseFileLimit(200_000)
 	if err != nil {
 		fmt.Fprintln(stderr, "parley-load: warning:", err)
 	}

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/parley-chat/parley/internal/procs"
 )
 
 // redisCounter sits between a server and its redis-server and counts the
@@ -192,7 +194,7 @@ func runCounter(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := raiseFileLimit(200_000); err != nil {
+	if _, err := procs.RaiseFileLimit(200_000); err != nil {
 		fmt.Fprintln(stderr, "count-redis: warning:", err)
 	}
 	c, err := startRedisCounter(*upstream)

@@ -89,28 +89,6 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// raiseFileLimit lifts RLIMIT_NOFILE as far as allowed: 10,000 viewers need
-// 10,000 descriptors in this process and as many in the server, which
-// inherits the limit.
-func raiseFileLimit(want uint64) (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("read open-file limit: %w", err)
-	}
-	if lim.Cur >= want {
-		return lim.Cur, nil
-	}
-	// Raising the hard limit needs privileges; try, then settle for it.
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: max(want, lim.Max), Max: max(want, lim.Max)}); err == nil {
-		return max(want, lim.Max), nil
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("raise open-file limit: %w", err)
-	}
-	return lim.Cur, nil
-}
-
 // buildParley compiles the server into dir.
 func buildParley(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "parley")

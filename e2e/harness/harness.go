@@ -26,8 +26,15 @@ import (
 // Unless -parallel is given, it lets parallel tests run parallel wide: the
 // tests spend their time waiting for demo answers written at a set pace, so
 // more of them at once than GOMAXPROCS (the default) fit on a small machine.
+//
+// It raises the open-file limit first (FileLimit): one test holds a thousand
+// viewers' connections, and on a machine whose limit is 1,024 the tests
+// beside it then failed to dial or to start processes.
 func Run(m *testing.M, bin *string, parallel int) int {
 	flag.Parse()
+	if _, err := procs.RaiseFileLimit(FileLimit); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+	}
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
 	if !set {
@@ -48,6 +55,10 @@ func Run(m *testing.M, bin *string, parallel int) int {
 	}
 	return m.Run()
 }
+
+// FileLimit is the open-file limit Run asks for: enough for the crowd tests
+// and everything that runs beside them.
+const FileLimit = 65536
 
 // Speed is the pace of the offline demo model: tokens per second and answer
 // length in tokens.

@@ -23,8 +23,10 @@ import (
 )
 
 const (
-	// readyTimeout bounds how long a start may take before the test fails.
-	readyTimeout = 10 * time.Second
+	// readyTimeout bounds how long a start may take before the test fails:
+	// long, because on a saturated two-core machine a start that takes
+	// milliseconds alone has gone unanswered for 10 s.
+	readyTimeout = 30 * time.Second
 	// stopTimeout bounds the wait after SIGTERM before the process is killed.
 	stopTimeout = 10 * time.Second
 	// portAttempts is how many fresh ports Start tries when the chosen one
@@ -130,7 +132,7 @@ func (s *Server) Stop() {
 // Restart starts the server again on the same port with the same args,
 // stopping it first if it is running. Data is not kept (persistence is off).
 // If the port has meanwhile been taken by another process it keeps trying
-// until the 10s start deadline, then fails the test.
+// until the start deadline (readyTimeout), then fails the test.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
@@ -215,60 +217,67 @@ func (s *Server) startLocked() error {
 		}
 		// PONG alone is not enough: if another process won the race for
 		// the port, it may be a different redis answering. Check the pid.
-		if pingPID(s.Addr, 500*time.Millisecond) == cmd.Process.Pid {
+		pid, err := pingPID(s.Addr, 2*time.Second)
+		if err == nil && pid == cmd.Process.Pid {
 			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("process %d answered, not ours (%d)", pid, cmd.Process.Pid)
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-p.done
-			return fmt.Errorf("redis-server did not answer PING on %s within %v\ncommand: %s\noutput (%s):\n%s",
-				s.Addr, readyTimeout, cmdline, logPath, readLog(logPath))
+			return fmt.Errorf("redis-server did not answer PING on %s within %v (last try: %v)\ncommand: %s\noutput (%s):\n%s",
+				s.Addr, readyTimeout, err, cmdline, logPath, readLog(logPath))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // pingPID sends PING and, if it gets +PONG, INFO server; it returns the
-// server's process_id, or 0 when the server is not (yet) answering.
-func pingPID(addr string, timeout time.Duration) int {
+// server's process_id, or an error saying why there is none (yet): a refused
+// or failed dial, another reply, no process_id.
+func pingPID(addr string, timeout time.Duration) (int, error) {
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	r := bufio.NewReader(conn)
 
 	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
-		return 0
+		return 0, fmt.Errorf("sending PING: %w", err)
 	}
 	line, err := r.ReadString('\n')
-	if err != nil || line != "+PONG\r\n" {
-		return 0
+	if err != nil {
+		return 0, fmt.Errorf("reading PING's reply: %w", err)
+	}
+	if line != "+PONG\r\n" {
+		return 0, fmt.Errorf("PING answered %q", line)
 	}
 
 	if _, err := io.WriteString(conn, "INFO server\r\n"); err != nil {
-		return 0
+		return 0, fmt.Errorf("sending INFO: %w", err)
 	}
 	line, err = r.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "$") {
-		return 0
+		return 0, fmt.Errorf("INFO answered %q (%v)", line, err)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
 	if err != nil || n < 0 || n > 1<<20 {
-		return 0
+		return 0, fmt.Errorf("INFO answered %q", line)
 	}
 	body := make([]byte, n+2)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return 0
+		return 0, fmt.Errorf("reading INFO: %w", err)
 	}
 	for l := range strings.SplitSeq(string(body), "\r\n") {
 		if v, ok := strings.CutPrefix(l, "process_id:"); ok {
-			pid, _ := strconv.Atoi(v)
-			return pid
+			return strconv.Atoi(v)
 		}
 	}
-	return 0
+	return 0, errors.New("INFO has no process_id")
 }
 
 // freePort returns a loopback port that was free a moment ago.
