@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -51,14 +50,7 @@ func handleExport(d Deps, f exportFormat) http.Handler {
 			return
 		}
 		tree, err := d.Store.Export(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			notFound(d, w, r)
-			return
-		}
-		if err != nil {
-			d.Log.Error("export conversation", "conversation", id, "err", err)
-			errorPage(d, w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
-				"The conversation store is not answering. Try the download again in a few seconds.")
+		if readFailed(d, w, r, "export conversation", id, err, "Try the download again in a few seconds.") {
 			return
 		}
 		body, err := f.encode(tree)

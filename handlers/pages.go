@@ -48,14 +48,7 @@ func handleConversation(d Deps) http.Handler {
 			known[i] = h.Rev
 		}
 		snap, err := d.Store.SnapshotKnown(ctx, id, known)
-		if errors.Is(err, store.ErrNotFound) {
-			notFound(d, w, r)
-			return
-		}
-		if err != nil {
-			d.Log.Error("render conversation", "conversation", id, "err", err)
-			errorPage(d, w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
-				"The conversation store is not answering. Reload the page in a few seconds.")
+		if readFailed(d, w, r, "render conversation", id, err, "Reload the page in a few seconds.") {
 			return
 		}
 		owner := snap.Owner != "" && snap.Owner == session.Owner(r.Context())
@@ -263,6 +256,23 @@ func errorSidebar(d Deps, r *http.Request, status int) views.Sidebar {
 func notFound(d Deps, w http.ResponseWriter, r *http.Request) {
 	errorPage(d, w, r, http.StatusNotFound, "Not found",
 		"There is no conversation at this address. It may have expired, or the link may be incomplete.")
+}
+
+// readFailed answers a failed read of conversation id for a whole page or
+// file: not found, or the store not answering (logged as what, with again
+// telling the person what to retry). It reports whether there was an error.
+func readFailed(d Deps, w http.ResponseWriter, r *http.Request, what, id string, err error, again string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		notFound(d, w, r)
+	default:
+		d.Log.Error(what, "conversation", id, "err", err)
+		errorPage(d, w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"The conversation store is not answering. "+again)
+	}
+	return true
 }
 
 func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {

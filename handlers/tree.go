@@ -41,8 +41,9 @@ func formIndex(r *http.Request, name string) (int, error) {
 	return n, nil
 }
 
-// handleSwitch serves POST /c/{id}/switch (index, version): the owner shows
-// another version of a message, and the path below it.
+// handleSwitch serves POST /c/{id}/switch (index, version, rev): the owner
+// shows another version of a message, and the path below it. The message's
+// revision keeps a page that is behind from switching another message.
 func handleSwitch(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -57,6 +58,10 @@ func handleSwitch(d Deps) http.Handler {
 		if err == nil && version < 1 {
 			err = errOutOfDate // versions count from 1
 		}
+		rev := r.PostFormValue("rev")
+		if _, perr := store.ParseID(rev); err == nil && perr != nil {
+			err = errOutOfDate
+		}
 		if err == nil && !store.ValidConversationID(id) {
 			err = store.ErrNotFound
 		}
@@ -65,7 +70,7 @@ func handleSwitch(d Deps) http.Handler {
 			defer cancel()
 			err = countAction(ctx, d, askerOf(d, r))
 			if err == nil {
-				err = d.Store.Switch(ctx, store.Switch{Conv: id, Owner: session.Owner(ctx), Index: index, Version: version})
+				err = d.Store.Switch(ctx, store.Switch{Conv: id, Owner: session.Owner(ctx), Index: index, Version: version, Rev: rev})
 			}
 		}
 		if errors.Is(err, store.ErrNoSuchMessage) {

@@ -32,6 +32,13 @@ func expectRefusal(t *testing.T, what string, code int, body string, wantCode in
 	}
 }
 
+// switchForm is the form of the version buttons of the message at index, as
+// a page that is up to date sends it.
+func (a *app) switchForm(t *testing.T, conv string, index, version int) url.Values {
+	t.Helper()
+	return url.Values{"index": {strconv.Itoa(index)}, "version": {strconv.Itoa(version)}, "rev": {a.snapMessage(t, conv, index).Rev}}
+}
+
 func TestRegenerateAndSwitchVersions(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, nil)
@@ -59,21 +66,25 @@ func TestRegenerateAndSwitchVersions(t *testing.T) {
 	// Someone else may not switch; a version or a form that does not
 	// exist is refused in words.
 	other := a.NewBrowser()
-	code, body = a.action(t, other, path+"/switch", url.Values{"index": {"1"}, "version": {"1"}})
+	code, body = a.action(t, other, path+"/switch", a.switchForm(t, conv, 1, 1))
 	expectRefusal(t, "a watcher's switch", code, body, http.StatusForbidden, "Only the person who started")
-	code, body = a.action(t, a.Client, path+"/switch", url.Values{"index": {"1"}, "version": {"3"}})
+	code, body = a.action(t, a.Client, path+"/switch", a.switchForm(t, conv, 1, 3))
 	expectRefusal(t, "version 3 of 2", code, body, http.StatusConflict, "That version is not there")
-	code, body = a.action(t, a.Client, path+"/switch", url.Values{"index": {"7"}, "version": {"1"}})
+	code, body = a.action(t, a.Client, path+"/switch", url.Values{"index": {"7"}, "version": {"1"}, "rev": {second.Rev}})
 	expectRefusal(t, "a message that does not exist", code, body, http.StatusConflict, "That version is not there")
-	for _, form := range []url.Values{{"index": {"1"}, "version": {"0"}}, {"index": {"x"}, "version": {"1"}}, {"index": {"1"}}} {
+	for _, form := range []url.Values{{"index": {"1"}, "version": {"0"}}, {"index": {"x"}, "version": {"1"}}, {"index": {"1"}}, {"index": {"1"}, "version": {"1"}}, {"index": {"1"}, "version": {"1"}, "rev": {"x"}}} {
 		code, body = a.action(t, a.Client, path+"/switch", form)
 		expectRefusal(t, "switch "+form.Encode(), code, body, http.StatusBadRequest, "The form is out of date")
 	}
 
-	code, body = a.action(t, a.Client, path+"/switch", url.Values{"index": {"1"}, "version": {"1"}})
+	stale := a.switchForm(t, conv, 1, 2)
+	code, body = a.action(t, a.Client, path+"/switch", a.switchForm(t, conv, 1, 1))
 	if code != http.StatusOK {
 		t.Fatalf("switch to version 1: %d %s", code, body)
 	}
+	// A page that is behind names a revision the message no longer has.
+	code, body = a.action(t, a.Client, path+"/switch", stale)
+	expectRefusal(t, "a switch from a page that is behind", code, body, http.StatusConflict, "That version is not there")
 	if m := a.snapMessage(t, conv, 1); m.Version != 1 || m.Versions != 2 {
 		t.Errorf("after the switch the answer is version %d of %d, want 1 of 2", m.Version, m.Versions)
 	}
@@ -86,7 +97,7 @@ func TestRegenerateAndSwitchVersions(t *testing.T) {
 	if res := a.post(t, conv, "[[slow]] and now slowly", store.NewID()); res.StatusCode != http.StatusOK {
 		t.Fatalf("post: %d", res.StatusCode)
 	}
-	code, body = a.action(t, a.Client, path+"/switch", url.Values{"index": {"1"}, "version": {"2"}})
+	code, body = a.action(t, a.Client, path+"/switch", a.switchForm(t, conv, 1, 2))
 	expectRefusal(t, "a switch during an answer", code, body, http.StatusConflict, "still being written")
 	a.action(t, a.Client, path+"/stop", nil)
 }
@@ -135,7 +146,7 @@ func TestEditAddsAVersion(t *testing.T) {
 		t.Errorf("the answer after the edit is %q", answer.Text)
 	}
 	// The old version stays: switching back shows it and its answer.
-	if code, body = a.action(t, a.Client, path+"/switch", url.Values{"index": {"0"}, "version": {"1"}}); code != http.StatusOK {
+	if code, body = a.action(t, a.Client, path+"/switch", a.switchForm(t, conv, 0, 1)); code != http.StatusOK {
 		t.Fatalf("switch back: %d %s", code, body)
 	}
 	if m := a.snapMessage(t, conv, 0); m.Text != "[[echo]]first words" || m.Versions != 2 {
@@ -267,6 +278,6 @@ func TestSwitchAndSettingsAreCounted(t *testing.T) {
 			t.Fatalf("settings %d: %d, want %d\n%s", i, code, want, body)
 		}
 	}
-	code, body := a.action(t, a.Client, path+"/switch", url.Values{"index": {"1"}, "version": {"1"}})
+	code, body := a.action(t, a.Client, path+"/switch", a.switchForm(t, conv, 1, 1))
 	expectRefusal(t, "a switch past the limit", code, body, http.StatusTooManyRequests, "a lot of changes")
 }

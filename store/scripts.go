@@ -285,9 +285,10 @@ type switchArgv struct {
 	Pos         int    `lua:"pos"`
 	Version     int    `lua:"version"`
 	Interrupted string `lua:"interrupted"`
+	Rev         string `lua:"rev"`
 }
 
-func (a switchArgv) list() []any { return []any{a.Owner, a.Pos, a.Version, a.Interrupted} }
+func (a switchArgv) list() []any { return []any{a.Owner, a.Pos, a.Version, a.Interrupted, a.Rev} }
 
 // continueArgv is lua/continue.lua's own ARGV.
 type continueArgv struct {

@@ -121,15 +121,20 @@ type Switch struct {
 	Conv, Owner string
 	Index       int // the message's position
 	Version     int // 1-based, in order of creation
+	// Rev, when not empty, is the revision of the message at Index as the
+	// page showed it: a page that is behind (its position now holds
+	// another message) changes nothing. Pages always send it.
+	Rev string
 }
 
 // Switch shows version w.Version of the message at w.Index: the path then
 // runs through it and each later message's last shown version. ErrBusy
 // while an answer is being written; ErrNoSuchMessage for a version or
-// position that does not exist. Choosing the version shown changes nothing.
+// position that does not exist, or a revision that is not the message's.
+// Choosing the version shown changes nothing.
 func (s *Store) Switch(ctx context.Context, w Switch) error {
 	res, err := s.runConv(ctx, switchScript, w.Conv, nil, switchArgv{
-		Owner: w.Owner, Pos: w.Index, Version: w.Version, Interrupted: interruptedText,
+		Owner: w.Owner, Pos: w.Index, Version: w.Version, Interrupted: interruptedText, Rev: w.Rev,
 	}).StringSlice()
 	if err != nil {
 		return fmt.Errorf("switch version: %w", err)
