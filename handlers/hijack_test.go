@@ -1,9 +1,13 @@
 package handlers_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +111,55 @@ func (a *app) sidebarStream(t *testing.T) (*http.Response, context.CancelFunc) {
 		t.Fatal(err)
 	}
 	return res, func() { cancel(); res.Body.Close() }
+}
+
+// TestHijackedStreamOverHTTP10: an HTTP/1.0 client cannot read chunks, so
+// its hijacked stream is the bare event stream, ended by closing the
+// connection; a new message reaches it, and its leaving frees the place.
+func TestHijackedStreamOverHTTP10(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, nil)
+	conv := a.create(t, "[[echo]]old client")
+	a.waitStatus(t, conv, 1, store.StatusDone)
+	_, cursor := a.page(t, conv)
+
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(a.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	req := "GET /c/" + conv + "/events?after=" + cursor + " HTTP/1.0\r\nHost: parley\r\nDatastar-Request: true\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStreamHead(t, res)
+	if len(res.TransferEncoding) != 0 || !res.Close || res.Header.Get("Content-Encoding") != "" {
+		t.Errorf("transfer encoding %v, close %t, content encoding %q: want a plain body that ends with the connection",
+			res.TransferEncoding, res.Close, res.Header.Get("Content-Encoding"))
+	}
+	waitFor(t, "the HTTP/1.0 stream to be detached", func() bool { return a.Hub.Stats().Detached == 1 })
+
+	// A new exchange's answer arrives in the bare stream.
+	if r := a.post(t, conv, "[[echo]]second words", store.NewID()); r.StatusCode != http.StatusOK {
+		t.Fatalf("post: %d", r.StatusCode)
+	}
+	var seen bool
+	if err := readSSE(res.Body, func(e sseEvent) bool {
+		seen = strings.Contains(strings.Join(e.Data, "\n"), "second words")
+		return !seen
+	}); err != nil || !seen {
+		t.Fatalf("the new message did not reach the HTTP/1.0 stream (err %v)", err)
+	}
+
+	conn.Close()
+	waitFor(t, "the HTTP/1.0 client's place to be freed", func() bool {
+		s := a.Hub.Stats()
+		return s.Detached == 0 && s.Viewers == 0
+	})
 }
