@@ -204,16 +204,13 @@ func handleSource(d Deps) http.Handler {
 	})
 }
 
-// sidebarSize is how many conversations the sidebar lists.
-const sidebarSize = 50
-
 // sidebar lists the browser's conversations. It is not worth failing a page
 // for: if Redis does not answer, the page shows an empty list.
 func sidebar(d Deps, r *http.Request, current, title string, watching bool) views.Sidebar {
 	s := views.Sidebar{Current: current, CurrentTitle: title, Watching: watching}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	list, err := d.Store.List(ctx, session.Owner(r.Context()), sidebarSize)
+	list, err := d.Store.List(ctx, session.Owner(r.Context()), views.SidebarSize)
 	if err != nil {
 		d.Log.Warn("list conversations", "err", err)
 	}

@@ -107,6 +107,7 @@ func NewServer(d Deps) http.Handler {
 	mux.Handle("GET /c/{id}/markdown/{n}", handleSource(d))
 	mux.Handle("GET /c/{id}/export.md", handleExport(d, markdownExport()))
 	mux.Handle("GET /c/{id}/export.json", handleExport(d, jsonExport()))
+	mux.Handle("GET /conversations", handleConversations(d))
 	mux.Handle("GET /sidebar/events", handleSidebarEvents(d))
 	mux.Handle("GET /static/", d.Static)
 	mux.Handle("GET /favicon.ico", handleFavicon(d.Assets.Icon))

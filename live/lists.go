@@ -29,7 +29,7 @@ import (
 )
 
 // ListSize is how many conversations a sidebar lists, as the page does.
-const ListSize = 50
+const ListSize = views.SidebarSize
 
 // listReadTimeout bounds one read of an owner's list.
 const listReadTimeout = 5 * time.Second

@@ -96,11 +96,57 @@ func (s *Store) Touch(ctx context.Context, conv, owner string) error {
 // List returns owner's newest conversations, at most limit. Conversations
 // that expired or were deleted are dropped from the index on the way.
 func (s *Store) List(ctx context.Context, owner string, limit int) ([]Summary, error) {
-	k := ownerKey(owner)
-	zs, err := s.rdb.ZRevRangeWithScores(ctx, k, 0, int64(limit)-1).Result()
+	list, _, err := s.ListFrom(ctx, owner, 0, limit)
+	return list, err
+}
+
+// ListFrom returns at most limit of owner's conversations, newest first,
+// skipping the offset newest, and whether there are older ones. Entries it
+// drops (expired: the oldest, at the list's end) shift later offsets, which
+// at worst hides as many conversations from the next page until a reload.
+func (s *Store) ListFrom(ctx context.Context, owner string, offset, limit int) ([]Summary, bool, error) {
+	zs, err := s.rdb.ZRevRangeWithScores(ctx, ownerKey(owner), int64(offset), int64(offset+limit)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list conversations: %w", err)
+		return nil, false, fmt.Errorf("list conversations: %w", err)
 	}
+	more := len(zs) > limit
+	if more {
+		zs = zs[:limit]
+	}
+	list, err := s.summaries(ctx, owner, zs)
+	return list, more, err
+}
+
+// searchScan is how many of an owner's newest conversations Search reads:
+// its cost is one meta read each, and past that a person looks by date.
+const searchScan = 1000
+
+// Search returns at most limit of owner's conversations whose title holds
+// query, ignoring letters' case, newest first, from the searchScan newest.
+func (s *Store) Search(ctx context.Context, owner, query string, limit int) ([]Summary, error) {
+	const page = 200
+	q := strings.ToLower(query)
+	var out []Summary
+	for offset := 0; offset < searchScan && len(out) < limit; offset += page {
+		list, more, err := s.ListFrom(ctx, owner, offset, page)
+		if err != nil {
+			return nil, fmt.Errorf("search conversations: %w", err)
+		}
+		for _, c := range list {
+			if strings.Contains(strings.ToLower(c.Title), q) && len(out) < limit {
+				out = append(out, c)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return out, nil
+}
+
+// summaries reads the titles of the index entries zs. Conversations that
+// expired or were deleted are dropped from the index on the way.
+func (s *Store) summaries(ctx context.Context, owner string, zs []redis.Z) ([]Summary, error) {
 	if len(zs) == 0 {
 		return nil, nil
 	}
@@ -127,7 +173,7 @@ func (s *Store) List(ctx context.Context, owner string, limit int) ([]Summary, e
 	}
 	if len(gone) > 0 {
 		// Best effort: a failure leaves entries that the next read drops again.
-		_ = s.rdb.ZRem(ctx, k, gone...).Err()
+		_ = s.rdb.ZRem(ctx, ownerKey(owner), gone...).Err()
 	}
 	return out, nil
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,4 +151,83 @@ func TestOwnerListChangesRingTheOwner(t *testing.T) {
 		t.Fatalf("delete rang before the list entry was removed: %v %v", members, err)
 	}
 	n.silent(other, "another owner's changes")
+}
+
+// TestListPagesAndSearch: an owner's whole list comes page by page, each
+// conversation once, the last page saying there is nothing older; a search
+// finds titles whatever their letters' case, up to its limit.
+func TestListPagesAndSearch(t *testing.T) {
+	t.Parallel()
+	st, _ := newStore(t, store.Config{})
+	ctx := context.Background()
+	const n = 260
+	tides := 0
+	for i := range n {
+		conv := store.NewID()
+		if _, err := st.Post(ctx, store.Post{Conv: conv, Owner: testOwner, Text: "hello", Key: "k", Gen: store.NewID(), Create: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Touch(ctx, conv, testOwner); err != nil {
+			t.Fatal(err)
+		}
+		title := "Topic " + strconv.Itoa(i)
+		if i%10 == 0 {
+			title, tides = "What makes the Tides "+strconv.Itoa(i), tides+1
+		}
+		if _, err := st.SetTitle(ctx, store.Title{Conv: conv, Text: title, IfEmpty: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	seen := map[string]bool{}
+	for offset, page := 0, 0; ; offset, page = offset+100, page+1 {
+		list, more, err := st.ListFrom(ctx, testOwner, offset, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range list {
+			if seen[c.ID] {
+				t.Fatalf("page %d lists %s twice", page, c.ID)
+			}
+			seen[c.ID] = true
+			if i > 0 && c.Updated.After(list[i-1].Updated) {
+				t.Errorf("page %d is not newest first at %d", page, i)
+			}
+		}
+		if want := min(100, n-offset); len(list) != want {
+			t.Fatalf("page %d has %d conversations, want %d", page, len(list), want)
+		}
+		if more != (offset+100 < n) {
+			t.Fatalf("page %d: more = %v", page, more)
+		}
+		if !more {
+			break
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("the pages listed %d conversations, want %d", len(seen), n)
+	}
+
+	for _, tt := range []struct {
+		query string
+		limit int
+		want  int
+	}{{"tides", 100, tides}, {"TIDES", 10, 10}, {"makes the t", 100, tides}, {"Topic 251", 100, 1}, {"nothing like it", 10, 0}} {
+		got, err := st.Search(ctx, testOwner, tt.query, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != tt.want {
+			t.Errorf("Search(%q, %d) found %d, want %d", tt.query, tt.limit, len(got), tt.want)
+		}
+		for _, c := range got {
+			if !strings.Contains(strings.ToLower(c.Title), strings.ToLower(tt.query)) {
+				t.Errorf("Search(%q) found %q", tt.query, c.Title)
+			}
+		}
+	}
+	// Someone else's list is their own.
+	if got, err := st.Search(ctx, "BBBBBBBBBBBBBBBBBBBBBB", "tides", 100); err != nil || len(got) != 0 {
+		t.Errorf("another owner's search found %d (%v)", len(got), err)
+	}
 }

@@ -86,21 +86,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	tab1 := b.newTab("setup")
 	conv := tab1.longConversation(base, 4)
 
-	dir := filepath.Join("..", "..", "testdata", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shoot := func(tb *tab, file string) {
-		t.Helper()
-		png, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", file, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", filepath.Join(dir, file))
-	}
+	shoot := func(tb *tab, file string) { saveScreenshot(t, tb, file) }
 	for _, v := range []viewport{desktop, phone} {
 		for _, scheme := range []string{"light", "dark"} {
 			tb := b.newTab(v.name + " " + scheme)
@@ -145,6 +131,23 @@ func TestBrowserScreenshots(t *testing.T) {
 	tb.waitFor("the answer to stop", statusIs(9, "stopped"))
 
 	shootTree(b, base, shoot)
+}
+
+// saveScreenshot writes what tb shows to testdata/screenshots/file.
+func saveScreenshot(t *testing.T, tb *tab, file string) {
+	t.Helper()
+	dir := filepath.Join("..", "..", "testdata", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", file, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", filepath.Join(dir, file))
 }
 
 // shootTree shows a conversation with versions: an edited question and a

@@ -1,0 +1,81 @@
+package browser_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserConversationsPage: "Search conversations" in the sidebar opens
+// the page of all conversations with its search box focused; Enter searches
+// titles and keeps the query; on a phone the page fits the screen, each
+// row's date inside the row.
+func TestBrowserConversationsPage(t *testing.T) {
+	t.Parallel()
+	base := startParley(t, brisk)
+	b := startBrowser(t)
+	tb := b.newTab("conversations")
+	tb.emulate(desktop, "light")
+	tb.startConversation(base, "What makes the tides?")
+	tb.waitFor("the first answer", statusIs(1, "done"))
+	tb.startConversation(base, "Bread without yeast")
+	tb.waitFor("the second answer", statusIs(1, "done"))
+
+	tb.follow("the sidebar's search link", chromedp.Click("a.side-search"))
+	tb.waitFor("the page of all conversations", `location.pathname === '/conversations' && document.querySelectorAll('.all-list li').length === 2`)
+	if id := evalJS[string](tb, `document.activeElement.id`); id != "q" {
+		t.Errorf("the focus is on %q, want the search box", id)
+	}
+	// Newest first.
+	if first := evalJS[string](tb, `document.querySelector('.all-list a').innerText`); first != "Bread without yeast" {
+		t.Errorf("the first row is %q, want the newest conversation", first)
+	}
+	tb.follow("a search", chromedp.SendKeys("#q", "TIDES\n"))
+	tb.waitFor("the search's results", `location.search === '?q=TIDES' && document.querySelectorAll('.all-list li').length === 1`)
+	if got := evalJS[string](tb, `document.querySelector('.all-list a').innerText`); got != "What makes the tides" {
+		t.Errorf("the search found %q", got)
+	}
+	if q := evalJS[string](tb, `document.getElementById('q').value`); q != "TIDES" {
+		t.Errorf("the search box holds %q after the search, want the query", q)
+	}
+	if os.Getenv("PARLEY_SCREENSHOTS") == "1" {
+		saveScreenshot(t, tb, "search-desktop.png")
+	}
+	tb.follow("a result", chromedp.Click(".all-list a"))
+	tb.waitFor("the conversation", `/^\/c\//.test(location.pathname) && !!document.getElementById('m-1')`)
+
+	ph := b.newTab("conversations phone")
+	ph.emulate(phone, "light")
+	ph.navigate(base + "/conversations")
+	ph.waitFor("the list", `document.querySelectorAll('.all-list li').length === 2`)
+	if over := evalJS[bool](ph, `document.documentElement.scrollWidth > window.innerWidth`); over {
+		t.Error("the page is wider than the phone's screen")
+	}
+	row, date := ph.boxOf(".all-list li"), ph.boxOf(".all-list time")
+	if date.Right > row.Right || date.Left < row.Left || date.Right == 0 {
+		t.Errorf("the date %+v is not inside its row %+v", date, row)
+	}
+	if search := ph.boxOf("#q"); search.Right > evalJS[float64](ph, `window.innerWidth`) {
+		t.Errorf("the search box %+v runs off the screen", search)
+	}
+	if os.Getenv("PARLEY_SCREENSHOTS") == "1" {
+		saveScreenshot(t, ph, "conversations-phone.png")
+		ph.emulate(phone, "dark")
+		ph.do(chromedp.Click(".nav-toggle"))
+		ph.waitFor("the drawer to open", `document.getElementById('sidebar').getBoundingClientRect().left >= 0`)
+		saveScreenshot(t, ph, "drawer-phone-dark.png")
+	}
+}
+
+// follow runs an action that loads another page and waits for its response.
+func (tb *tab) follow(what string, action chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	resp, err := chromedp.RunResponse(tb.ctx, action)
+	if err != nil {
+		tb.t.Fatalf("%s: %s: %v", tb.name, what, err)
+	}
+	if resp.Status != 200 {
+		tb.t.Fatalf("%s: %s gave HTTP %d", tb.name, what, resp.Status)
+	}
+}
