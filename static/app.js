@@ -170,12 +170,23 @@
     });
   }
 
-  // keys: the composer has focus when a page opens (except on touch
-  // screens, where it would raise the on-screen keyboard over the
-  // conversation), and Escape in it stops the answer being written.
+  // keys: the composer (or the search box of the page of all
+  // conversations) has focus when a page opens, except on touch screens,
+  // where it would raise the on-screen keyboard over the page; Escape in the
+  // composer stops the answer being written; Ctrl+K (Cmd+K on a Mac, where
+  // Ctrl+K edits text) searches the conversations, as in ChatGPT.
   function keys() {
-    const text = byId('text');
+    const text = byId('text') || byId('q');
     if (text && !matchMedia('(pointer: coarse)').matches) text.focus({ preventScroll: true });
+    const mac = /Mac|iPhone|iPad/.test(navigator.platform);
+    if (mac) for (const k of document.querySelectorAll('.shortcut')) k.textContent = '⌘K';
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'k' || !(mac ? e.metaKey : e.ctrlKey) || e.altKey || e.shiftKey || e.defaultPrevented) return;
+      e.preventDefault();
+      const q = byId('q');
+      if (q) q.focus();
+      else location.assign('/conversations');
+    });
     document.addEventListener('keydown', (e) => {
       if (e.key !== 'Escape' || e.defaultPrevented || e.target.id !== 'text') return;
       const stop = document.querySelector('#composer button.stop');

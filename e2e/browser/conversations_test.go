@@ -9,8 +9,9 @@ import (
 
 // TestBrowserConversationsPage: "Search conversations" in the sidebar opens
 // the page of all conversations with its search box focused; Enter searches
-// titles and keeps the query; on a phone the page fits the screen, each
-// row's date inside the row.
+// titles and keeps the query; Ctrl+K from a conversation comes back to it;
+// on a phone the page fits the screen, each row's date inside the row, and
+// the box is not focused (the on-screen keyboard would cover the list).
 func TestBrowserConversationsPage(t *testing.T) {
 	t.Parallel()
 	base := startParley(t, brisk)
@@ -22,6 +23,9 @@ func TestBrowserConversationsPage(t *testing.T) {
 	tb.startConversation(base, "Bread without yeast")
 	tb.waitFor("the second answer", statusIs(1, "done"))
 
+	if link := tb.boxOf("a.side-search"); link.Bottom-link.Top > 44 {
+		t.Errorf("the sidebar's search link is %.0f px high: its words wrap", link.Bottom-link.Top)
+	}
 	tb.follow("the sidebar's search link", chromedp.Click("a.side-search"))
 	tb.waitFor("the page of all conversations", `location.pathname === '/conversations' && document.querySelectorAll('.all-list li').length === 2`)
 	if id := evalJS[string](tb, `document.activeElement.id`); id != "q" {
@@ -45,10 +49,20 @@ func TestBrowserConversationsPage(t *testing.T) {
 	tb.follow("a result", chromedp.Click(".all-list a"))
 	tb.waitFor("the conversation", `/^\/c\//.test(location.pathname) && !!document.getElementById('m-1')`)
 
+	// Ctrl+K, from the composer, goes to the search with its box focused.
+	if id := evalJS[string](tb, `document.activeElement.id`); id != "text" {
+		t.Fatalf("the focus is on %q in the conversation, want the composer", id)
+	}
+	tb.follow("Ctrl+K", chromedp.KeyEvent("k", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
+	tb.waitFor("the search page with its box focused", `location.pathname === '/conversations' && document.activeElement?.id === 'q'`)
+
 	ph := b.newTab("conversations phone")
 	ph.emulate(phone, "light")
 	ph.navigate(base + "/conversations")
 	ph.waitFor("the list", `document.querySelectorAll('.all-list li').length === 2`)
+	if id := evalJS[string](ph, `document.activeElement.id`); id == "q" {
+		t.Error("on a touch screen the search box took the focus, raising the keyboard")
+	}
 	if over := evalJS[bool](ph, `document.documentElement.scrollWidth > window.innerWidth`); over {
 		t.Error("the page is wider than the phone's screen")
 	}
