@@ -210,7 +210,7 @@ func SidebarView(s Sidebar) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<aside id=\"sidebar\" class=\"sidebar\" aria-label=\"Conversations\"><div class=\"side-head\"><a class=\"brand\" href=\"/\">Parley</a> <a class=\"new-conv\" href=\"/\">+ New chat</a> <button type=\"button\" id=\"nav-close\" class=\"nav-close\" aria-label=\"Close the list of conversations\"><span aria-hidden=\"true\">✕</span></button></div><a class=\"side-search\" href=\"/conversations\"><svg aria-hidden=\"true\" width=\"16\" height=\"16\" viewBox=\"0 0 16 16\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.8\" stroke-linecap=\"round\"><circle cx=\"7\" cy=\"7\" r=\"4.8\"></circle><path d=\"M10.6 10.6 14 14\"></path></svg> Search conversations <kbd class=\"shortcut\" aria-hidden=\"true\">Ctrl K</kbd></a><nav id=\"side-nav\" aria-label=\"Your conversations\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<aside id=\"sidebar\" class=\"sidebar\" aria-label=\"Conversations\"><div class=\"side-head\"><a class=\"brand\" href=\"/\">Parley</a> <a class=\"new-conv\" href=\"/\">+ New chat</a> <button type=\"button\" id=\"nav-close\" class=\"nav-close\" aria-label=\"Close the list of conversations\"><span aria-hidden=\"true\">✕</span></button></div><a class=\"side-search\" href=\"/conversations\"><span class=\"glass\" aria-hidden=\"true\"></span> Search conversations <kbd class=\"shortcut\" aria-hidden=\"true\">Ctrl K</kbd></a><nav id=\"side-nav\" aria-label=\"Your conversations\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
