@@ -210,7 +210,32 @@ func connectRedis(cfg config.Config, log *slog.Logger) (redis.UniversalClient, f
 	}
 	log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; conversations are kept in memory only and lost when the process stops", "addr", mr.Addr())
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); runEmbeddedClock(mr, stop) }()
+	return rdb, func() { close(stop); <-done; _ = rdb.Close(); mr.Close() }, nil
+}
+
+// embeddedTick is how often the embedded Redis's keys age.
+const embeddedTick = 100 * time.Millisecond
+
+// runEmbeddedClock ages the embedded Redis's keys with the wall clock until
+// stop closes. The embedded server expires keys only when told time has
+// passed: without this, rate-limit windows, leases and conversations never
+// expired, and a person was refused for good after a minute's messages.
+func runEmbeddedClock(mr *miniredis.Miniredis, stop <-chan struct{}) {
+	t := time.NewTicker(embeddedTick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			mr.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }
 
 // newModel picks the offline demo model unless an OpenAI-compatible endpoint

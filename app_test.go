@@ -93,3 +93,26 @@ func TestCheckModelOffline(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedRedisExpiresKeys: the embedded Redis ages keys with the wall
+// clock, so rate-limit windows, leases and conversations expire as on a real
+// Redis.
+func TestEmbeddedRedisExpiresKeys(t *testing.T) {
+	t.Parallel()
+	rdb, closeRedis, err := connectRedis(config.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeRedis()
+	ctx := t.Context()
+	if err := rdb.Set(ctx, "window", "1", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Exists(ctx, "window").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a key set to expire in 300 ms was still there after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
