@@ -144,9 +144,13 @@
     }, true);
     // Delete asks for confirmation first; its menu goes with the page's
     // content once the conversation is gone.
+    // The focus goes back to the menu's button, not to the page's body.
     document.addEventListener('submit', (e) => {
       const menu = e.target.closest('details.menu');
-      if (menu && !e.target.matches('form[action$="/delete"]')) menu.open = false;
+      if (!menu || e.target.matches('form[action$="/delete"]')) return;
+      const had = menu.contains(document.activeElement);
+      menu.open = false;
+      if (had) menu.querySelector('summary').focus();
     }, true);
     // Escape closes an open menu and does nothing else (not also stop an
     // answer from the composer).
@@ -225,6 +229,36 @@
     }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['hidden'] });
   }
 
+  // keepFocus: when the control with the focus goes (Stop hides once the
+  // answer ends, a message is drawn anew after a version switch, an edit or
+  // a regeneration, a button is disabled while an answer is written), the
+  // focus would fall to the page's body and a keyboard user would start
+  // again from the top. It goes instead to the same control of the same
+  // message when that is there, else to another of the message's controls,
+  // else to the composer. A click on the page's background, which also
+  // leaves the focus on the body, is left alone: its control is still there.
+  function keepFocus() {
+    let held = null;
+    const usable = (el) => el && !el.disabled && !el.closest('[hidden]') && el.getClientRects().length > 0;
+    document.addEventListener('focusin', (e) => {
+      const el = e.target;
+      held = { el, msg: el.closest('.msg')?.id, cls: el.classList[0] };
+    });
+    const restore = () => {
+      if (!held || document.activeElement !== document.body || usable(held.el) && held.el.isConnected) return;
+      const msg = held.msg && byId(held.msg);
+      const inMsg = msg ? [...msg.querySelectorAll('button, a[href], textarea')].filter(usable) : [];
+      const target = inMsg.find((el) => held.cls && el.classList.contains(held.cls)) ||
+        inMsg.find((el) => el.closest('.msg-tools, .versions')) || [byId('text'), byId('q')].find(usable);
+      held = null;
+      target?.focus({ preventScroll: true });
+    };
+    // Also a frame later: a button that is disabled keeps the focus until
+    // the browser's next rendering takes it away.
+    new MutationObserver(() => { restore(); requestAnimationFrame(restore); }).observe(document.body,
+      { subtree: true, childList: true, attributes: true, attributeFilter: ['hidden', 'disabled'] });
+  }
+
   // copy handles both copy buttons: a code block's (its code, from the page)
   // and an answer's (its Markdown source, fetched). The button says "Copied"
   // for a moment. Without a clipboard (plain HTTP from another host, or
@@ -271,6 +305,7 @@
     menus();
     keys();
     editors();
+    keepFocus();
     copy();
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
