@@ -457,6 +457,10 @@ func TestBrowserReadOnlyView(t *testing.T) {
 	if got := evalJS[string](watcher, `document.getElementById('notice').innerText`); !strings.Contains(got, "only the person who started it can write here") {
 		t.Errorf("the watcher's notice reads %q", got)
 	}
+	// It stands where the composer would, in view at the conversation's end.
+	if n, h := watcher.boxOf("#notice"), watcher.windowHeight(); n.Bottom > h || n.Top < h/2 || !watcher.exists(".dock #notice") {
+		t.Errorf("the watcher's notice is at %+v in a window %.0f px high, want it in the dock at the bottom", n, h)
+	}
 	// The watcher's Options hold the downloads and what the conversation
 	// uses, not the owner's forms; the messages' editors (the same HTML
 	// for everyone) never show.
