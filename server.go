@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/parley-chat/parley/internal/config"
 	"github.com/parley-chat/parley/metrics"
 )
 
@@ -149,6 +151,12 @@ func serveMetrics(addr string, met *metrics.Metrics, log *slog.Logger) (net.Addr
 		return nil, func(context.Context) {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && addr == config.DefaultMetricsAddr && errors.Is(err, syscall.EADDRINUSE) {
+		// A second Parley on one machine (two local demos): the default
+		// was not chosen, so it is not worth refusing to start for.
+		log.Warn("metrics are off: "+addr+" is taken, by another Parley perhaps; set METRICS_ADDR (or -metrics-addr) to serve them", "err", err)
+		return nil, func(context.Context) {}, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}

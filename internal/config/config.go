@@ -129,6 +129,10 @@ func Settings() []Setting {
 // Parse reads the settings from args (flags) over getenv (defaults). -h and
 // -help write the usage to stderr and return flag.ErrHelp.
 func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	getenv, portErr := withPort(getenv)
+	if portErr != nil {
+		return Config{}, portErr
+	}
 	var c Config
 	all := settings(&c)
 	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
@@ -150,6 +154,28 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 		c.MetricsAddr = ""
 	}
 	return c, c.validate()
+}
+
+// DefaultMetricsAddr is where metrics are served unless set otherwise.
+const DefaultMetricsAddr = "127.0.0.1:9091"
+
+// withPort reads PORT, which hosting platforms (Cloud Run, Render, Heroku,
+// Railway) set to the port they route to, as PARLEY_ADDR=:PORT when
+// PARLEY_ADDR itself is not set.
+func withPort(getenv func(string) string) (func(string) string, error) {
+	port := getenv("PORT")
+	if port == "" || getenv("PARLEY_ADDR") != "" {
+		return getenv, nil
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("PORT=%q is not a port number (1-65535)", port)
+	}
+	return func(k string) string {
+		if k == "PARLEY_ADDR" {
+			return ":" + port
+		}
+		return getenv(k)
+	}, nil
 }
 
 // setting is a Setting bound to its field: bind sets the field from the

@@ -263,3 +263,33 @@ func TestModelList(t *testing.T) {
 		t.Errorf("unset: ModelList = %q, %v; want none", c.ModelList(), err)
 	}
 }
+
+// TestPort: PORT, as hosting platforms set it, is the listen address's port
+// unless PARLEY_ADDR or -addr says otherwise; a PORT that is not a port
+// stops the start with its name.
+func TestPort(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"PORT": "3000"}, nil, ":3000"},
+		{map[string]string{"PORT": "3000", "PARLEY_ADDR": "127.0.0.1:9000"}, nil, "127.0.0.1:9000"},
+		{map[string]string{"PORT": "3000"}, []string{"-addr", "localhost:7000"}, "localhost:7000"},
+		{nil, nil, "localhost:8080"},
+	} {
+		cfg, err := Parse(tc.args, env(tc.env), io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.env, tc.args, err)
+		}
+		if cfg.Addr != tc.want {
+			t.Errorf("%v %v: addr %q, want %q", tc.env, tc.args, cfg.Addr, tc.want)
+		}
+	}
+	for _, bad := range []string{"http", "0", "70000"} {
+		if _, err := Parse(nil, env(map[string]string{"PORT": bad}), io.Discard); err == nil || !strings.Contains(err.Error(), "PORT=") {
+			t.Errorf("PORT=%s: err %v, want one naming PORT", bad, err)
+		}
+	}
+}

@@ -9,7 +9,7 @@ import "time"
 func settings(c *Config) []setting {
 	return []setting{
 		def(&c.Addr, "addr", "PARLEY_ADDR", Essentials, "localhost:8080",
-			"address to listen on"),
+			"address to listen on; unset, PORT (as hosting platforms set it) means :PORT"),
 		def(&c.RedisURL, "redis-url", "REDIS_URL", Essentials, "",
 			"Redis URL (redis:// or rediss://); empty starts an embedded in-memory Redis; with addr= parameters (redis://host:port?addr=host2:port2) it names a Redis Cluster"),
 		def(&c.RedisCluster, "redis-cluster", "REDIS_CLUSTER", Essentials, false,
@@ -114,7 +114,7 @@ func settings(c *Config) []setting {
 			"speed of the offline demo model"),
 		def(&c.DemoTokens, "demo-tokens", "PARLEY_DEMO_TOKENS", Tuning, 150,
 			"approximate answer length of the demo model, in tokens"),
-		def(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", Tuning, "127.0.0.1:9091",
+		def(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", Tuning, DefaultMetricsAddr,
 			"address of the Prometheus /metrics listener, kept apart from the public one and on loopback unless set (the container sets :9091 for Fly's scraper); empty or \"off\" disables it (an empty env var reads as unset, so use METRICS_ADDR=off)"),
 		def(&c.PprofAddr, "pprof-addr", "PARLEY_PPROF_ADDR", Tuning, "",
 			"address of a net/http/pprof listener for profiling; empty (the default) disables it; never expose it"),
