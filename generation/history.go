@@ -33,6 +33,9 @@ type prompt struct {
 	answered int
 	// first is the path's first user message, which names the conversation.
 	first string
+	// variant is which version of its answer the running one is (0 the
+	// first): llm.Request.Variant.
+	variant int
 }
 
 // prompt reads conv and builds what its running answer asks the model.
@@ -72,6 +75,7 @@ func buildPrompt(snap *store.Snapshot, defaultInstructions string) prompt {
 		case msg.Status == store.StatusStreaming:
 			// The answer being written: the last message of the path.
 			p.model = msg.Model
+			p.variant = max(0, msg.Version-1)
 			if msg.Text != "" {
 				p.answered = len(msg.Text)
 				add(llm.RoleAssistant, msg.Text)

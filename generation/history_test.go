@@ -57,9 +57,20 @@ func TestPromptRules(t *testing.T) {
 			if !reflect.DeepEqual(p.messages, tt.want) {
 				t.Errorf("sent %q\nwant %q", p.messages, tt.want)
 			}
-			if p.model != "m" || p.answered != tt.answered || p.first != "q1" {
-				t.Errorf("model %q, answered %d, first %q", p.model, p.answered, p.first)
+			if p.model != "m" || p.answered != tt.answered || p.first != "q1" || p.variant != 0 {
+				t.Errorf("model %q, answered %d, first %q, variant %d", p.model, p.answered, p.first, p.variant)
 			}
 		})
+	}
+}
+
+// TestPromptVariant: the answer being written as a message's third version
+// asks for the third variant (the demo model's way of varying).
+func TestPromptVariant(t *testing.T) {
+	t.Parallel()
+	path := []store.Message{{Role: store.RoleUser, Status: store.StatusDone, Text: "q"},
+		{Role: store.RoleAssistant, Status: store.StatusStreaming, Version: 3, Versions: 3}}
+	if p := buildPrompt(&store.Snapshot{Messages: path}, ""); p.variant != 2 {
+		t.Errorf("variant %d, want 2", p.variant)
 	}
 }

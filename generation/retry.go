@@ -24,7 +24,7 @@ const (
 // Nothing is retried once the model sent text: it is the answer's already.
 func (m *Manager) stream(ctx context.Context, w *writer, p prompt) (llm.Finish, error) {
 	start := time.Now()
-	req := llm.Request{Model: p.model, Messages: p.messages}
+	req := llm.Request{Model: p.model, Messages: p.messages, Variant: p.variant}
 	for try := 1; ; try++ {
 		finish, err := m.model.Stream(ctx, req, w.add)
 		if ctx.Err() == nil {

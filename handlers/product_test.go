@@ -282,8 +282,8 @@ func TestRegenerateRewritesTheLastAnswer(t *testing.T) {
 		t.Fatalf("regenerate: %d %q", code, body)
 	}
 	second := a.waitStatus(t, conv, 1, store.StatusDone)
-	if second.Rev == first.Rev || second.Text != first.Text {
-		// The demo model is deterministic: the same prompt, the same text.
+	if second.Rev == first.Rev || second.Text == first.Text || second.Text == "" {
+		// The demo model varies its reply by the answer's version.
 		t.Fatalf("regenerated answer: rev %s -> %s, text equal %v", first.Rev, second.Rev, second.Text == first.Text)
 	}
 	// A page built from the stream equals a fresh page.

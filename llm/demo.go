@@ -23,8 +23,9 @@ type DemoConfig struct {
 // service can be developed, demonstrated and load tested without a provider.
 //
 // Its reply depends only on the conversation (a hash of the last user message
-// and the number of messages), so the same conversation always gets the same
-// reply, byte for byte; [Demo.Reply] returns it in full. The reply contains a
+// and the number of messages) and on the request's Variant (a regenerated
+// answer reads differently), so the same request always gets the same reply,
+// byte for byte; [Demo.Reply] returns the first variant in full. The reply contains a
 // heading, a paragraph quoting the question, a bulleted and a numbered list, a
 // fenced Go code block, bold and inline code, and a closing paragraph,
 // stretched to about DemoConfig.Tokens pieces.
@@ -236,11 +237,11 @@ func (d *Demo) ReplyTo(req Request) (string, error) {
 	if before, done, ok := goingOn(msgs); ok {
 		// A whole reply has nothing to go on with (a person may type
 		// ContinueText): the demo answers afresh.
-		if full := d.reply(before, brief); len(done) < len(full) && strings.HasPrefix(full, done) {
+		if full := d.reply(before, brief, req.Variant); len(done) < len(full) && strings.HasPrefix(full, done) {
 			return full[len(done):], nil
 		}
 	}
-	return d.reply(msgs, brief), nil
+	return d.reply(msgs, brief, req.Variant), nil
 }
 
 // goingOn reports whether msgs asks the model to go on with an answer:
@@ -266,15 +267,17 @@ func unknownModel(name string) *Error {
 	}
 }
 
-// reply is the demo's reply to msgs, or the brief one's.
-func (d *Demo) reply(msgs []Message, brief bool) string {
+// reply is the demo's reply to msgs, or the brief one's, in its variant.
+func (d *Demo) reply(msgs []Message, brief bool, variant int) string {
 	prompt := lastUserMessage(msgs)
 	if rest, ok := strings.CutPrefix(prompt, demoEchoDirective); ok {
 		return rest
 	}
 	h := fnv.New64a()
 	h.Write([]byte(prompt))
-	rng := rand.New(rand.NewPCG(h.Sum64(), uint64(len(msgs))))
+	// Variant 0 keeps the seed it always had.
+	seed := h.Sum64() ^ uint64(variant)*0x9e3779b97f4a7c15
+	rng := rand.New(rand.NewPCG(seed, uint64(len(msgs))))
 	txt := newDemoText()
 	if n, ok := longDirective(prompt); ok {
 		return longReply(rng, txt, n)

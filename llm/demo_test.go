@@ -143,6 +143,19 @@ func TestDemoVaries(t *testing.T) {
 	if d.Reply(longer) == d.Reply(userMsgs("What is Go?")) {
 		t.Errorf("conversations of different lengths give the same reply")
 	}
+	// A regenerated answer (another variant) reads differently, the same
+	// variant the same; an echo stays an echo; variant 0 is Reply's.
+	req := Request{Messages: userMsgs("What is Go?")}
+	first, _ := d.ReplyTo(req)
+	req.Variant = 1
+	second, _ := d.ReplyTo(req)
+	again, _ := d.ReplyTo(req)
+	if first != d.Reply(userMsgs("What is Go?")) || second == first || again != second {
+		t.Errorf("variants: the first is Reply's %v, the second differs %v, is stable %v", first == d.Reply(userMsgs("What is Go?")), second != first, again == second)
+	}
+	if echo, _ := d.ReplyTo(Request{Messages: userMsgs("[[echo]]same"), Variant: 3}); echo != "same" {
+		t.Errorf("an echo's variant 3 is %q", echo)
+	}
 }
 
 func TestDemoLength(t *testing.T) {

@@ -50,6 +50,10 @@ type Message struct {
 type Request struct {
 	Model    string // the model to use; "" means the Model's default (Name())
 	Messages []Message
+	// Variant is which version of the answer this is (0 the first, 1 after
+	// one regeneration...). A model that samples varies by itself; the
+	// demo, which does not, varies its reply by it.
+	Variant int
 }
 
 // Finish says why a complete reply ended.
