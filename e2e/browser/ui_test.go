@@ -192,6 +192,9 @@ func TestBrowserDeleteConversation(t *testing.T) {
 	tab2 := b.newTab("tab 2")
 	tab2.navigate(conv)
 	tab2.waitFor("the answer to be done", statusIs(1, "done"))
+	watcher := b.newTab("watcher", chromedp.WithNewBrowserContext())
+	watcher.navigate(conv)
+	watcher.waitFor("the answer to be done", statusIs(1, "done"))
 	pattern := "{c:" + id + "}*"
 	if keys := redisKeys(t, rdb.Addr, pattern); len(keys) == 0 {
 		t.Fatalf("Redis has no keys matching %s before the delete: the test looks in the wrong place", pattern)
@@ -213,6 +216,9 @@ func TestBrowserDeleteConversation(t *testing.T) {
 	}
 
 	tab1.clickAndAnswerDialog(deleteButton, true)
+	// The watcher's sidebar loses the entry and its "Watching" heading.
+	watcher.waitFor("the watcher's page to say it was deleted", `document.getElementById('notice')?.innerText.includes('This conversation was deleted')`)
+	watcher.waitFor("the Watching heading to go", `![...document.querySelectorAll('.side-label')].some(l => l.textContent.trim() === 'Watching' && l.getClientRects().length > 0)`)
 	for _, tb := range []*tab{tab1, tab2} {
 		tb.waitFor("the page to say the conversation was deleted",
 			`document.getElementById('notice')?.innerText.includes('This conversation was deleted')`)
