@@ -184,12 +184,15 @@
     if (text && !matchMedia('(pointer: coarse)').matches) text.focus({ preventScroll: true });
     const mac = /Mac|iPhone|iPad/.test(navigator.platform);
     if (mac) for (const k of document.querySelectorAll('.shortcut')) k.textContent = '⌘K';
+    // Text typed and not sent: the composer's, or an open editor's.
+    const draft = () => [...document.querySelectorAll('#text, form.editor:not([hidden]) textarea')].some((t) => t.value.trim() !== '');
     document.addEventListener('keydown', (e) => {
-      if (e.key !== 'k' || !(mac ? e.metaKey : e.ctrlKey) || e.altKey || e.shiftKey || e.defaultPrevented) return;
+      // By the key's place, not its letter: Caps Lock and other layouts.
+      if (e.code !== 'KeyK' || !(mac ? e.metaKey : e.ctrlKey) || e.altKey || e.shiftKey || e.defaultPrevented) return;
       e.preventDefault();
       const q = byId('q');
       if (q) q.focus();
-      else location.assign('/conversations');
+      else if (!draft() || confirm('Leave this page to search your conversations? What you typed has not been sent.')) location.assign('/conversations');
     });
     document.addEventListener('keydown', (e) => {
       if (e.key !== 'Escape' || e.defaultPrevented || e.target.id !== 'text') return;
@@ -235,21 +238,33 @@
   // focus would fall to the page's body and a keyboard user would start
   // again from the top. It goes instead to the same control of the same
   // message when that is there, else to another of the message's controls,
-  // else to the composer. A click on the page's background, which also
-  // leaves the focus on the body, is left alone: its control is still there.
+  // else to a link to the same place (the sidebar's list is drawn anew when
+  // it changes), else to the composer (not on a touch screen, where that
+  // would raise the on-screen keyboard). Focus the person moved away
+  // themselves (a click on the page's background) is left alone.
   function keepFocus() {
     let held = null;
     const usable = (el) => el && !el.disabled && !el.closest('[hidden]') && el.getClientRects().length > 0;
+    const touch = matchMedia('(pointer: coarse)');
     document.addEventListener('focusin', (e) => {
       const el = e.target;
-      held = { el, msg: el.closest('.msg')?.id, cls: el.classList[0] };
+      held = { el, msg: el.closest('.msg')?.id, cls: el.classList[0], href: el.getAttribute('href') };
+    });
+    // Focus that left a control which is still there a moment later was
+    // moved by the person: nothing to restore. (Chrome also sends focusout
+    // while it removes a focused element, which is then still connected.)
+    document.addEventListener('focusout', (e) => {
+      if (!held || held.el !== e.target || e.relatedTarget) return;
+      setTimeout(() => { if (held?.el === e.target && e.target.isConnected && usable(e.target)) held = null; }, 0);
     });
     const restore = () => {
       if (!held || document.activeElement !== document.body || usable(held.el) && held.el.isConnected) return;
       const msg = held.msg && byId(held.msg);
       const inMsg = msg ? [...msg.querySelectorAll('button, a[href], textarea')].filter(usable) : [];
+      const link = held.href && [...document.querySelectorAll('a[href]')].find((a) => a.getAttribute('href') === held.href && usable(a));
       const target = inMsg.find((el) => held.cls && el.classList.contains(held.cls)) ||
-        inMsg.find((el) => el.closest('.msg-tools, .versions')) || [byId('text'), byId('q')].find(usable);
+        inMsg.find((el) => el.closest('.msg-tools, .versions')) || link ||
+        (touch.matches ? null : [byId('text'), byId('q')].find(usable));
       held = null;
       target?.focus({ preventScroll: true });
     };

@@ -2,6 +2,7 @@ package browser_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -49,10 +50,19 @@ func TestBrowserConversationsPage(t *testing.T) {
 	tb.follow("a result", chromedp.Click(".all-list a"))
 	tb.waitFor("the conversation", `/^\/c\//.test(location.pathname) && !!document.getElementById('m-1')`)
 
-	// Ctrl+K, from the composer, goes to the search with its box focused.
+	// Ctrl+K, from the composer, goes to the search with its box focused;
+	// with a message typed and not sent it asks first, and staying keeps it.
 	if id := evalJS[string](tb, `document.activeElement.id`); id != "text" {
 		t.Fatalf("the focus is on %q in the conversation, want the composer", id)
 	}
+	tb.do(chromedp.SendKeys("#text", "half a thought"))
+	if msg := tb.answerDialog("Ctrl+K with a draft", chromedp.KeyEvent("k", chromedp.KeyModifiers(chromedp.ModifierCtrl)), false); !strings.Contains(msg, "has not been sent") {
+		t.Errorf("Ctrl+K with a draft asks %q", msg)
+	}
+	if got := evalJS[string](tb, `location.pathname.startsWith('/c/') ? document.getElementById('text').value : location.pathname`); got != "half a thought" {
+		t.Fatalf("after staying, the page holds %q, want the conversation with the draft", got)
+	}
+	evalJS[bool](tb, `(document.getElementById('text').value = '', true)`)
 	tb.follow("Ctrl+K", chromedp.KeyEvent("k", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	tb.waitFor("the search page with its box focused", `location.pathname === '/conversations' && document.activeElement?.id === 'q'`)
 

@@ -51,6 +51,36 @@ func TestBrowserFocusOutlivesItsControl(t *testing.T) {
 		t.Errorf("after showing version 1 the focus is on %q, want the next-version button (the previous one is disabled)", f)
 	}
 
+	// On a touch screen the focus never goes to the composer by itself: the
+	// on-screen keyboard would cover the answer.
+	ph := b.newTab("focus phone")
+	ph.emulate(phone, "light")
+	ph.navigate(evalJS[string](tb, `location.href`))
+	ph.waitFor("the page", statusIs(3, "stopped"))
+	ph.send("[[slow]] once more")
+	ph.waitFor("the slow answer", statusIs(5, "streaming"))
+	ph.do(chromedp.Focus("#composer button.stop"), chromedp.KeyEvent(kb.Enter))
+	ph.waitFor("the answer to stop", statusIs(5, "stopped"))
+	if id := evalJS[string](ph, `document.activeElement.id`); id == "text" {
+		t.Error("on a touch screen the focus went to the composer after Stop")
+	}
+
+	// Focus the person moved away (a click on the page's background) stays
+	// where they put it when the control it left goes later.
+	tb.send("[[slow]] and again")
+	tb.waitFor("another slow answer", statusIs(7, "streaming"))
+	tb.do(chromedp.Focus("#composer button.stop"), chromedp.MouseClickXY(640, 24))
+	tb.waitFor("the focus on the page's body", `document.activeElement === document.body`)
+	other := b.newTab("focus, another tab")
+	other.navigate(evalJS[string](tb, `location.href`))
+	other.waitFor("the slow answer", statusIs(7, "streaming"))
+	other.do(chromedp.Click("#composer button.stop"))
+	tb.waitFor("the answer to stop", statusIs(7, "stopped"))
+	tb.waitFor("a frame for the focus to settle", `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+	if f := focused(); f != "body" {
+		t.Errorf("after a click on the background, the focus moved to %q when Stop went", f)
+	}
+
 	tb.do(chromedp.Click("details.menu > summary"))
 	evalJS[bool](tb, `(document.getElementById('rename').value = '', true)`)
 	tb.do(chromedp.SendKeys("#rename", "Slow things"+kb.Enter))

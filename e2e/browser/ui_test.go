@@ -643,6 +643,13 @@ func (tb *tab) fetchStatus(method, url, body string) int {
 // or dismisses it through CDP, and returns its message.
 func (tb *tab) clickAndAnswerDialog(sel string, accept bool) string {
 	tb.t.Helper()
+	return tb.answerDialog("clicking "+sel, chromedp.Click(sel), accept)
+}
+
+// answerDialog runs action, which must open a JavaScript dialog, answers it
+// and returns its message.
+func (tb *tab) answerDialog(what string, action chromedp.Action[chromedp.Void], accept bool) string {
+	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
 	defer cancel()
 	type answered struct {
@@ -662,7 +669,7 @@ func (tb *tab) clickAndAnswerDialog(sel string, accept bool) string {
 			return
 		}
 	}()
-	tb.do(chromedp.Click(sel))
+	tb.do(action)
 	select {
 	case a := <-done:
 		if a.err != nil {
@@ -670,7 +677,7 @@ func (tb *tab) clickAndAnswerDialog(sel string, accept bool) string {
 		}
 		return a.msg
 	case <-ctx.Done():
-		tb.t.Fatalf("%s: clicking %s opened no dialog", tb.name, sel)
+		tb.t.Fatalf("%s: %s opened no dialog", tb.name, what)
 		return ""
 	}
 }
