@@ -21,7 +21,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /parley .
 # Redis) and tzdata, and no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /parley /parley
-ENV PARLEY_ADDR=:8080
+# PORT, not PARLEY_ADDR: a platform that routes to a port of its choosing
+# (Cloud Run, Render, Heroku) sets PORT, and Parley listens on :PORT.
+ENV PORT=8080
 # Metrics on every interface of the container, for a platform's scraper;
 # publish only 8080.
 ENV METRICS_ADDR=:9091

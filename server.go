@@ -81,6 +81,11 @@ func (a *app) serve(ctx context.Context, stdout io.Writer) (*server, error) {
 	} else {
 		a.log.Info("listening", "addr", ln.Addr().String(), "model", name, "metrics", "off")
 	}
+	if a.cfg.AddrFromPort {
+		// A PORT exported in a developer's shell for another tool would
+		// otherwise open Parley to the network without a word.
+		a.log.Info("PORT is set and PARLEY_ADDR is not: listening on every interface at "+a.cfg.Addr+"; set PARLEY_ADDR to choose", "port", strings.TrimPrefix(a.cfg.Addr, ":"))
+	}
 	return s, nil
 }
 

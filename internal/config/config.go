@@ -25,6 +25,7 @@ import (
 type Config struct {
 	// Essentials.
 	Addr              string
+	AddrFromPort      bool // Addr is :PORT, from the PORT variable
 	RedisURL          string
 	RedisCluster      bool   // REDIS_URL names one node of a Redis Cluster
 	RedisClusterAddrs string // cluster seed nodes, host:port,host:port
@@ -129,10 +130,7 @@ func Settings() []Setting {
 // Parse reads the settings from args (flags) over getenv (defaults). -h and
 // -help write the usage to stderr and return flag.ErrHelp.
 func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	getenv, portErr := withPort(getenv)
-	if portErr != nil {
-		return Config{}, portErr
-	}
+	getenv, port := withPort(getenv)
 	var c Config
 	all := settings(&c)
 	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
@@ -153,6 +151,13 @@ func Parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	if c.MetricsAddr == "off" {
 		c.MetricsAddr = ""
 	}
+	if port != "" && c.Addr == ":"+port {
+		// Checked only when used: -addr makes PORT irrelevant.
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return c, fmt.Errorf("PORT=%q is not a port number (1-65535)", port)
+		}
+		c.AddrFromPort = true
+	}
 	return c, c.validate()
 }
 
@@ -161,21 +166,18 @@ const DefaultMetricsAddr = "127.0.0.1:9091"
 
 // withPort reads PORT, which hosting platforms (Cloud Run, Render, Heroku,
 // Railway) set to the port they route to, as PARLEY_ADDR=:PORT when
-// PARLEY_ADDR itself is not set.
-func withPort(getenv func(string) string) (func(string) string, error) {
+// PARLEY_ADDR itself is not set. It returns the port it put there, if any.
+func withPort(getenv func(string) string) (func(string) string, string) {
 	port := getenv("PORT")
 	if port == "" || getenv("PARLEY_ADDR") != "" {
-		return getenv, nil
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("PORT=%q is not a port number (1-65535)", port)
+		return getenv, ""
 	}
 	return func(k string) string {
 		if k == "PARLEY_ADDR" {
 			return ":" + port
 		}
 		return getenv(k)
-	}, nil
+	}, port
 }
 
 // setting is a Setting bound to its field: bind sets the field from the

@@ -283,13 +283,17 @@ func TestPort(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v %v: %v", tc.env, tc.args, err)
 		}
-		if cfg.Addr != tc.want {
-			t.Errorf("%v %v: addr %q, want %q", tc.env, tc.args, cfg.Addr, tc.want)
+		if cfg.Addr != tc.want || cfg.AddrFromPort != (tc.want == ":3000") {
+			t.Errorf("%v %v: addr %q (from PORT %v), want %q", tc.env, tc.args, cfg.Addr, cfg.AddrFromPort, tc.want)
 		}
 	}
 	for _, bad := range []string{"http", "0", "70000"} {
 		if _, err := Parse(nil, env(map[string]string{"PORT": bad}), io.Discard); err == nil || !strings.Contains(err.Error(), "PORT=") {
 			t.Errorf("PORT=%s: err %v, want one naming PORT", bad, err)
 		}
+	}
+	// A PORT that -addr makes irrelevant is not checked.
+	if _, err := Parse([]string{"-addr", "localhost:7000"}, env(map[string]string{"PORT": "http"}), io.Discard); err != nil {
+		t.Errorf("PORT=http with -addr: %v", err)
 	}
 }
