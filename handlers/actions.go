@@ -20,10 +20,10 @@ func askerOf(d Deps, r *http.Request) generation.Asker {
 	return generation.Asker{Owner: session.Owner(r.Context()), Addr: d.Clients.Of(r)}
 }
 
-// countAction counts a change that starts no answer (stop, rename, switch,
-// settings) against
-// the browser's and its address's actions a minute: each costs Redis work
-// and notices to every viewer.
+// countAction counts a request that starts no answer but costs Redis work
+// (a stop, rename, switch or settings change, which also notify every
+// viewer; a download or a search, which read much) against the browser's
+// and its address's actions a minute.
 func countAction(ctx context.Context, d Deps, a generation.Asker) error {
 	n := d.Limits.ActionsPerMinute
 	return d.Store.CountAll(ctx,

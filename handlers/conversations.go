@@ -23,9 +23,9 @@ const (
 	maxQueryRunes = 200
 )
 
-// handleConversations serves GET /conversations (q, page): this browser's
-// conversations past the sidebar's newest, a page at a time, or those whose
-// title holds q. A search reads up to a thousand conversations' titles, so
+// handleConversations serves GET /conversations (q, page): all of this
+// browser's conversations (the sidebar lists only the newest), a page at a
+// time, or those whose title holds q. A search reads up to a thousand conversations' titles, so
 // it counts as an action; the pages cost what the sidebar does.
 func handleConversations(d Deps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +48,11 @@ func handleConversations(d Deps) http.Handler {
 		var list []store.Summary
 		if q != "" {
 			if err = countAction(ctx, d, askerOf(d, r)); err == nil {
-				list, err = d.Store.Search(ctx, owner, q, searchResults)
+				// One more than shown: to say there are more.
+				list, err = d.Store.Search(ctx, owner, q, searchResults+1)
+				if len(list) > searchResults {
+					list, l.Older = list[:searchResults], true
+				}
 			}
 		} else {
 			list, l.Older, err = d.Store.ListFrom(ctx, owner, (page-1)*listPageSize, listPageSize)

@@ -105,16 +105,23 @@ func (s *Store) List(ctx context.Context, owner string, limit int) ([]Summary, e
 // drops (expired: the oldest, at the list's end) shift later offsets, which
 // at worst hides as many conversations from the next page until a reload.
 func (s *Store) ListFrom(ctx context.Context, owner string, offset, limit int) ([]Summary, bool, error) {
+	list, more, _, err := s.window(ctx, owner, offset, limit)
+	return list, more, err
+}
+
+// window is ListFrom that also says how many entries it removed from the
+// index.
+func (s *Store) window(ctx context.Context, owner string, offset, limit int) ([]Summary, bool, int, error) {
 	zs, err := s.rdb.ZRevRangeWithScores(ctx, ownerKey(owner), int64(offset), int64(offset+limit)).Result()
 	if err != nil {
-		return nil, false, fmt.Errorf("list conversations: %w", err)
+		return nil, false, 0, fmt.Errorf("list conversations: %w", err)
 	}
 	more := len(zs) > limit
 	if more {
 		zs = zs[:limit]
 	}
-	list, err := s.summaries(ctx, owner, zs)
-	return list, more, err
+	list, removed, err := s.summaries(ctx, owner, zs)
+	return list, more, removed, err
 }
 
 // searchScan is how many of an owner's newest conversations Search reads:
@@ -127,11 +134,17 @@ func (s *Store) Search(ctx context.Context, owner, query string, limit int) ([]S
 	const page = 200
 	q := strings.ToLower(query)
 	var out []Summary
-	for offset := 0; offset < searchScan && len(out) < limit; offset += page {
-		list, more, err := s.ListFrom(ctx, owner, offset, page)
+	// Each window reads page entries, or removes some: a bounded number
+	// of windows, whatever the index holds.
+	for offset, read, n := 0, 0, 0; read < searchScan && len(out) < limit && n < 2*searchScan/page; n++ {
+		list, more, dropped, err := s.window(ctx, owner, offset, page)
 		if err != nil {
 			return nil, fmt.Errorf("search conversations: %w", err)
 		}
+		// Removed entries left the index: the next window starts that
+		// much earlier, so that nothing is skipped.
+		offset += page - dropped
+		read += len(list)
 		for _, c := range list {
 			if strings.Contains(strings.ToLower(c.Title), q) && len(out) < limit {
 				out = append(out, c)
@@ -145,10 +158,11 @@ func (s *Store) Search(ctx context.Context, owner, query string, limit int) ([]S
 }
 
 // summaries reads the titles of the index entries zs. Conversations that
-// expired or were deleted are dropped from the index on the way.
-func (s *Store) summaries(ctx context.Context, owner string, zs []redis.Z) ([]Summary, error) {
+// expired or were deleted are removed from the index on the way; it returns
+// how many were (none when the removal failed).
+func (s *Store) summaries(ctx context.Context, owner string, zs []redis.Z) ([]Summary, int, error) {
 	if len(zs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	// One pipeline, not a script: the metas live in other cluster slots.
 	pipe := s.rdb.Pipeline()
@@ -157,7 +171,7 @@ func (s *Store) summaries(ctx context.Context, owner string, zs []redis.Z) ([]Su
 		cmds[i] = pipe.HMGet(ctx, keysFor(z.Member.(string)).meta, "owner", "title")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("list conversations: %w", err)
+		return nil, 0, fmt.Errorf("list conversations: %w", err)
 	}
 	out := make([]Summary, 0, len(zs))
 	var gone []any
@@ -171,11 +185,14 @@ func (s *Store) summaries(ctx context.Context, owner string, zs []redis.Z) ([]Su
 		title, _ := v[1].(string)
 		out = append(out, Summary{ID: id, Title: title, Updated: time.UnixMilli(int64(z.Score))})
 	}
+	removed := 0
 	if len(gone) > 0 {
 		// Best effort: a failure leaves entries that the next read drops again.
-		_ = s.rdb.ZRem(ctx, ownerKey(owner), gone...).Err()
+		if n, err := s.rdb.ZRem(ctx, ownerKey(owner), gone...).Result(); err == nil {
+			removed = int(n)
+		}
 	}
-	return out, nil
+	return out, removed, nil
 }
 
 // CleanTitle makes a title of text: one line, trimmed, at most MaxTitleRunes.

@@ -158,7 +158,7 @@ func TestOwnerListChangesRingTheOwner(t *testing.T) {
 // finds titles whatever their letters' case, up to its limit.
 func TestListPagesAndSearch(t *testing.T) {
 	t.Parallel()
-	st, _ := newStore(t, store.Config{})
+	st, rdb := newStore(t, store.Config{})
 	ctx := context.Background()
 	const n = 260
 	tides := 0
@@ -226,6 +226,21 @@ func TestListPagesAndSearch(t *testing.T) {
 			}
 		}
 	}
+	// Entries of conversations that are gone (expired), newer than all the
+	// rest: a search drops them from the index and still skips nothing.
+	future := float64(time.Now().Add(time.Hour).UnixMilli())
+	for i := range 250 {
+		if err := rdb.ZAdd(ctx, "parley:o:"+testOwner, redis.Z{Score: future + float64(i), Member: store.NewID()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := st.Search(ctx, testOwner, "tides", 100); err != nil || len(got) != tides {
+		t.Errorf("with 250 gone entries first, the search found %d (%v), want %d", len(got), err, tides)
+	}
+	if left := rdb.ZCard(ctx, "parley:o:"+testOwner).Val(); left != n {
+		t.Errorf("the index holds %d entries after the search, want the %d live ones", left, n)
+	}
+
 	// Someone else's list is their own.
 	if got, err := st.Search(ctx, "BBBBBBBBBBBBBBBBBBBBBB", "tides", 100); err != nil || len(got) != 0 {
 		t.Errorf("another owner's search found %d (%v)", len(got), err)

@@ -15,6 +15,11 @@ func RaiseFileLimit(want uint64) (uint64, error) {
 		return 0, fmt.Errorf("read open-file limit: %w", err)
 	}
 	if lim.Cur >= want {
+		// Set all the same: Go gives the processes it starts the soft
+		// limit the program began with, unless the program set one itself.
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, fmt.Errorf("raise open-file limit: %w", err)
+		}
 		return lim.Cur, nil
 	}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: max(want, lim.Max), Max: max(want, lim.Max)}); err == nil {
