@@ -210,9 +210,13 @@ func sidebar(d Deps, r *http.Request, current, title string, watching bool) view
 	s := views.Sidebar{Current: current, CurrentTitle: title, Watching: watching}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	list, err := d.Store.List(ctx, session.Owner(r.Context()), views.SidebarSize)
+	// One more than it lists: to know that there are older ones.
+	list, err := d.Store.List(ctx, session.Owner(r.Context()), views.SidebarSize+1)
 	if err != nil {
 		d.Log.Warn("list conversations", "err", err)
+	}
+	if len(list) > views.SidebarSize {
+		list, s.More = list[:views.SidebarSize], true
 	}
 	// Pages without a conversation stream open the sidebar's own.
 	s.Stream = current == ""

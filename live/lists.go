@@ -98,7 +98,8 @@ func (l *listRoom) run() {
 func (l *listRoom) read() {
 	ctx, cancel := context.WithTimeout(l.ctx, listReadTimeout)
 	defer cancel()
-	list, err := l.hub.store.List(ctx, l.owner, ListSize)
+	// One more than a sidebar lists: to know that there are older ones.
+	list, err := l.hub.store.List(ctx, l.owner, ListSize+1)
 	if err != nil {
 		l.retryLater(err)
 		return
@@ -288,6 +289,9 @@ func (s *sidebar) pending(title string) []byte {
 func sidebarFrame(list []store.Summary, current, title string, watching bool) []byte {
 	side := views.Sidebar{Current: current, CurrentTitle: title, Watching: watching,
 		Conversations: make([]views.Summary, 0, len(list)+1)}
+	if len(list) > ListSize {
+		list, side.More = list[:ListSize], true
+	}
 	own := current != "" && !watching
 	found := false
 	for _, c := range list {

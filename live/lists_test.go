@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -269,6 +270,19 @@ func TestSidebarFrame(t *testing.T) {
 	}
 	if home := string(sidebarFrame(nil, "", "", false)); !strings.Contains(home, `id="side-list"`) || strings.Contains(home, "side-current") {
 		t.Errorf("empty list: %s", home)
+	}
+	// A full list links to the older ones only when there are some: the
+	// list is read one longer than it shows.
+	var full []store.Summary
+	for i := range ListSize + 1 {
+		full = append(full, store.Summary{ID: fmt.Sprintf("c%03d", i), Title: "t"})
+	}
+	if exact := string(sidebarFrame(full[:ListSize], "", "", false)); strings.Contains(exact, "Older conversations") {
+		t.Error("a list of exactly ListSize links to older conversations")
+	}
+	more := string(sidebarFrame(full, "", "", false))
+	if !strings.Contains(more, "Older conversations") || strings.Contains(more, fmt.Sprintf(`href="/c/c%03d"`, ListSize)) {
+		t.Error("a list longer than ListSize does not link to older conversations, or shows the one past its end")
 	}
 }
 

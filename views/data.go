@@ -63,6 +63,7 @@ type Sidebar struct {
 	Current       string // the conversation on the page, "" on the home page
 	CurrentTitle  string
 	Conversations []Summary
+	More          bool // the browser has older conversations than these
 	Watching      bool // the current conversation is not this browser's
 	// Stream: the page opens the sidebar's own live stream (pages without a
 	// conversation stream, which otherwise carries the sidebar's frames).

@@ -371,7 +371,7 @@ func SideList(s Sidebar) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if len(s.Conversations) >= SidebarSize {
+		if s.More {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<li class=\"more\"><a href=\"/conversations?page=2\">Older conversations ›</a></li>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
