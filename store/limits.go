@@ -48,9 +48,11 @@ type Counter struct {
 
 // CountAll counts one event against each counter, in one round trip (a
 // pipeline: on a cluster the client sends each key to its own master), and
-// returns the first refusal in the order given. Every counter is counted,
-// refused or not, as separate Count calls that stop at the first refusal
-// would count only some.
+// returns the first refusal in the order given. A refused event costs
+// nothing on the limits it did not break: their hits are taken back (a
+// second round trip, only on refusal), so that a burst refused by the
+// per-minute limit does not use up the hour's, nor the address's that other
+// people behind it share.
 func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(counters))
@@ -68,6 +70,8 @@ func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("count: %w", err)
 	}
+	var refused *LimitError
+	var within []string // the counters of limits not broken
 	for i, c := range counters {
 		if cmds[i] == nil {
 			continue
@@ -76,11 +80,25 @@ func (s *Store) CountAll(ctx context.Context, counters ...Counter) error {
 		if err != nil || len(res) != 2 {
 			return fmt.Errorf("count %s: %w", c.Limit, err)
 		}
-		if res[0] > int64(c.Max) {
-			return &LimitError{Limit: c.Limit, Who: c.Who.who(), RetryAfter: time.Duration(res[1]) * time.Millisecond}
+		switch {
+		case res[0] <= int64(c.Max):
+			within = append(within, rateKey(c.Limit, c.Who))
+		case refused == nil:
+			refused = &LimitError{Limit: c.Limit, Who: c.Who.who(), RetryAfter: time.Duration(res[1]) * time.Millisecond}
 		}
 	}
-	return nil
+	if refused == nil {
+		return nil
+	}
+	if len(within) > 0 {
+		pipe := s.rdb.Pipeline()
+		for _, k := range within {
+			refundScript.Eval(ctx, pipe, []string{k})
+		}
+		// Best effort: the refusal stands whatever becomes of the refund.
+		_, _ = pipe.Exec(ctx)
+	}
+	return refused
 }
 
 // reserveGrace is how long a fresh reservation counts as running whatever

@@ -84,6 +84,7 @@ var (
 	sweepScript      = redis.NewScript(lua("sweep"))
 	presenceScript   = redis.NewScript(lua("presence"))
 	rateScript       = redis.NewScript(lua("rate"))
+	refundScript     = redis.NewScript(lua("refund"))
 	freeScript       = redis.NewScript(lua("free"))
 	lastAnswerScript = redis.NewScript(pathLua + lua("lastanswer"))
 )
