@@ -76,7 +76,7 @@ func TestRedisPauseLongerThanLease(t *testing.T) {
 
 	const long = "Does a paused Redis cut my answer?"
 	// 50 pieces at 20 a second: its model is done during the pause.
-	short := "[[echo]]" + strings.Repeat("word ", 50)
+	short := "[[echo]]" + strings.TrimSpace(strings.Repeat("word ", 50)) // a message ends with no white space
 	var convs []string
 	var vs []*viewer.Viewer
 	for _, q := range []string{long, short} {

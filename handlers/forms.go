@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -19,18 +20,34 @@ func readMessage(d Deps, w http.ResponseWriter, r *http.Request) (text string, e
 	}
 	// Browsers send line breaks as CR LF; a lone CR is a line break too.
 	// Every CR left goes in a second pass: the first makes "\r\r\n" a CR LF.
-	text = strings.ReplaceAll(strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n"), "\r", "\n")
+	typed := strings.ReplaceAll(strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n"), "\r", "\n")
+	text = trimBlankLines(typed)
 	switch {
 	case !utf8.ValidString(text):
 		return "", badRequest(http.StatusBadRequest, "The message is not valid UTF-8 text.")
 	case strings.TrimSpace(text) == "":
 		return "", badRequest(http.StatusBadRequest, "Type a message before sending.")
 	case len(text) > d.Limits.MaxMessageBytes:
-		return text, badRequest(http.StatusRequestEntityTooLarge,
+		// Given back as typed, to be shortened.
+		return typed, badRequest(http.StatusRequestEntityTooLarge,
 			"Your message is %s; the limit is %s. Shorten it or split it into several messages.",
 			kb(len(text)), kb(d.Limits.MaxMessageBytes))
 	}
 	return text, nil
+}
+
+// trimBlankLines drops the blank lines a message starts with and the white
+// space it ends with: pasted text often carries them, and its bubble showed
+// them as an empty box. The first line's indentation stays (pasted code).
+func trimBlankLines(s string) string {
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 || strings.TrimSpace(s[:i]) != "" {
+			break
+		}
+		s = s[i+1:]
+	}
+	return strings.TrimRightFunc(s, unicode.IsSpace)
 }
 
 // readForm parses a form body within the request limit. Forms come

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -74,8 +75,25 @@ func FuzzReadMessage(f *testing.F) {
 			t.Fatalf("accepted %d bytes over the %d limit", len(text), d.Limits.MaxMessageBytes)
 		case strings.Contains(text, "\r\n"):
 			t.Fatalf("kept a CR LF: %q", text)
+		case strings.HasPrefix(text, "\n") || strings.TrimRightFunc(text, unicode.IsSpace) != text:
+			t.Fatalf("kept a leading blank line or trailing white space: %q", text)
 		case len(body) > int(d.Limits.MaxBodyBytes):
 			t.Fatalf("accepted a %d-byte body over the %d limit", len(body), d.Limits.MaxBodyBytes)
 		}
 	})
+}
+
+func TestTrimBlankLines(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"\n\n  \nhello\n\n":           "hello",
+		"    indented code\n  more\n": "    indented code\n  more",
+		"a\n\n\nb":                    "a\n\n\nb",
+		"only":                        "only",
+		" \n\t\n":                     "",
+	} {
+		if got := trimBlankLines(in); got != want {
+			t.Errorf("trimBlankLines(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -98,7 +98,7 @@ func TestCreateWithDatastar(t *testing.T) {
 func TestAnswerSource(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, nil)
-	const md = "# Title\n\n- *one*\n- `two`\n"
+	const md = "# Title\n\n- *one*\n- `two`" // a message ends with no white space (forms.go)
 	conv := a.create(t, "[[echo]]"+md)
 	a.waitStatus(t, conv, 1, store.StatusDone)
 	stranger := a.NewBrowser()

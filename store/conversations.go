@@ -129,10 +129,11 @@ func (s *Store) window(ctx context.Context, owner string, offset, limit int) ([]
 const searchScan = 1000
 
 // Search returns at most limit of owner's conversations whose title holds
-// query, ignoring letters' case, newest first, from the searchScan newest.
+// every word of query, in any order and ignoring letters' case, newest
+// first, from the searchScan newest.
 func (s *Store) Search(ctx context.Context, owner, query string, limit int) ([]Summary, error) {
 	const page = 200
-	q := strings.ToLower(query)
+	words := strings.Fields(strings.ToLower(query))
 	var out []Summary
 	// Each window reads page entries, or removes some: a bounded number
 	// of windows, whatever the index holds.
@@ -146,7 +147,7 @@ func (s *Store) Search(ctx context.Context, owner, query string, limit int) ([]S
 		offset += page - dropped
 		read += len(list)
 		for _, c := range list {
-			if strings.Contains(strings.ToLower(c.Title), q) && len(out) < limit {
+			if holdsAll(strings.ToLower(c.Title), words) && len(out) < limit {
 				out = append(out, c)
 			}
 		}
@@ -155,6 +156,16 @@ func (s *Store) Search(ctx context.Context, owner, query string, limit int) ([]S
 		}
 	}
 	return out, nil
+}
+
+// holdsAll reports whether title holds every one of words.
+func holdsAll(title string, words []string) bool {
+	for _, w := range words {
+		if !strings.Contains(title, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // summaries reads the titles of the index entries zs. Conversations that

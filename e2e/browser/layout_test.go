@@ -542,7 +542,7 @@ func TestBrowserCopyAnswer(t *testing.T) {
 	b := startBrowser(t)
 	tb := b.newTab("copy")
 	grantClipboard(t, tb, mustOrigin(t, base))
-	const source = "# A title\n\nSome **bold** text and `code`.\n\n- one\n- two\n\n```go\nfmt.Println(\"hi\")\n```\n"
+	const source = "# A title\n\nSome **bold** text and `code`.\n\n- one\n- two\n\n```go\nfmt.Println(\"hi\")\n```" // a message ends with no white space (handlers/forms.go)
 	tb.startConversation(base, "[[echo]]Hello")
 	tb.waitFor("the first answer", statusIs(1, "done"))
 	tb.sendRaw("[[echo]]" + source)
