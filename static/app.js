@@ -274,6 +274,22 @@
       { subtree: true, childList: true, attributes: true, attributeFilter: ['hidden', 'disabled'] });
   }
 
+  // localTimes shows the list's times in the reader's own time zone: the
+  // server writes them in UTC, the only zone it knows.
+  function localTimes() {
+    const now = new Date();
+    const day = (d) => d.toDateString();
+    const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    for (const el of document.querySelectorAll('.all-list time[datetime]')) {
+      const t = new Date(el.getAttribute('datetime'));
+      if (isNaN(t)) continue;
+      el.textContent = day(t) === day(now) ? t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+        : day(t) === day(yesterday) ? 'Yesterday'
+        : t.toLocaleDateString([], t.getFullYear() === now.getFullYear() ? { day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short', year: 'numeric' });
+      el.title = t.toLocaleString();
+    }
+  }
+
   // copy handles both copy buttons: a code block's (its code, from the page)
   // and an answer's (its Markdown source, fetched). The button says "Copied"
   // for a moment. Without a clipboard (plain HTTP from another host, or
@@ -321,6 +337,7 @@
     keys();
     editors();
     keepFocus();
+    localTimes();
     copy();
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

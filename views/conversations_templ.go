@@ -321,8 +321,8 @@ func found(n int) string {
 }
 
 // When is a conversation's last change as a list shows it: the time today,
-// "Yesterday", the day this year, else the date (UTC: the server does not
-// know the reader's time zone; the title attribute says so).
+// "Yesterday", the day this year, else the date, in UTC (the server does not
+// know the reader's time zone; app.js writes them again in the reader's).
 func When(t, now time.Time) string {
 	t, now = t.UTC(), now.UTC()
 	sameDay := func(a, b time.Time) bool {

@@ -1,10 +1,13 @@
 package browser_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -83,6 +86,27 @@ func TestBrowserConversationsPage(t *testing.T) {
 	if search := ph.boxOf("#q"); search.Right > evalJS[float64](ph, `window.innerWidth`) {
 		t.Errorf("the search box %+v runs off the screen", search)
 	}
+	// Times are the reader's: in Tokyo, the hour there.
+	tokyo := b.newTab("conversations in Tokyo")
+	if _, err := chromedp.Call(tokyo.ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	tokyo.navigate(base + "/conversations")
+	tokyo.waitFor("the list", `document.querySelectorAll('.all-list li').length === 2`)
+	at, err := time.Parse(time.RFC3339, evalJS[string](tokyo, `document.querySelector('.all-list time').getAttribute('datetime')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := at.In(time.FixedZone("JST", 9*3600))
+	h12 := local.Hour() % 12
+	if h12 == 0 {
+		h12 = 12
+	}
+	shown := evalJS[string](tokyo, `document.querySelector('.all-list time').textContent`)
+	if !strings.HasPrefix(shown, fmt.Sprintf("%02d:%02d", local.Hour(), local.Minute())) && !strings.HasPrefix(shown, fmt.Sprintf("%02d:%02d", h12, local.Minute())) {
+		t.Errorf("in Tokyo the list shows %q for %s, want Tokyo's time (%s)", shown, at.Format(time.RFC3339), local.Format("15:04"))
+	}
+
 	if os.Getenv("PARLEY_SCREENSHOTS") == "1" {
 		saveScreenshot(t, ph, "conversations-phone.png")
 		ph.emulate(phone, "dark")
