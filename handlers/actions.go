@@ -20,15 +20,25 @@ func askerOf(d Deps, r *http.Request) generation.Asker {
 	return generation.Asker{Owner: session.Owner(r.Context()), Addr: d.Clients.Of(r)}
 }
 
-// countAction counts a request that starts no answer but costs Redis work
-// (a stop, rename, switch or settings change, which also notify every
-// viewer; a download or a search, which read much) against the browser's
-// and its address's actions a minute.
+// countAction counts a change that starts no answer (a stop, rename,
+// switch or settings change: each costs Redis work and notices to every
+// viewer) against the browser's and its address's actions a minute.
 func countAction(ctx context.Context, d Deps, a generation.Asker) error {
+	return countPerMinute(ctx, d, a, store.LimitActions)
+}
+
+// countRead counts a download or a search (each reads much: a whole tree,
+// a thousand titles) against a budget of its own, as large as the actions':
+// reading never uses up the Stop of a runaway answer.
+func countRead(ctx context.Context, d Deps, a generation.Asker) error {
+	return countPerMinute(ctx, d, a, store.LimitReads)
+}
+
+func countPerMinute(ctx context.Context, d Deps, a generation.Asker, limit string) error {
 	n := d.Limits.ActionsPerMinute
 	return d.Store.CountAll(ctx,
-		store.Counter{Limit: store.LimitActions, Who: store.Browser(a.Owner), Max: n, Window: time.Minute},
-		store.Counter{Limit: store.LimitActions, Who: store.Address(a.Addr), Max: 3 * n, Window: time.Minute})
+		store.Counter{Limit: limit, Who: store.Browser(a.Owner), Max: n, Window: time.Minute},
+		store.Counter{Limit: limit, Who: store.Address(a.Addr), Max: 3 * n, Window: time.Minute})
 }
 
 // mustOwn checks that the request's browser owns conversation id.

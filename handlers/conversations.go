@@ -47,7 +47,7 @@ func handleConversations(d Deps) http.Handler {
 		l := views.ConversationList{Query: q, Page: page, Now: time.Now()}
 		var list []store.Summary
 		if q != "" {
-			if err = countAction(ctx, d, askerOf(d, r)); err == nil {
+			if err = countRead(ctx, d, askerOf(d, r)); err == nil {
 				// One more than shown: to say there are more.
 				list, err = d.Store.Search(ctx, owner, q, searchResults+1)
 				if len(list) > searchResults {
@@ -61,8 +61,7 @@ func handleConversations(d Deps) http.Handler {
 		var le *store.LimitError
 		switch {
 		case errors.As(err, &le):
-			status, _ = statusOf(d, err)
-			l.Error = "That is a lot of searches in a minute. Try again in " + waitText(le.RetryAfter) + "."
+			status, l.Error = statusOf(d, err)
 			setRetryAfter(w, err)
 		case err != nil:
 			d.Log.Error("list conversations", "err", err)

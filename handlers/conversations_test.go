@@ -87,7 +87,12 @@ func TestConversationsPage(t *testing.T) {
 		t.Fatalf("the third search: status %d, %d shown; want the newest 100 and a word that there are more", code, strings.Count(notes, `<li><a href="/c/`))
 	}
 	code, refused := a.getPage(t, a.Client, "/conversations?q=note")
-	if code != http.StatusTooManyRequests || !strings.Contains(refused, "a lot of searches in a minute. Try again in") || !strings.Contains(refused, `value="note"`) {
+	if code != http.StatusTooManyRequests || !strings.Contains(refused, "a lot of downloads and searches in a minute. Try again in") || !strings.Contains(refused, `value="note"`) {
 		t.Errorf("a search past the limit: status %d; want 429 saying why, the query kept", code)
+	}
+	// Searches have a budget of their own: the owner can still act (a
+	// rename here; Stop the same).
+	if code, body := a.action(t, a.Client, "/c/"+first+"/title", url.Values{"title": {"Still mine to rename"}}); code != http.StatusOK {
+		t.Errorf("a rename after the searches used up their budget: %d %s", code, body)
 	}
 }

@@ -119,6 +119,8 @@ func limitText(le *store.LimitError) string {
 		return "Too many answers are being written for your network at once. Wait for one to finish, or stop it."
 	case le.Limit == store.LimitAnswers:
 		return "You already have answers being written in other conversations. Wait for one to finish, or stop it."
+	case le.Limit == store.LimitReads:
+		return "That is a lot of downloads and searches in a minute. Try again in " + wait + "."
 	case le.Limit == store.LimitActions:
 		return "That is a lot of changes in a minute. Try again in " + wait + "."
 	case le.Limit == store.LimitTokens:

@@ -45,7 +45,7 @@ func handleExport(d Deps, f exportFormat) http.Handler {
 		defer cancel()
 		// A whole tree is read in one script: each download counts as an
 		// action, so that nobody with the link can keep Redis busy with them.
-		if err := countAction(ctx, d, askerOf(d, r)); err != nil {
+		if err := countRead(ctx, d, askerOf(d, r)); err != nil {
 			respond(d, w, r, "/c/"+id, err, nil)
 			return
 		}

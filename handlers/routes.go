@@ -24,9 +24,9 @@ import (
 type Limits struct {
 	MaxMessageBytes int   // one user message
 	MaxBodyBytes    int64 // one request body (form encoding and all)
-	// ActionsPerMinute bounds stops, renames, version switches, settings
-	// changes, downloads and searches by a browser (three times that by an
-	// address); 0 is no limit.
+	// ActionsPerMinute bounds stops, renames, version switches and settings
+	// changes by a browser (three times that by an address), and as many
+	// downloads and searches, counted apart; 0 is no limit.
 	ActionsPerMinute int
 	// ViewersPerAddress bounds the live streams (conversation and sidebar)
 	// one client address may have open in this process; 0 is no limit.

@@ -58,7 +58,7 @@ type Metrics struct {
 // "other").
 var RefusalReasons = []string{
 	"posts_browser", "posts_address", "conversations_browser", "conversations_address",
-	"answers_browser", "answers_address", "actions_browser", "actions_address", "stored_browser", "viewers_address", "tokens_deployment", "capacity",
+	"answers_browser", "answers_address", "actions_browser", "actions_address", "reads_browser", "reads_address", "stored_browser", "viewers_address", "tokens_deployment", "capacity",
 	"too_large", "conversation_full", "forbidden", "busy", "not_found", "unavailable", "other",
 }
 

@@ -175,12 +175,14 @@
   }
 
   // keys: the composer (or the search box of the page of all
-  // conversations) has focus when a page opens, except on touch screens,
+  // conversations, or after "Older ›" its first entry, where the person
+  // was reading) has focus when a page opens, except on touch screens,
   // where it would raise the on-screen keyboard over the page; Escape in the
   // composer stops the answer being written; Ctrl+K (Cmd+K on a Mac, where
   // Ctrl+K edits text) searches the conversations, as in ChatGPT.
   function keys() {
-    const text = byId('text') || byId('q');
+    const paged = new URLSearchParams(location.search).has('page');
+    const text = byId('text') || (paged ? document.querySelector('.all-list a') : byId('q'));
     if (text && !matchMedia('(pointer: coarse)').matches) text.focus({ preventScroll: true });
     const mac = /Mac|iPhone|iPad/.test(navigator.platform);
     if (mac) for (const k of document.querySelectorAll('.shortcut')) k.textContent = '⌘K';

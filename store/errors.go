@@ -31,7 +31,8 @@ const (
 	LimitPosts         = "posts"         // messages and regenerations per minute
 	LimitConversations = "conversations" // conversations started per hour
 	LimitAnswers       = "answers"       // answers being written at once
-	LimitActions       = "actions"       // stops, renames, version switches, settings changes, downloads and searches per minute
+	LimitActions       = "actions"       // stops, renames, version switches and settings changes per minute
+	LimitReads         = "reads"         // downloads and searches per minute (as many as actions, counted apart)
 	LimitStored        = "stored"        // bytes of conversations a browser keeps
 	LimitTokens        = "tokens"        // the deployment's model tokens per day
 )

@@ -73,6 +73,13 @@ func TestBrowserConversationsPage(t *testing.T) {
 	ph.emulate(phone, "light")
 	ph.navigate(base + "/conversations")
 	ph.waitFor("the list", `document.querySelectorAll('.all-list li').length === 2`)
+	// After "Older ›" (here, "‹ Newer" would do the same) the focus is on
+	// the list, where the person was reading.
+	tb.navigate(base + "/conversations?page=1")
+	tb.waitFor("the first page", `document.querySelectorAll('.all-list li').length === 2`)
+	if in := evalJS[bool](tb, `!!document.activeElement?.closest('.all-list')`); !in {
+		t.Error("a page of the list opened with the focus outside the list")
+	}
 	if id := evalJS[string](ph, `document.activeElement.id`); id == "q" {
 		t.Error("on a touch screen the search box took the focus, raising the keyboard")
 	}

@@ -50,7 +50,7 @@ func settings(c *Config) []setting {
 		def(&c.AddrConvs, "conversations-per-hour-per-address", "PARLEY_CONVERSATIONS_PER_HOUR_PER_ADDRESS", Limits, 60,
 			"conversations one client address may start per hour (0: no limit)"),
 		def(&c.ActionsPerMin, "actions-per-minute", "PARLEY_ACTIONS_PER_MINUTE", Limits, 60,
-			"stops, renames, version switches, settings changes, downloads and searches one browser may send per minute (three times that per client address; 0: no limit)"),
+			"stops, renames, version switches and settings changes one browser may send per minute, and as many downloads and searches, counted apart (three times that per client address; 0: no limit)"),
 		def(&c.DailyTokens, "daily-tokens", "PARLEY_DAILY_TOKENS", Limits, 2_000_000,
 			"model tokens (prompt and answer, about 4 bytes each) the whole deployment may use per UTC day; new answers are refused past it (0: no budget)"),
 		def(&c.OwnerGens, "max-generations-per-browser", "PARLEY_MAX_GENERATIONS_PER_BROWSER", Limits, 3,
