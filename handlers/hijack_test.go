@@ -102,15 +102,7 @@ func checkStreamHead(t *testing.T, r *http.Response) {
 // sidebarStream opens the browser's sidebar stream.
 func (a *app) sidebarStream(t *testing.T) (*http.Response, context.CancelFunc) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+"/sidebar/events", nil)
-	req.Header.Set("Datastar-Request", "true")
-	res, err := a.Client.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	return res, func() { cancel(); res.Body.Close() }
+	return a.stream(t, "/sidebar/events")
 }
 
 // TestHijackedStreamOverHTTP10: an HTTP/1.0 client cannot read chunks, so

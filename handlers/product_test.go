@@ -177,8 +177,14 @@ func TestTitleRenameAndList(t *testing.T) {
 // events opens a conversation's stream after cursor.
 func (a *app) events(t *testing.T, conv, cursor string) (*http.Response, context.CancelFunc) {
 	t.Helper()
+	return a.stream(t, "/c/"+conv+"/events?after="+cursor)
+}
+
+// stream opens the live stream at path as the page's Datastar client does.
+func (a *app) stream(t *testing.T, path string) (*http.Response, context.CancelFunc) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+"/c/"+conv+"/events?after="+cursor, nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+path, nil)
 	req.Header.Set("Datastar-Request", "true")
 	res, err := a.Client.Do(req)
 	if err != nil {
